@@ -1,0 +1,42 @@
+/** A dense host array: dtype, shape and a row-major typed array. */
+import { allocHost, castScalar, type DType, type HostData } from './dtype.js';
+import { sizeOf, type Shape } from './shape.js';
+
+export class HostArray {
+  constructor(
+    readonly dtype: DType,
+    readonly shape: Shape,
+    readonly data: HostData,
+  ) {
+    if (data.length !== sizeOf(shape)) {
+      throw new Error(`HostArray: data length ${data.length} does not match shape [${shape.join(',')}]`);
+    }
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  static zeros(dtype: DType, shape: Shape, wide = false): HostArray {
+    return new HostArray(dtype, [...shape], allocHost(dtype, sizeOf(shape), wide));
+  }
+
+  static scalar(value: number, dtype: DType): HostArray {
+    const a = HostArray.zeros(dtype, []);
+    a.data[0] = castScalar(value, dtype);
+    return a;
+  }
+
+  /** True when floats are stored in float64 (reference mode) although dtype is narrower. */
+  get wide(): boolean {
+    return this.data instanceof Float64Array && this.dtype !== 'f64';
+  }
+}
+
+/** Rounds every element of a float array in place to its dtype's precision. */
+export function roundInPlace(a: HostArray): HostArray {
+  if (a.wide || a.dtype === 'f64' || a.dtype === 'f32') return a; // typed array already rounds f32
+  const d = a.data;
+  for (let i = 0; i < d.length; i++) d[i] = castScalar(d[i]!, a.dtype);
+  return a;
+}

@@ -1,0 +1,152 @@
+/**
+ * Tracing: a stack of trace contexts. While one is active every primitive application is
+ * recorded into the innermost context as an equation; with none active it runs eagerly on
+ * the host through the reference interpreter's implementation.
+ */
+import { NexgradError } from './errors.js';
+import { HostArray } from './host.js';
+import { type Atom, type Eqn, Literal, Program, type ProgramConst, Var, type AbstractValue } from './program.js';
+import type { PrimName, PrimParams } from './primitive.js';
+import { PRIMS } from './primitives/index.js';
+import { Tensor } from './tensor.js';
+
+export class TraceContext {
+  readonly eqns: Eqn[] = [];
+  readonly consts: ProgramConst[] = [];
+  /** Tracers of enclosing traces used inside this one: extra program inputs. */
+  readonly captured: { tensor: Tensor; v: Var }[] = [];
+  private readonly lifted = new Map<Tensor, Var>();
+  active = true;
+
+  constructor(readonly level: number) {}
+
+  /** The atom standing for `t` inside this trace (lifting outer tracers and concrete data). */
+  atomFor(t: Tensor): Atom {
+    if (t._trace === this) return t._var!;
+    if (t._trace && !t._trace.active) {
+      throw new NexgradError(
+        `a traced tensor ${t.dtype}[${t.shape.join(',')}] escaped the function it was traced in; return it instead of keeping it`,
+      );
+    }
+    const host = t._host;
+    if (host && host.shape.length === 0 && !host.wide) return new Literal(host.data[0]!, host.dtype);
+    let v = this.lifted.get(t);
+    if (v) return v;
+    v = new Var({ shape: t.shape, dtype: t.dtype });
+    this.lifted.set(t, v);
+    if (host) this.consts.push({ v, value: host });
+    else this.captured.push({ tensor: t, v });
+    return v;
+  }
+}
+
+const stack: TraceContext[] = [];
+
+export function currentTrace(): TraceContext | undefined {
+  return stack[stack.length - 1];
+}
+
+export function isTracing(): boolean {
+  return stack.length > 0;
+}
+
+/** Applies a primitive: records it in the active trace, or evaluates it eagerly. */
+export function bind<K extends PrimName>(prim: K, inputs: readonly Tensor[], params: PrimParams[K]): Tensor[] {
+  const def = PRIMS[prim];
+  const avals = inputs.map((t) => t.aval);
+  const outAvals = def.shape(avals, params);
+  const ctx = currentTrace();
+  if (ctx) {
+    const atoms = inputs.map((t) => ctx.atomFor(t));
+    const outputs = outAvals.map((a) => new Var(a));
+    ctx.eqns.push({ prim, params: params as Record<string, unknown>, inputs: atoms, outputs });
+    return outputs.map((v) => Tensor._traced(ctx, v));
+  }
+  const hosts = inputs.map((t) => {
+    if (!t._host) {
+      throw new NexgradError(`${prim}: a traced tensor escaped the function it was traced in; return it instead of keeping it`);
+    }
+    return t._host;
+  });
+  const outs = def.impl(hosts, params, { wide: hosts.some((h) => h.wide) });
+  return outs.map((h) => Tensor._concrete(h));
+}
+
+export function bind1<K extends PrimName>(prim: K, inputs: readonly Tensor[], params: PrimParams[K]): Tensor {
+  return bind(prim, inputs, params)[0]!;
+}
+
+export interface Traced {
+  readonly program: Program;
+  /** Tracers of enclosing traces the function used: the program's trailing inputs. */
+  readonly captured: readonly Tensor[];
+}
+
+/**
+ * Traces `fn` on fresh tracers with the given abstract values into a Program whose inputs are
+ * the arguments followed by any captured outer tracers.
+ */
+export function traceFlat(fn: (...args: Tensor[]) => Tensor[], avals: readonly AbstractValue[]): Traced {
+  const ctx = new TraceContext(stack.length);
+  const inVars = avals.map((a) => new Var({ shape: [...a.shape], dtype: a.dtype }));
+  stack.push(ctx);
+  let outAtoms: Atom[];
+  try {
+    const outs = fn(...inVars.map((v) => Tensor._traced(ctx, v)));
+    outAtoms = outs.map((t) => ctx.atomFor(t));
+  } finally {
+    stack.pop();
+    ctx.active = false;
+  }
+  const program = new Program(
+    [...inVars, ...ctx.captured.map((c) => c.v)],
+    ctx.eqns,
+    outAtoms,
+    ctx.consts,
+  );
+  return { program, captured: ctx.captured.map((c) => c.tensor) };
+}
+
+const constTensors = new WeakMap<ProgramConst, Tensor>();
+
+function constTensor(c: ProgramConst): Tensor {
+  let t = constTensors.get(c);
+  if (!t) {
+    t = Tensor._concrete(c.value);
+    constTensors.set(c, t);
+  }
+  return t;
+}
+
+export function literalTensor(l: Literal): Tensor {
+  return Tensor._concrete(HostArray.scalar(l.value, l.dtype));
+}
+
+/** Reads an atom from an environment of tensors. */
+export function readAtom(env: Map<Var, Tensor>, a: Atom): Tensor {
+  if (a instanceof Literal) return literalTensor(a);
+  const t = env.get(a);
+  if (!t) throw new NexgradError(`internal: variable used before definition in program`);
+  return t;
+}
+
+/** Seeds an environment with a program's inputs and constants. */
+export function programEnv(p: Program, inputs: readonly Tensor[]): Map<Var, Tensor> {
+  if (inputs.length !== p.inputs.length) {
+    throw new NexgradError(`program expects ${p.inputs.length} inputs, got ${inputs.length}`);
+  }
+  const env = new Map<Var, Tensor>();
+  p.inputs.forEach((v, i) => env.set(v, inputs[i]!));
+  for (const c of p.consts) env.set(c.v, constTensor(c));
+  return env;
+}
+
+/** Evaluates a program by binding each equation (eagerly, or into the active trace). */
+export function evalProgram(p: Program, inputs: readonly Tensor[]): Tensor[] {
+  const env = programEnv(p, inputs);
+  for (const e of p.eqns) {
+    const outs = bind(e.prim as PrimName, e.inputs.map((a) => readAtom(env, a)), e.params as never);
+    e.outputs.forEach((v, i) => env.set(v, outs[i]!));
+  }
+  return p.outputs.map((a) => readAtom(env, a));
+}

@@ -1,0 +1,598 @@
+/**
+ * A strict, self-contained safetensors reader and writer on typed arrays.
+ *
+ * Layout: an 8-byte little-endian u64 header length N, N bytes of UTF-8 JSON mapping each
+ * tensor name to {dtype, shape, data_offsets: [begin, end]} (plus an optional
+ * "__metadata__": {string: string}), then the data section; offsets are relative to its
+ * start (byte 8 + N). Data is little-endian and row-major.
+ *
+ * The reader validates the whole header (dtypes, shapes, offsets, sizes, overlaps) before it
+ * touches the data, so a hostile or truncated file yields a SafetensorsError and never an
+ * allocation larger than the file itself. Aligned F64/F32/I32/... tensors on a little-endian
+ * host are returned as views into the input bytes (zero copy): mutating them mutates the input.
+ */
+
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+
+export type SafeDType =
+  | 'F64' | 'F32' | 'F16' | 'BF16'
+  | 'I64' | 'I32' | 'I16' | 'I8'
+  | 'U64' | 'U32' | 'U16' | 'U8'
+  | 'BOOL';
+
+/**
+ * Host storage per dtype: F64 Float64Array; F32, F16, BF16 Float32Array (F16/BF16 widened
+ * exactly); I64 and U64 Float64Array (integers within +-2^53); I32 Int32Array; I16 Int16Array;
+ * I8 Int8Array; U32 Uint32Array; U16 Uint16Array; U8 Uint8Array; BOOL Uint8Array of 0/1.
+ */
+export type SafeData =
+  | Float64Array | Float32Array
+  | Int32Array | Int16Array | Int8Array
+  | Uint32Array | Uint16Array | Uint8Array;
+
+export interface SafeTensor {
+  dtype: SafeDType;
+  shape: number[];
+  data: SafeData;
+}
+
+export interface SafetensorsFile {
+  tensors: Map<string, SafeTensor>;
+  metadata: Record<string, string>;
+}
+
+export class SafetensorsError extends Error {
+  /** The file (or other source label) involved, when known. */
+  readonly file: string | undefined;
+  /** The tensor involved, when the problem is specific to one. */
+  readonly tensor: string | undefined;
+
+  constructor(problem: string, where: { file?: string; tensor?: string; cause?: unknown } = {}) {
+    const parts: string[] = [];
+    if (where.file !== undefined) parts.push(where.file);
+    if (where.tensor !== undefined) parts.push(`tensor ${JSON.stringify(where.tensor)}`);
+    parts.push(problem);
+    super(parts.join(': '), where.cause === undefined ? undefined : { cause: where.cause });
+    this.name = 'SafetensorsError';
+    this.file = where.file;
+    this.tensor = where.tensor;
+  }
+}
+
+type Ctor =
+  | Float64ArrayConstructor | Float32ArrayConstructor
+  | Int32ArrayConstructor | Int16ArrayConstructor | Int8ArrayConstructor
+  | Uint32ArrayConstructor | Uint16ArrayConstructor | Uint8ArrayConstructor;
+
+interface DTypeInfo {
+  /** Bytes per element in the file. */
+  readonly size: number;
+  /** The typed array holding the decoded values on the host. */
+  readonly host: Ctor;
+}
+
+const DTYPES: Readonly<Record<SafeDType, DTypeInfo>> = {
+  F64: { size: 8, host: Float64Array },
+  F32: { size: 4, host: Float32Array },
+  F16: { size: 2, host: Float32Array },
+  BF16: { size: 2, host: Float32Array },
+  I64: { size: 8, host: Float64Array },
+  I32: { size: 4, host: Int32Array },
+  I16: { size: 2, host: Int16Array },
+  I8: { size: 1, host: Int8Array },
+  U64: { size: 8, host: Float64Array },
+  U32: { size: 4, host: Uint32Array },
+  U16: { size: 2, host: Uint16Array },
+  U8: { size: 1, host: Uint8Array },
+  BOOL: { size: 1, host: Uint8Array },
+};
+
+function isSafeDType(x: unknown): x is SafeDType {
+  return typeof x === 'string' && Object.prototype.hasOwnProperty.call(DTYPES, x);
+}
+
+/** The reference implementation's cap on the JSON header. */
+const MAX_HEADER_BYTES = 100_000_000;
+const METADATA_KEY = '__metadata__';
+const ENTRY_KEYS = new Set(['dtype', 'shape', 'data_offsets']);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const TWO_32 = 4294967296;
+/** Matches an unpaired UTF-16 surrogate, which UTF-8 cannot encode. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+export const TORCH_CONVERT_COMMAND =
+  `python -c "import torch; from safetensors.torch import save_file; ` +
+  `sd=torch.load('in.pt', map_location='cpu', weights_only=True); sd=sd.get('model', sd); ` +
+  `save_file({k: v.contiguous() for k, v in sd.items()}, 'out.safetensors')"`;
+
+function pickleError(file: string | undefined, why: string): SafetensorsError {
+  return new SafetensorsError(
+    `${why}: this looks like a PyTorch pickle checkpoint, not safetensors. Pickle files are not ` +
+      `unpickled because loading one can run arbitrary code. Convert it to safetensors first:\n  ` +
+      TORCH_CONVERT_COMMAND,
+    { file },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+interface Entry {
+  name: string;
+  dtype: SafeDType;
+  shape: number[];
+  numel: number;
+  begin: number;
+  end: number;
+}
+
+/**
+ * Parses a safetensors file held in memory. `source` labels errors (usually the file path).
+ * Returned tensors are in data order; aligned tensors may be views into `bytes`.
+ */
+export function parseSafetensors(bytes: Uint8Array, source?: string): SafetensorsFile {
+  const fail = (problem: string, tensor?: string, cause?: unknown): SafetensorsError =>
+    new SafetensorsError(problem, { file: source, tensor, cause });
+
+  if (bytes.length < 8) {
+    throw fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length field`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLen = view.getBigUint64(0, true);
+  const plausible = headerLen <= BigInt(bytes.length - 8) && bytes[8] === 0x7b; // '{'
+  if (!plausible && (bytes[0] === 0x80 || startsWithZipMagic(bytes))) {
+    throw pickleError(source, 'file starts with a pickle/zip signature');
+  }
+  if (headerLen > BigInt(MAX_HEADER_BYTES)) {
+    throw fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  }
+  if (headerLen > BigInt(bytes.length - 8)) {
+    throw fail(`header length ${headerLen} runs past the end of the file (${bytes.length} bytes)`);
+  }
+  const n = Number(headerLen);
+  const dataStart = 8 + n;
+  const dataLen = bytes.length - dataStart;
+
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart));
+  } catch (e) {
+    throw fail('header is not valid UTF-8', undefined, e);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    throw fail(`header is not valid JSON (${e instanceof Error ? e.message : String(e)})`, undefined, e);
+  }
+  if (!isPlainObject(header)) throw fail('header JSON is not an object');
+
+  // Validate every entry before decoding anything.
+  const metadata = parseMetadata(header[METADATA_KEY], fail);
+  const entries: Entry[] = [];
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === METADATA_KEY) continue;
+    entries.push(parseEntry(name, raw, dataLen, (p) => fail(p, name)));
+  }
+
+  // Sort by (begin, end): the writer's order. Then non-empty ranges must not overlap.
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let prev: Entry | undefined;
+  for (const e of entries) {
+    if (e.begin === e.end) continue;
+    if (prev !== undefined && e.begin < prev.end) {
+      throw fail(
+        `data_offsets [${e.begin}, ${e.end}] overlap tensor ${JSON.stringify(prev.name)} ` +
+          `at [${prev.begin}, ${prev.end}]`,
+        e.name,
+      );
+    }
+    prev = e;
+  }
+
+  const tensors = new Map<string, SafeTensor>();
+  for (const e of entries) {
+    const data = decode(bytes, dataStart + e.begin, e, (p) => fail(p, e.name));
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Reads a .safetensors file. PyTorch pickle checkpoints (.pt/.pth/.bin/.ckpt, or any file
+ * with a zip or pickle signature) are rejected with instructions for converting them.
+ */
+export function readSafetensors(path: string): SafetensorsFile {
+  if (/\.(pt|pth|bin|ckpt)$/i.test(path)) {
+    throw pickleError(path, 'refusing to read a .pt/.pth/.bin/.ckpt file');
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(path);
+  } catch (e) {
+    throw new SafetensorsError(`cannot read file (${e instanceof Error ? e.message : String(e)})`, {
+      file: path,
+      cause: e,
+    });
+  }
+  return parseSafetensors(bytes, path);
+}
+
+function startsWithZipMagic(b: Uint8Array): boolean {
+  return b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04;
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function parseMetadata(
+  raw: unknown,
+  fail: (problem: string) => SafetensorsError,
+): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  if (!isPlainObject(raw)) throw fail(`${METADATA_KEY} is not an object of strings`);
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') {
+      throw fail(`${METADATA_KEY} value for key ${JSON.stringify(k)} is not a string`);
+    }
+  }
+  // fromEntries defines own properties, so a "__proto__" key stays an ordinary key.
+  return Object.fromEntries(Object.entries(raw as Record<string, string>));
+}
+
+/** Validates shape entries and returns the element count, or a problem description. */
+function checkShape(shape: unknown): number | string {
+  if (!Array.isArray(shape)) return 'shape is not an array';
+  let numel = 1;
+  let empty = false;
+  for (const d of shape) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      return `shape ${JSON.stringify(shape)} has an entry that is not a non-negative integer`;
+    }
+    if (d === 0) empty = true;
+    numel *= d; // may reach Infinity (or NaN after a 0): handled below
+  }
+  if (empty) return 0;
+  // The running product never shrinks, so checking the final value catches every overflow.
+  if (!(numel <= Number.MAX_SAFE_INTEGER)) {
+    return `shape ${JSON.stringify(shape)} has more than 2^53 elements`;
+  }
+  return numel;
+}
+
+function parseEntry(
+  name: string,
+  raw: unknown,
+  dataLen: number,
+  fail: (problem: string) => SafetensorsError,
+): Entry {
+  if (!isPlainObject(raw)) throw fail('header entry is not an object');
+  for (const k of Object.keys(raw)) {
+    if (!ENTRY_KEYS.has(k)) throw fail(`header entry has unknown field ${JSON.stringify(k)}`);
+  }
+  const { dtype, shape, data_offsets: offsets } = raw;
+  if (dtype === undefined) throw fail('header entry is missing "dtype"');
+  if (typeof dtype !== 'string') throw fail('dtype is not a string');
+  if (!isSafeDType(dtype)) {
+    throw fail(`unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
+  }
+  if (shape === undefined) throw fail('header entry is missing "shape"');
+  const numel = checkShape(shape);
+  if (typeof numel === 'string') throw fail(numel);
+  if (offsets === undefined) throw fail('header entry is missing "data_offsets"');
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every((o) => typeof o === 'number' && Number.isSafeInteger(o))
+  ) {
+    throw fail(`data_offsets ${JSON.stringify(offsets)} is not a pair of integers`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (!(begin >= 0 && begin <= end && end <= dataLen)) {
+    throw fail(
+      `data_offsets [${begin}, ${end}] are out of range: need 0 <= begin <= end <= ${dataLen} ` +
+        `(the data section length)`,
+    );
+  }
+  const need = numel * DTYPES[dtype].size; // exact: numel <= 2^53 times a power of two
+  if (end - begin !== need) {
+    throw fail(
+      `data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape ` +
+        `${JSON.stringify(shape)} of ${dtype} needs ${need} bytes`,
+    );
+  }
+  return { name, dtype, shape: (shape as number[]).slice(), numel, begin, end };
+}
+
+/** Byte-reverses each `size`-byte element of b[off, off+len) in place (big-endian hosts). */
+function swapBytes(b: Uint8Array, off: number, len: number, size: number): void {
+  if (size === 1) return;
+  for (let i = off; i < off + len; i += size) {
+    for (let lo = i, hi = i + size - 1; lo < hi; lo++, hi--) {
+      const t = b[lo]!;
+      b[lo] = b[hi]!;
+      b[hi] = t;
+    }
+  }
+}
+
+/**
+ * n elements of `ctor` stored little-endian at absolute byte `at` of `bytes`: a view when the
+ * host is little-endian and the address is aligned, otherwise a (byte-swapped) copy.
+ */
+function rawArray<C extends Ctor>(ctor: C, bytes: Uint8Array, at: number, n: number): InstanceType<C> {
+  const size = ctor.BYTES_PER_ELEMENT;
+  const abs = bytes.byteOffset + at;
+  if (LITTLE_ENDIAN && abs % size === 0) {
+    // (The cast only satisfies the union of constructor overloads; a SharedArrayBuffer works too.)
+    return new ctor(bytes.buffer as ArrayBuffer, abs, n) as InstanceType<C>;
+  }
+  const out = new ctor(n) as InstanceType<C>;
+  const raw = new Uint8Array(out.buffer);
+  raw.set(bytes.subarray(at, at + n * size));
+  if (!LITTLE_ENDIAN) swapBytes(raw, 0, raw.length, size);
+  return out;
+}
+
+function decode(
+  bytes: Uint8Array,
+  at: number,
+  e: Entry,
+  fail: (problem: string) => SafetensorsError,
+): SafeData {
+  const n = e.numel;
+  switch (e.dtype) {
+    case 'F64':
+    case 'F32':
+    case 'I32':
+    case 'I16':
+    case 'I8':
+    case 'U32':
+    case 'U16':
+    case 'U8':
+      return rawArray(DTYPES[e.dtype].host, bytes, at, n);
+    case 'BOOL': {
+      const raw = bytes.subarray(at, at + n);
+      const bad = raw.findIndex((v) => v > 1);
+      if (bad >= 0) throw fail(`BOOL element ${bad} has byte value ${raw[bad]} (must be 0 or 1)`);
+      return rawArray(Uint8Array, bytes, at, n);
+    }
+    case 'F16':
+    case 'BF16': {
+      const half = rawArray(Uint16Array, bytes, at, n);
+      const out = new Float32Array(n);
+      const bits = new Uint32Array(out.buffer); // writing bits preserves NaN payloads
+      if (e.dtype === 'BF16') for (let i = 0; i < n; i++) bits[i] = half[i]! << 16;
+      else for (let i = 0; i < n; i++) bits[i] = f16BitsToF32Bits(half[i]!);
+      return out;
+    }
+    case 'I64':
+    case 'U64': {
+      const words = rawArray(Uint32Array, bytes, at, 2 * n); // (lo, hi) pairs
+      const out = new Float64Array(n);
+      const signed = e.dtype === 'I64';
+      for (let i = 0; i < n; i++) {
+        const hi = signed ? words[2 * i + 1]! | 0 : words[2 * i + 1]!;
+        const v = hi * TWO_32 + words[2 * i]!;
+        // |true value| >= 2^53 rounds to a value >= 2^53, so this catches every loss.
+        if (!Number.isSafeInteger(v)) {
+          throw fail(`${e.dtype} element ${i} does not fit in a JS number (beyond +-2^53)`);
+        }
+        out[i] = v;
+      }
+      return out;
+    }
+  }
+}
+
+/** Exact widening of IEEE binary16 bits to binary32 bits. */
+function f16BitsToF32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exp = (h >>> 10) & 0x1f;
+  let man = h & 0x3ff;
+  if (exp === 0x1f) return (sign | 0x7f800000 | (man << 13)) >>> 0; // inf / NaN
+  if (exp !== 0) return (sign | ((exp + 112) << 23) | (man << 13)) >>> 0; // rebias 15 -> 127
+  if (man === 0) return sign >>> 0; // +-0
+  // Subnormal: value = man * 2^-24; shift the leading one up to the implicit-bit position.
+  let e = 113; // f32 biased exponent of 2^-14
+  while ((man & 0x400) === 0) {
+    man <<= 1;
+    e--;
+  }
+  return (sign | (e << 23) | ((man & 0x3ff) << 13)) >>> 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/** binary32 bits -> binary16 bits, rounding to nearest even; NaN stays NaN (payload kept). */
+function f32BitsToF16Bits(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const e = (x >>> 23) & 0xff;
+  const m = x & 0x7fffff;
+  if (e === 0xff) {
+    if (m === 0) return sign | 0x7c00;
+    const payload = m >>> 13;
+    return sign | 0x7c00 | (payload === 0 ? 0x200 : payload);
+  }
+  const exp = e - 127 + 15;
+  if (exp >= 0x1f) return sign | 0x7c00; // overflow -> inf
+  if (exp <= 0) {
+    // Result is subnormal (or zero): count units of 2^-24. Below 2^-25 everything rounds to 0.
+    if (exp < -10) return sign;
+    const full = m | 0x800000;
+    const shift = 14 - exp; // 14..24
+    let r = full >>> shift;
+    const rem = full & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && (r & 1) === 1)) r++; // may carry into the exponent
+    return sign | r;
+  }
+  let r = (exp << 10) | (m >>> 13);
+  const rem = m & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (r & 1) === 1)) r++; // carry may give inf: correct
+  return sign | r;
+}
+
+/** binary32 bits -> bfloat16 bits, rounding to nearest even; NaN stays NaN. */
+function f32BitsToBf16Bits(x: number): number {
+  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) {
+    const top = x >>> 16;
+    return (top & 0x7f) === 0 ? top | 0x40 : top;
+  }
+  return (x + 0x7fff + ((x >>> 16) & 1)) >>> 16; // x < 2^32 - 2^16 here, so no wrap
+}
+
+/** The typed-array name each dtype's data must have when writing. */
+function hostName(d: SafeDType): string {
+  return DTYPES[d].host.name;
+}
+
+/** Validates one tensor for writing and returns its element count. */
+function checkForWrite(name: string, t: SafeTensor): number {
+  const fail = (p: string): SafetensorsError => new SafetensorsError(p, { tensor: name });
+  if (name === METADATA_KEY) throw fail(`"${METADATA_KEY}" is reserved and cannot name a tensor`);
+  if (LONE_SURROGATE.test(name)) throw fail('name contains an unpaired UTF-16 surrogate');
+  if (t === null || typeof t !== 'object') throw fail('value is not a tensor');
+  if (!isSafeDType(t.dtype)) throw fail(`unknown dtype ${JSON.stringify(t.dtype)}`);
+  const numel = checkShape(t.shape);
+  if (typeof numel === 'string') throw fail(numel);
+  // toStringTag names the typed array class, and works across realms (unlike instanceof).
+  const tag: unknown = ArrayBuffer.isView(t.data)
+    ? (t.data as unknown as Record<symbol, unknown>)[Symbol.toStringTag]
+    : typeof t.data;
+  if (tag !== hostName(t.dtype)) {
+    throw fail(`${t.dtype} data must be a ${hostName(t.dtype)}, got ${tag}`);
+  }
+  if (t.data.length !== numel) {
+    throw fail(`data has ${t.data.length} elements but shape ${JSON.stringify(t.shape)} needs ${numel}`);
+  }
+  return numel;
+}
+
+/** Writes t's elements little-endian into out at byte `at`. */
+function encode(name: string, t: SafeTensor, out: Uint8Array, at: number): void {
+  const fail = (p: string): SafetensorsError => new SafetensorsError(p, { tensor: name });
+  const n = t.data.length;
+  let src: SafeData = t.data;
+  switch (t.dtype) {
+    case 'BOOL': {
+      const bad = t.data.findIndex((v) => v !== 0 && v !== 1);
+      if (bad >= 0) throw fail(`BOOL element ${bad} is ${t.data[bad]} (must be 0 or 1)`);
+      break;
+    }
+    case 'F16':
+    case 'BF16': {
+      const f = t.data as Float32Array;
+      const bits = new Uint32Array(f.buffer, f.byteOffset, n);
+      const half = new Uint16Array(n);
+      const conv = t.dtype === 'F16' ? f32BitsToF16Bits : f32BitsToBf16Bits;
+      for (let i = 0; i < n; i++) half[i] = conv(bits[i]!);
+      src = half;
+      break;
+    }
+    case 'I64':
+    case 'U64': {
+      const words = new Uint32Array(2 * n);
+      for (let i = 0; i < n; i++) {
+        const v = t.data[i]!;
+        const ok = Number.isSafeInteger(v) && (t.dtype === 'I64' || v >= 0);
+        if (!ok) throw fail(`element ${i} (${v}) is not a${t.dtype === 'U64' ? ' non-negative' : 'n'} integer within +-2^53`);
+        const hi = Math.floor(v / TWO_32);
+        words[2 * i] = v - hi * TWO_32;
+        words[2 * i + 1] = hi >>> 0; // two's complement for negative hi
+      }
+      src = words;
+      break;
+    }
+    default:
+      break;
+  }
+  out.set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength), at);
+  if (!LITTLE_ENDIAN) swapBytes(out, at, src.byteLength, src.BYTES_PER_ELEMENT);
+}
+
+/**
+ * Serializes tensors (in iteration order, back to back) with optional string metadata. The
+ * header is padded with spaces so the data section starts at a multiple of 8 bytes.
+ */
+export function serializeSafetensors(
+  tensors: Record<string, SafeTensor> | Map<string, SafeTensor>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
+  // The header JSON is assembled by hand so its keys keep the data order (a JS object would
+  // move integer-like names first).
+  const parts: string[] = [];
+  if (metadata !== undefined && Object.keys(metadata).length > 0) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') {
+        throw new SafetensorsError(`metadata value for key ${JSON.stringify(k)} is not a string`);
+      }
+      if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v)) {
+        throw new SafetensorsError(`metadata key ${JSON.stringify(k)} or its value has an unpaired surrogate`);
+      }
+    }
+    parts.push(`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`);
+  }
+  const seen = new Set<string>();
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const [name, t] of list) {
+    if (seen.has(name)) throw new SafetensorsError('duplicate tensor name', { tensor: name });
+    seen.add(name);
+    const bytes = checkForWrite(name, t) * DTYPES[t.dtype].size;
+    const entry = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    parts.push(`${JSON.stringify(name)}:${JSON.stringify(entry)}`);
+    offsets.push(offset);
+    offset += bytes;
+  }
+
+  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
+  const padded = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + padded + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length, 8 + padded); // pad with spaces, as the reference does
+  list.forEach(([name, t], i) => encode(name, t, out, 8 + padded + offsets[i]!));
+  return out;
+}
+
+/**
+ * Serializes and writes atomically: the bytes go to `${path}.tmp-<pid>-<random>`, are synced,
+ * then renamed over `path`. On any failure the temp file is removed and `path` is untouched.
+ */
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, SafeTensor> | Map<string, SafeTensor>,
+  metadata?: Record<string, string>,
+): void {
+  const bytes = serializeSafetensors(tensors, metadata);
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  let created = false;
+  try {
+    const fd = fs.openSync(tmp, 'wx'); // 'wx': never clobber an existing file
+    created = true;
+    try {
+      fs.writeFileSync(fd, bytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, path);
+  } catch (e) {
+    if (created) {
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // best effort: the original error matters more
+      }
+    }
+    throw new SafetensorsError(`write failed (${e instanceof Error ? e.message : String(e)})`, {
+      file: path,
+      cause: e,
+    });
+  }
+}
