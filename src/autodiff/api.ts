@@ -1,0 +1,185 @@
+/** The public autodiff transformations over pytree functions. */
+import { isFloat } from '../ir/dtype.js';
+import { NexgradError, OpError } from '../ir/errors.js';
+import { traceTree } from '../ir/functional.js';
+import * as ops from '../ir/ops.js';
+import type { MaybeTensor } from '../ir/primitive.js';
+import { treeFlatten, treeUnflatten } from '../ir/pytree.js';
+import type { Tensor } from '../ir/tensor.js';
+import { bind, traceFlat } from '../ir/trace.js';
+import { jvpProgram } from './jvp_program.js';
+import { vjpProgram } from './vjp_program.js';
+
+type Fn = (...args: any[]) => any;
+
+function zerosFor(ct: MaybeTensor, like: Tensor): Tensor {
+  return ct ?? ops.zerosLike(like);
+}
+
+/** vjp(fn, ...primals) -> [out, vjpFn]; vjpFn(outCotangent) returns one cotangent per primal. */
+export function vjp(fn: Fn, ...primals: unknown[]): [any, (ct: unknown) => any[]] {
+  const t = traceTree('vjp', fn, primals);
+  const flats = primals.map((p, i) => treeFlatten(p, 'vjp', `argument ${i}`));
+  const leaves = flats.flatMap((f) => f.leaves);
+  const lin = vjpProgram(t.program, [...leaves, ...t.captured]);
+  const out = treeUnflatten(t.outDef, lin.outputs);
+  const vjpFn = (ct: unknown): any[] => {
+    const fc = treeFlatten(ct, 'vjp', 'cotangent');
+    if (fc.leaves.length !== lin.outputs.length) {
+      throw new NexgradError(`vjp: the cotangent has ${fc.leaves.length} leaves, the output has ${lin.outputs.length}`);
+    }
+    fc.leaves.forEach((c, i) => {
+      const o = lin.outputs[i]!;
+      if (c.dtype !== o.dtype || c.shape.join() !== o.shape.join()) {
+        throw new NexgradError(`vjp: cotangent ${i} is ${c.dtype}[${c.shape.join(',')}], the output is ${o.dtype}[${o.shape.join(',')}]`);
+      }
+    });
+    const cts = lin.backward(fc.leaves);
+    let k = 0;
+    return flats.map((f) => treeUnflatten(f.def, f.leaves.map((l) => zerosFor(cts[k++] ?? null, l))));
+  };
+  return [out, vjpFn];
+}
+
+/** jvp(fn, primals, tangents) -> [out, tangentOut]. */
+export function jvp(fn: Fn, primals: readonly unknown[], tangents: readonly unknown[]): [any, any] {
+  if (!Array.isArray(primals) || !Array.isArray(tangents) || primals.length !== tangents.length) {
+    throw new NexgradError('jvp: primals and tangents must be arrays of the same length');
+  }
+  const t = traceTree('jvp', fn, primals);
+  const pl = primals.flatMap((p, i) => treeFlatten(p, 'jvp', `primal ${i}`).leaves);
+  const tl = tangents.flatMap((p, i) => treeFlatten(p, 'jvp', `tangent ${i}`).leaves);
+  if (pl.length !== tl.length) throw new NexgradError(`jvp: primals have ${pl.length} leaves, tangents ${tl.length}`);
+  pl.forEach((p, i) => {
+    const q = tl[i]!;
+    if (p.dtype !== q.dtype || p.shape.join() !== q.shape.join()) {
+      throw new NexgradError(`jvp: tangent ${i} is ${q.dtype}[${q.shape.join(',')}], its primal is ${p.dtype}[${p.shape.join(',')}]`);
+    }
+  });
+  const r = jvpProgram(t.program, [...pl, ...t.captured], [...tl, ...t.captured.map(() => null)]);
+  return [treeUnflatten(t.outDef, r.outputs), treeUnflatten(t.outDef, r.tangents.map((x, i) => zerosFor(x, r.outputs[i]!)))];
+}
+
+export interface GradOptions {
+  /** Which arguments to differentiate (default 0); an array gives a tuple of gradients. */
+  argnums?: number | readonly number[];
+  /** fn returns [value, aux]; aux is passed through undifferentiated. */
+  hasAux?: boolean;
+}
+
+function gradCore(op: string, fn: Fn, opts: GradOptions, args: unknown[]): { value: Tensor; aux: unknown; grads: unknown } {
+  const argnums = opts.argnums ?? 0;
+  const nums = typeof argnums === 'number' ? [argnums] : [...argnums];
+  for (const n of nums) {
+    if (!Number.isInteger(n) || n < 0 || n >= args.length) {
+      throw new NexgradError(`${op}: argnums ${JSON.stringify(argnums)} is out of range for ${args.length} arguments`);
+    }
+  }
+  const fixed = args.map((_, i) => !nums.includes(i));
+  // trace with the differentiated args first, in argnums order
+  const order = [...nums, ...args.map((_, i) => i).filter((i) => fixed[i])];
+  const permuted = order.map((i) => args[i]);
+  const wrapped = (...p: unknown[]) => {
+    const a = new Array<unknown>(args.length);
+    order.forEach((i, j) => (a[i] = p[j]));
+    const r = fn(...a);
+    if (opts.hasAux && (!Array.isArray(r) || r.length !== 2)) {
+      throw new NexgradError(`${op}: with hasAux the function must return [value, aux]`);
+    }
+    return r;
+  };
+  const t = traceTree(op, wrapped, permuted, order.map((i) => fixed[i]!));
+  const valueDef = opts.hasAux && t.outDef.kind === 'array' ? t.outDef.children[0]! : t.outDef;
+  if (valueDef.kind !== 'leaf' || (!opts.hasAux && t.program.outputs.length !== 1)) {
+    throw new NexgradError(`${op}: the function must return a single scalar Tensor${opts.hasAux ? ' as the first element of [value, aux]' : ''}`);
+  }
+  const outAval = t.program.outputs[0]!.aval;
+  if (outAval.shape.length !== 0 || !isFloat(outAval.dtype)) {
+    throw new OpError(op, `the function must return a float scalar, got ${outAval.dtype}[${outAval.shape.join(',')}]`);
+  }
+  const flats = nums.map((i) => treeFlatten(args[i], op, `argument ${i}`));
+  const leaves = flats.flatMap((f) => f.leaves);
+  leaves.forEach((l) => {
+    if (!isFloat(l.dtype)) throw new OpError(op, `cannot differentiate with respect to a ${l.dtype} input [${l.shape.join(',')}]; only float inputs have gradients`);
+  });
+  const lin = vjpProgram(t.program, [...leaves, ...t.captured]);
+  const value = lin.outputs[0]!;
+  const cts = lin.backward([ops.onesLike(value), ...lin.outputs.slice(1).map(() => null)]);
+  let k = 0;
+  const gs = flats.map((f) => treeUnflatten(f.def, f.leaves.map((l) => zerosFor(cts[k++] ?? null, l))));
+  const aux = opts.hasAux ? (treeUnflatten(t.outDef, lin.outputs) as unknown[])[1] : undefined;
+  return { value, aux, grads: typeof argnums === 'number' ? gs[0] : gs };
+}
+
+/** grad(fn, {argnums, hasAux}) -> (...args) => gradients (and aux with hasAux). */
+export function grad(fn: Fn, opts: GradOptions = {}): (...args: any[]) => any {
+  return (...args) => {
+    const r = gradCore('grad', fn, opts, args);
+    return opts.hasAux ? [r.grads, r.aux] : r.grads;
+  };
+}
+
+/** valueAndGrad(fn, opts) -> (...args) => [value, grads] (or [[value, aux], grads]). */
+export function valueAndGrad(fn: Fn, opts: GradOptions = {}): (...args: any[]) => [any, any] {
+  return (...args) => {
+    const r = gradCore('valueAndGrad', fn, opts, args);
+    return [opts.hasAux ? [r.value, r.aux] : r.value, r.grads];
+  };
+}
+
+/** checkpoint(fn): the same function, whose intermediates are recomputed in the backward pass. */
+export function checkpoint<F extends Fn>(fn: F): F {
+  return ((...args: unknown[]) => {
+    const t = traceTree('checkpoint', fn, args);
+    const leaves = args.flatMap((a, i) => treeFlatten(a, 'checkpoint', `argument ${i}`).leaves);
+    const outs = bind('checkpoint', [...leaves, ...t.captured], { body: t.program });
+    return treeUnflatten(t.outDef, outs);
+  }) as F;
+}
+
+/**
+ * customVjp(fn, fwd, bwd): fn with a user-defined reverse-mode derivative.
+ * fwd(...args) returns [out, residuals] (residuals: a pytree of Tensors);
+ * bwd(residuals, outCotangent) returns an array with one cotangent pytree per argument.
+ */
+export function customVjp<F extends Fn>(fn: F, fwd: (...args: any[]) => [any, any], bwd: (res: any, ct: any) => any[]): F {
+  return ((...args: unknown[]) => {
+    const body = traceTree('customVjp', fn, args);
+    const flats = args.map((a, i) => treeFlatten(a, 'customVjp', `argument ${i}`));
+    const leaves = flats.flatMap((f) => f.leaves);
+    let resDef: ReturnType<typeof treeFlatten>['def'] | undefined;
+    let numRes = 0;
+    const fwdT = traceTree(
+      'customVjp fwd',
+      (...a: unknown[]) => {
+        const r = fwd(...a);
+        if (!Array.isArray(r) || r.length !== 2) throw new NexgradError('customVjp: fwd must return [output, residuals]');
+        const fo = treeFlatten(r[0], 'customVjp fwd', 'output');
+        const fr = treeFlatten(r[1], 'customVjp fwd', 'residuals');
+        resDef = fr.def;
+        numRes = fr.leaves.length;
+        return [...fo.leaves, ...fr.leaves];
+      },
+      args,
+    );
+    const resAvals = fwdT.program.outputs.slice(fwdT.program.outputs.length - numRes).map((a) => a.aval);
+    const outAvals = body.program.outputs.map((a) => a.aval);
+    const bwdT = traceFlat((...xs) => {
+      const res = treeUnflatten(resDef!, xs.slice(0, numRes));
+      const ct = treeUnflatten(body.outDef, xs.slice(numRes));
+      const r = bwd(res, ct);
+      if (!Array.isArray(r) || r.length !== args.length) throw new NexgradError(`customVjp: bwd must return an array of ${args.length} cotangents, one per argument`);
+      return r.flatMap((c, i) => {
+        if (c === null || c === undefined) return flats[i]!.leaves.map((l) => ops.zerosLike(l));
+        const fc = treeFlatten(c, 'customVjp bwd', `cotangent ${i}`);
+        if (fc.leaves.length !== flats[i]!.leaves.length) throw new NexgradError(`customVjp: cotangent ${i} does not match argument ${i}'s structure`);
+        return fc.leaves;
+      });
+    }, [...resAvals, ...outAvals]);
+    if (body.captured.length || fwdT.captured.length || bwdT.captured.length) {
+      throw new NexgradError('customVjp: fn, fwd and bwd must not close over traced values; pass them as arguments');
+    }
+    const outs = bind('custom_vjp', leaves, { body: body.program, fwd: fwdT.program, bwd: bwdT.program, numResiduals: numRes });
+    return treeUnflatten(body.outDef, outs);
+  }) as F;
+}
