@@ -101,7 +101,7 @@ const TWO_32 = 4294967296;
 /** Matches an unpaired UTF-16 surrogate, which UTF-8 cannot encode. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-export const TORCH_CONVERT_COMMAND =
+const TORCH_CONVERT_COMMAND =
   `python -c "import torch; from safetensors.torch import save_file; ` +
   `sd=torch.load('in.pt', map_location='cpu', weights_only=True); sd=sd.get('model', sd); ` +
   `save_file({k: v.contiguous() for k, v in sd.items()}, 'out.safetensors')"`;
@@ -129,7 +129,8 @@ interface Entry {
 
 /**
  * Parses a safetensors file held in memory. `source` labels errors (usually the file path).
- * Returned tensors are in data order; aligned tensors may be views into `bytes`.
+ * Tensors come back in data order, which is the writer's order (only empty tensors sharing an
+ * offset fall back to JS key order). Aligned tensors may be views into `bytes`.
  */
 export function parseSafetensors(bytes: Uint8Array, source?: string): SafetensorsFile {
   const fail = (problem: string, tensor?: string, cause?: unknown): SafetensorsError =>
@@ -537,12 +538,9 @@ export function serializeSafetensors(
     }
     parts.push(`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`);
   }
-  const seen = new Set<string>();
   const offsets: number[] = [];
   let offset = 0;
   for (const [name, t] of list) {
-    if (seen.has(name)) throw new SafetensorsError('duplicate tensor name', { tensor: name });
-    seen.add(name);
     const bytes = checkForWrite(name, t) * DTYPES[t.dtype].size;
     const entry = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
     parts.push(`${JSON.stringify(name)}:${JSON.stringify(entry)}`);

@@ -559,7 +559,10 @@ describe('fuzz', () => {
             expect(g.data).toEqual(t.data);
           }
         }
-        expect(serializeSafetensors(got.tensors, got.metadata)).toEqual(bytes);
+        // Map order is data order; only empty tensors sharing an offset can come back
+        // reordered (JSON.parse puts integer-like keys first), so compare bytes otherwise.
+        const ties = specs.filter((s) => numel(s.shape) === 0).length > 1;
+        if (!ties) expect(serializeSafetensors(got.tensors, got.metadata)).toEqual(bytes);
       }),
       { numRuns: 300 },
     );
