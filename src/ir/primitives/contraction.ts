@@ -156,7 +156,7 @@ function dotImpl(x: HostArray, y: HostArray, p: DotParams, ctx: ImplContext): Ho
         if (integer) {
           for (let j = 0; j < N; j++) acc[rowOut + j] = (acc[rowOut + j]! + Math.imul(a, Bm[rowB + j]!)) | 0;
         } else {
-          for (let j = 0; j < N; j++) acc[rowOut + j] += a * Bm[rowB + j]!;
+          for (let j = 0; j < N; j++) acc[rowOut + j] = acc[rowOut + j]! + a * Bm[rowB + j]!;
         }
       }
     }
@@ -383,7 +383,7 @@ function convImpl(x: HostArray, w: HostArray, p: ConvParams, ctx: ImplContext): 
             } else {
               for (let q = 0; q < Pout; q++) {
                 const t = table[tOff + q]!;
-                if (t >= 0) acc[accOff + q] += wv * X[xOff + t]!;
+                if (t >= 0) acc[accOff + q] = acc[accOff + q]! + wv * X[xOff + t]!;
               }
             }
           }

@@ -303,8 +303,24 @@ const gather: PrimDef<PrimParams['gather']> = {
     return [out];
   },
   jvp: ([, idx], [t], p) => [t ? bind1('gather', [t, idx!], p) : null],
-  vjp: ([x, idx], _y, [ct], p) => [ct ? bind1('scatter_add', [ops.zerosLike(x!), idx!, ct], p) : null, null],
+  // gather clamps out-of-range indices but scatter_add drops them: clamp before scattering.
+  vjp: ([x, idx], _y, [ct], p) => [ct ? bind1('scatter_add', [ops.zerosLike(x!), clampIndices(idx!, x!.shape[p.axis]!), ct], p) : null, null],
 };
+
+/** Indices clamped to [0, n - 1], as gather reads them. */
+function clampIndices(idx: Tensor, n: number): Tensor {
+  return ops.minimum(ops.maximum(idx, 0), n - 1);
+}
+
+/**
+ * Where scatter_add keeps each update: true where its index is in [0, n), broadcast from the
+ * indices' shape to the updates' shape (x.shape[:axis] ++ idx.shape[batchDims:] ++ x.shape[axis+1:]).
+ */
+function inRangeMask(idx: Tensor, n: number, updShape: readonly number[], { axis, batchDims }: PrimParams['scatter_add']): Tensor {
+  const ok = ops.logicalAnd(ops.greaterEqual(idx, 0), ops.less(idx, n));
+  const dims = idx.shape.map((_, j) => (j < batchDims ? j : axis + j - batchDims));
+  return bind1('broadcast_in_dim', [ok], { shape: [...updShape], dims });
+}
 
 const scatter_add: PrimDef<PrimParams['scatter_add']> = {
   shape: (inputs, { axis, batchDims }) => {
@@ -341,7 +357,13 @@ const scatter_add: PrimDef<PrimParams['scatter_add']> = {
     if (!tx && !tu) return [null];
     return [bind1('scatter_add', [tx ?? ops.zerosLike(x!), idx!, tu ?? ops.zerosLike(upd!)], p)];
   },
-  vjp: ([, idx], _y, [ct], p): MaybeTensor[] => (ct ? [ct, null, bind1('gather', [ct, idx!], p) as Tensor] : [null, null, null]),
+  // Out-of-range updates were dropped, so their cotangent is zero (gather alone would clamp).
+  vjp: ([x, idx, upd], _y, [ct], p): MaybeTensor[] => {
+    if (!ct) return [null, null, null];
+    const taken = bind1('gather', [ct, idx!], p);
+    const keep = inRangeMask(idx!, x!.shape[p.axis]!, upd!.shape, p);
+    return [ct, null, ops.where(keep, taken, ops.zerosLike(taken))];
+  },
 };
 
 const iota: PrimDef<PrimParams['iota']> = {
