@@ -61,11 +61,12 @@ export const idx = {
     for (let changed = true; changed; ) {
       changed = false;
       for (const t of terms) {
-        if (t.atom.k !== 'mod') continue;
-        const key = atomKey({ k: 'div', a: t.atom.a, d: t.atom.d });
-        const partner = terms.find((u) => u.atom.k === 'div' && atomKey(u.atom) === key && u.coef === t.coef * t.atom.d);
+        const at = t.atom;
+        if (at.k !== 'mod') continue;
+        const key = atomKey({ k: 'div', a: at.a, d: at.d });
+        const partner = terms.find((u) => u.atom.k === 'div' && atomKey(u.atom) === key && u.coef === t.coef * at.d);
         if (!partner) continue;
-        const inner = idx.scale(t.atom.a, t.coef);
+        const inner = idx.scale(at.a, t.coef);
         const rest = terms.filter((u) => u !== t && u !== partner);
         const merged = idx.add({ c: 0, terms: rest }, inner);
         c += merged.c;

@@ -363,29 +363,63 @@ function convImpl(x: HostArray, w: HostArray, p: ConvParams, ctx: ImplContext): 
   const acc = new Float64Array(Nb * O * Pout);
   const integer = isIntegerDtype(x.dtype);
   if (acc.length > 0 && Pk > 0 && I > 0) {
-    const table = windowTable(g, p);
-    for (let n = 0; n < Nb; n++) {
-      for (let o = 0; o < O; o++) {
-        const fg = Math.floor(o / Og);
-        const nIn = Math.floor(o / Ob) * Nb + n;
-        const accOff = (n * O + o) * Pout;
-        for (let c = 0; c < I; c++) {
-          const xOff = (nIn * C + fg * I + c) * Pin;
-          const wOff = (o * I + c) * Pk;
-          for (let pk = 0; pk < Pk; pk++) {
-            const wv = W[wOff + pk]!;
-            const tOff = pk * Pout;
-            if (integer) {
-              for (let q = 0; q < Pout; q++) {
-                const t = table[tOff + q]!;
-                if (t >= 0) acc[accOff + q] = (acc[accOff + q]! + Math.imul(wv, X[xOff + t]!)) | 0;
-              }
-            } else {
-              for (let q = 0; q < Pout; q++) {
-                const t = table[tOff + q]!;
-                if (t >= 0) acc[accOff + q] = acc[accOff + q]! + wv * X[xOff + t]!;
+    const table = windowTable(g, p); // [pk][q]
+    if (Pout >= Pk) {
+      // long output rows (the usual case): scatter each kernel tap over the whole row
+      for (let n = 0; n < Nb; n++) {
+        for (let o = 0; o < O; o++) {
+          const fg = Math.floor(o / Og);
+          const nIn = Math.floor(o / Ob) * Nb + n;
+          const accOff = (n * O + o) * Pout;
+          for (let c = 0; c < I; c++) {
+            const xOff = (nIn * C + fg * I + c) * Pin;
+            const wOff = (o * I + c) * Pk;
+            for (let pk = 0; pk < Pk; pk++) {
+              const wv = W[wOff + pk]!;
+              const tOff = pk * Pout;
+              if (integer) {
+                for (let q = 0; q < Pout; q++) {
+                  const t = table[tOff + q]!;
+                  if (t >= 0) acc[accOff + q] = (acc[accOff + q]! + Math.imul(wv, X[xOff + t]!)) | 0;
+                }
+              } else {
+                for (let q = 0; q < Pout; q++) {
+                  const t = table[tOff + q]!;
+                  if (t >= 0) acc[accOff + q] = acc[accOff + q]! + wv * X[xOff + t]!;
+                }
               }
             }
+          }
+        }
+      }
+    } else {
+      // large kernels, small outputs (e.g. the kernel cotangent): one dot product per output
+      const tt = new Int32Array(Pk * Pout); // [q][pk]
+      for (let pk = 0; pk < Pk; pk++) for (let q = 0; q < Pout; q++) tt[q * Pk + pk] = table[pk * Pout + q]!;
+      for (let n = 0; n < Nb; n++) {
+        for (let o = 0; o < O; o++) {
+          const fg = Math.floor(o / Og);
+          const nIn = Math.floor(o / Ob) * Nb + n;
+          const accOff = (n * O + o) * Pout;
+          for (let q = 0; q < Pout; q++) {
+            const tOff = q * Pk;
+            let sum = 0;
+            for (let c = 0; c < I; c++) {
+              const xOff = (nIn * C + fg * I + c) * Pin;
+              const wOff = (o * I + c) * Pk;
+              if (integer) {
+                for (let pk = 0; pk < Pk; pk++) {
+                  const t = tt[tOff + pk]!;
+                  if (t >= 0) sum = (sum + Math.imul(W[wOff + pk]!, X[xOff + t]!)) | 0;
+                }
+              } else {
+                for (let pk = 0; pk < Pk; pk++) {
+                  const t = tt[tOff + pk]!;
+                  if (t >= 0) sum += W[wOff + pk]! * X[xOff + t]!;
+                }
+              }
+            }
+            acc[accOff + q] = sum;
           }
         }
       }
