@@ -349,81 +349,157 @@ function windowTable(g: ConvGeom, p: ConvParams): Int32Array {
   return table;
 }
 
-function convImpl(x: HostArray, w: HostArray, p: ConvParams, ctx: ImplContext): HostArray {
-  const g = convGeom(x, w, p);
-  const { N, C, O, I, G, BG, inSp, kSp, outSp } = g;
-  const Nb = N / BG;
-  const Og = O / G;
-  const Ob = O / BG;
-  const Pin = sizeOf(inSp);
-  const Pk = sizeOf(kSp);
-  const Pout = sizeOf(outSp);
-  const X = canonical(x, p.dims.lhs); // [N][C][in...]
-  const W = canonical(w, p.dims.rhs); // [O][I][k...]
-  const acc = new Float64Array(Nb * O * Pout);
-  const integer = isIntegerDtype(x.dtype);
-  if (acc.length > 0 && Pk > 0 && I > 0) {
-    const table = windowTable(g, p); // [pk][q]
-    if (Pout >= Pk) {
-      // long output rows (the usual case): scatter each kernel tap over the whole row
-      for (let n = 0; n < Nb; n++) {
-        for (let o = 0; o < O; o++) {
-          const fg = Math.floor(o / Og);
-          const nIn = Math.floor(o / Ob) * Nb + n;
-          const accOff = (n * O + o) * Pout;
-          for (let c = 0; c < I; c++) {
-            const xOff = (nIn * C + fg * I + c) * Pin;
-            const wOff = (o * I + c) * Pk;
-            for (let pk = 0; pk < Pk; pk++) {
-              const wv = W[wOff + pk]!;
-              const tOff = pk * Pout;
-              if (integer) {
-                for (let q = 0; q < Pout; q++) {
-                  const t = table[tOff + q]!;
-                  if (t >= 0) acc[accOff + q] = (acc[accOff + q]! + Math.imul(wv, X[xOff + t]!)) | 0;
-                }
-              } else {
-                for (let q = 0; q < Pout; q++) {
-                  const t = table[tOff + q]!;
-                  if (t >= 0) acc[accOff + q] = acc[accOff + q]! + wv * X[xOff + t]!;
-                }
-              }
+interface ConvSizes {
+  Nb: number;
+  C: number;
+  O: number;
+  I: number;
+  Og: number;
+  Ob: number;
+  U: number;
+  Pin: number;
+  Pk: number;
+  Pout: number;
+}
+
+/**
+ * Float convolution as GEMMs: for each output batch and block of U output features that read
+ * the same lhs slice, gather the (I*Pk, Pout) patch matrix once and multiply by the kernels.
+ */
+function im2colConv(X: Float64Array, W: Float64Array, acc: Float64Array, table: Int32Array, z: ConvSizes): void {
+  const { Nb, C, O, I, Og, Ob, U, Pin, Pk, Pout } = z;
+  const R = I * Pk;
+  const rowMajor = Pout >= 16; // patches [r][q] (long output rows) or [q][r] (dot products)
+  const patches = new Float64Array(R * Pout);
+  for (let n = 0; n < Nb; n++) {
+    for (let o0 = 0; o0 < O; o0 += U) {
+      const fg = Math.floor(o0 / Og);
+      const nIn = Math.floor(o0 / Ob) * Nb + n;
+      for (let c = 0; c < I; c++) {
+        const xOff = (nIn * C + fg * I + c) * Pin;
+        for (let pk = 0; pk < Pk; pk++) {
+          const r = c * Pk + pk;
+          const tOff = pk * Pout;
+          if (rowMajor) {
+            const pOff = r * Pout;
+            for (let q = 0; q < Pout; q++) {
+              const t = table[tOff + q]!;
+              patches[pOff + q] = t >= 0 ? X[xOff + t]! : 0;
+            }
+          } else {
+            for (let q = 0; q < Pout; q++) {
+              const t = table[tOff + q]!;
+              patches[q * R + r] = t >= 0 ? X[xOff + t]! : 0;
             }
           }
         }
       }
-    } else {
-      // large kernels, small outputs (e.g. the kernel cotangent): one dot product per output
-      const tt = new Int32Array(Pk * Pout); // [q][pk]
-      for (let pk = 0; pk < Pk; pk++) for (let q = 0; q < Pout; q++) tt[q * Pk + pk] = table[pk * Pout + q]!;
-      for (let n = 0; n < Nb; n++) {
-        for (let o = 0; o < O; o++) {
-          const fg = Math.floor(o / Og);
-          const nIn = Math.floor(o / Ob) * Nb + n;
-          const accOff = (n * O + o) * Pout;
+      for (let o = o0; o < o0 + U; o++) {
+        const accOff = (n * O + o) * Pout;
+        const wOff = o * R;
+        if (rowMajor) {
+          for (let r = 0; r < R; r++) {
+            const wv = W[wOff + r]!;
+            const pOff = r * Pout;
+            for (let q = 0; q < Pout; q++) acc[accOff + q] = acc[accOff + q]! + wv * patches[pOff + q]!;
+          }
+        } else {
           for (let q = 0; q < Pout; q++) {
-            const tOff = q * Pk;
+            const pOff = q * R;
             let sum = 0;
-            for (let c = 0; c < I; c++) {
-              const xOff = (nIn * C + fg * I + c) * Pin;
-              const wOff = (o * I + c) * Pk;
-              if (integer) {
-                for (let pk = 0; pk < Pk; pk++) {
-                  const t = tt[tOff + pk]!;
-                  if (t >= 0) sum = (sum + Math.imul(W[wOff + pk]!, X[xOff + t]!)) | 0;
-                }
-              } else {
-                for (let pk = 0; pk < Pk; pk++) {
-                  const t = tt[tOff + pk]!;
-                  if (t >= 0) sum += W[wOff + pk]! * X[xOff + t]!;
-                }
+            for (let r = 0; r < R; r++) sum += W[wOff + r]! * patches[pOff + r]!;
+            acc[accOff + q] = sum;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Direct float or integer convolution over the sparse form of the window table (padding and
+ * dilation holes dropped). For each row (a kernel tap when output rows are long, else an
+ * output position) it lists the valid (column, lhs offset) pairs.
+ */
+function directConv(X: Float64Array, W: Float64Array, acc: Float64Array, table: Int32Array, nnz: number, integer: boolean, z: ConvSizes): void {
+  const { Nb, C, O, I, Og, Ob, Pin, Pk, Pout } = z;
+  const byTap = Pout >= Pk;
+  const rows = byTap ? Pk : Pout;
+  const cols = byTap ? Pout : Pk;
+  const rowStart = new Int32Array(rows + 1);
+  const colIdx = new Int32Array(nnz);
+  const off = new Int32Array(nnz);
+  let e = 0;
+  for (let r = 0; r < rows; r++) {
+    rowStart[r] = e;
+    for (let c = 0; c < cols; c++) {
+      const t = byTap ? table[r * Pout + c]! : table[c * Pout + r]!;
+      if (t >= 0) {
+        colIdx[e] = c;
+        off[e++] = t;
+      }
+    }
+  }
+  rowStart[rows] = e;
+  for (let n = 0; n < Nb; n++) {
+    for (let o = 0; o < O; o++) {
+      const fg = Math.floor(o / Og);
+      const nIn = Math.floor(o / Ob) * Nb + n;
+      const accOff = (n * O + o) * Pout;
+      for (let c = 0; c < I; c++) {
+        const xOff = (nIn * C + fg * I + c) * Pin;
+        const wOff = (o * I + c) * Pk;
+        if (byTap) {
+          // scatter each kernel tap over the output row
+          for (let pk = 0; pk < Pk; pk++) {
+            const wv = W[wOff + pk]!;
+            const end = rowStart[pk + 1]!;
+            if (integer) {
+              for (let j = rowStart[pk]!; j < end; j++) {
+                const q = accOff + colIdx[j]!;
+                acc[q] = (acc[q]! + Math.imul(wv, X[xOff + off[j]!]!)) | 0;
               }
+            } else {
+              for (let j = rowStart[pk]!; j < end; j++) {
+                const q = accOff + colIdx[j]!;
+                acc[q] = acc[q]! + wv * X[xOff + off[j]!]!;
+              }
+            }
+          }
+        } else {
+          // one dot product per output position (large kernels, small outputs)
+          for (let q = 0; q < Pout; q++) {
+            const end = rowStart[q + 1]!;
+            let sum = acc[accOff + q]!;
+            if (integer) {
+              for (let j = rowStart[q]!; j < end; j++) sum = (sum + Math.imul(W[wOff + colIdx[j]!]!, X[xOff + off[j]!]!)) | 0;
+            } else {
+              for (let j = rowStart[q]!; j < end; j++) sum += W[wOff + colIdx[j]!]! * X[xOff + off[j]!]!;
             }
             acc[accOff + q] = sum;
           }
         }
       }
     }
+  }
+}
+
+function convImpl(x: HostArray, w: HostArray, p: ConvParams, ctx: ImplContext): HostArray {
+  const g = convGeom(x, w, p);
+  const { N, C, O, I, G, BG, inSp, kSp, outSp } = g;
+  const Nb = N / BG;
+  const sizes: ConvSizes = { Nb, C, O, I, Og: O / G, Ob: O / BG, U: O / (G * BG), Pin: sizeOf(inSp), Pk: sizeOf(kSp), Pout: sizeOf(outSp) };
+  const acc = new Float64Array(Nb * O * sizes.Pout);
+  const integer = isIntegerDtype(x.dtype);
+  if (acc.length > 0 && sizes.Pk > 0 && I > 0) {
+    const X = canonical(x, p.dims.lhs); // [N][C][in...]
+    const W = canonical(w, p.dims.rhs); // [O][I][k...]
+    const table = windowTable(g, p); // [pk][q]
+    let nnz = 0;
+    for (let i = 0; i < table.length; i++) if (table[i]! >= 0) nnz++;
+    // GEMM when several output features share each patch matrix and it is mostly dense
+    if (sizes.U >= 4 && !integer && 2 * nnz >= table.length) im2colConv(X, W, acc, table, sizes);
+    else directConv(X, W, acc, table, nnz, integer, sizes);
   }
   const out = alloc(x.dtype, g.outShape, ctx);
   const os = stridesOf(g.outShape);

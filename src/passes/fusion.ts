@@ -1,0 +1,488 @@
+/**
+ * Fusion: Program (regions inlined, simplified) -> KernelGraph.
+ *
+ * 1. Decide which variables are materialised: program outputs, matmul/conv outputs, outputs
+ *    of host-run primitives and their operands, and values several kernels would otherwise
+ *    recompute when recomputing is expensive (the cost rule below). Everything else is
+ *    inlined as a scalar expression into the kernel that needs it.
+ * 2. Build one kernel per materialised variable, in dependency order:
+ *    - elementwise/view roots become loop kernels; reductions whose input has the root's
+ *      shape and that only this root needs run as phases of the same kernel (a LayerNorm or a
+ *      softmax is one kernel: outer loops over kept axes, row loops over reduced axes);
+ *    - a reduction root is a loop kernel whose earlier phases can be other reductions over the
+ *      same space (mean, then variance);
+ *    - matmul and convolution are anchor kernels; a chain of single-use elementwise ops after
+ *      them becomes their epilogue; operands that are strided views of buffers are read in
+ *      place (transposes absorbed), anything else is materialised first.
+ */
+import { NexgradError } from '../ir/errors.js';
+import type { ConvParams, DotParams } from '../ir/primitive.js';
+import { type Atom, type Eqn, Literal, type Program, Var } from '../ir/program.js';
+import { shapeEq, sizeOf } from '../ir/shape.js';
+import { affineStrides, delinearize, type Idx, idx, idxKey, idxRange, linearize, type Ranges } from '../codegen/index_expr.js';
+import type { BinaryFn, BufferDecl, CmpFn, GraphOutput, Kernel, KernelGraph, KernelOutput, SExpr, StridedOperand, UnaryFn } from '../codegen/kernel.js';
+import type { Origins } from './inline.js';
+
+const UNARY = new Set<string>(['neg', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'logistic', 'sqrt', 'rsqrt', 'erf', 'abs', 'sign', 'floor', 'ceil', 'round', 'not']);
+const BINARY = new Set<string>(['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'rem', 'and', 'or', 'xor', 'shift_left', 'shift_right_logical']);
+const CMP = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
+const ELEMENTWISE = new Set<string>([...UNARY, ...BINARY, ...CMP, 'select', 'cast']);
+const VIEW = new Set<string>(['reshape', 'transpose', 'broadcast_in_dim', 'slice', 'pad', 'concatenate', 'rev', 'iota']);
+const REDUCE: Readonly<Record<string, 'sum' | 'max' | 'min'>> = { reduce_sum: 'sum', reduce_max: 'max', reduce_min: 'min' };
+const ANCHOR = new Set<string>(['dot_general', 'conv_general']);
+
+/** Cost of recomputing one element, by operation (transcendentals are dearer). */
+const OP_COST: Readonly<Record<string, number>> = { exp: 4, log: 4, log1p: 4, expm1: 4, sin: 4, cos: 4, tanh: 4, logistic: 4, erf: 6, pow: 6, sqrt: 2, rsqrt: 2, div: 2 };
+/** A value needed by several kernels is recomputed in each when its cost is at most this. */
+export const RECOMPUTE_COST_LIMIT = 6;
+
+const isInlinable = (prim: string): boolean => ELEMENTWISE.has(prim) || VIEW.has(prim);
+
+interface Ctx {
+  readonly ranges: Map<string, number>;
+  readonly memo: Map<string, SExpr>;
+  /** Row layout: the full index space F and its reduced axes. */
+  readonly layout?: { readonly F: readonly number[]; readonly axes: readonly number[]; readonly outerIdx: readonly Idx[] };
+  /** Reduction phases registered in this kernel. */
+  readonly reductions: { id: number; op: 'sum' | 'max' | 'min'; expr: SExpr; dtype: Var['aval']['dtype'] }[];
+  readonly reduceIds: Map<Var, number>;
+  /** The anchor whose accumulator this kernel's epilogue reads. */
+  readonly anchor?: { readonly v: Var; readonly index: readonly Idx[] };
+  /** The materialised variable this kernel computes (its value is inlined, not loaded). */
+  readonly root?: Var;
+}
+
+function newCtx(ranges: Map<string, number>, extra: Partial<Ctx> = {}): Ctx {
+  return { ranges, memo: new Map(), reductions: [], reduceIds: new Map(), ...extra };
+}
+
+const sameIndex = (a: readonly Idx[], b: readonly Idx[]): boolean => a.length === b.length && a.every((x, i) => idxKey(x) === idxKey(b[i]!));
+
+export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
+  const producer = new Map<Var, Eqn>();
+  const uses = new Map<Var, Eqn[]>();
+  for (const e of p.eqns) {
+    e.outputs.forEach((v) => producer.set(v, e));
+    for (const a of e.inputs) if (a instanceof Var) uses.set(a, [...(uses.get(a) ?? []), e]);
+  }
+  const outputVars = new Set(p.outputs.filter((a): a is Var => a instanceof Var));
+  const isSource = (v: Var): boolean => !producer.has(v); // input or const
+  const prim = (v: Var): string => producer.get(v)?.prim ?? 'input';
+
+  // ---------------------------------------------------------------- 1. materialisation
+  const M = new Set<Var>();
+  for (const v of outputVars) if (!isSource(v)) M.add(v);
+  for (const e of p.eqns) {
+    if (isInlinable(e.prim) || e.prim in REDUCE) continue;
+    e.outputs.forEach((v) => M.add(v));
+    for (const a of e.inputs) {
+      if (!(a instanceof Var) || isSource(a)) continue;
+      // anchors may read a reshape/transpose view of a buffer in place
+      let u: Var = a;
+      while (ANCHOR.has(e.prim) && (prim(u) === 'reshape' || prim(u) === 'transpose')) u = producer.get(u)!.inputs[0] as Var;
+      if (u === a || !(isSource(u) || M.has(u) || ANCHOR.has(prim(u)))) M.add(a);
+    }
+  }
+  // the cost rule, iterated to a fixed point
+  for (let changed = true; changed; ) {
+    changed = false;
+    const costMemo = new Map<Var, number>();
+    const cost = (v: Var): number => {
+      if (M.has(v) || isSource(v)) return 0;
+      const c = costMemo.get(v);
+      if (c !== undefined) return c;
+      const e = producer.get(v)!;
+      let total = ELEMENTWISE.has(e.prim) ? (OP_COST[e.prim] ?? 1) : 0;
+      if (e.prim in REDUCE) total += 1000; // recomputing a reduction repeats a whole pass
+      for (const a of e.inputs) if (a instanceof Var) total += cost(a);
+      costMemo.set(v, total);
+      return total;
+    };
+    const roots = new Map<Var, Set<Var>>();
+    for (let k = p.eqns.length - 1; k >= 0; k--) {
+      const e = p.eqns[k]!;
+      for (const v of e.outputs) {
+        if (M.has(v)) continue;
+        const r = new Set<Var>();
+        for (const c of uses.get(v) ?? []) {
+          for (const o of c.outputs) {
+            if (M.has(o) || !(isInlinable(c.prim) || c.prim in REDUCE)) r.add(o);
+            else for (const x of roots.get(o) ?? []) r.add(x);
+          }
+        }
+        roots.set(v, r);
+        if (r.size > 1 && cost(v) > RECOMPUTE_COST_LIMIT) {
+          M.add(v);
+          changed = true;
+        }
+      }
+    }
+  }
+
+  // An anchor whose consumers are all same-shape elementwise ops that end in one root gets that
+  // root as its epilogue (bias, activation, residual add are applied as the result is stored).
+  const epilogueOf = new Map<Var, Var>(); // root -> anchor
+  for (const e of p.eqns) {
+    if (!ANCHOR.has(e.prim)) continue;
+    const a = e.outputs[0]!;
+    if (outputVars.has(a)) continue;
+    const shape = a.aval.shape;
+    const reached = new Set<Var>();
+    let ok = true;
+    const seen = new Set<Var>();
+    const stack: Var[] = [a];
+    while (stack.length && ok) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      for (const c of uses.get(v) ?? []) {
+        const o = c.outputs[0]!;
+        if (!ELEMENTWISE.has(c.prim) || !shapeEq(o.aval.shape, shape)) {
+          ok = false;
+          break;
+        }
+        if (M.has(o)) reached.add(o);
+        else stack.push(o);
+      }
+    }
+    if (!ok || reached.size !== 1) continue;
+    const w = [...reached][0]!;
+    if (epilogueOf.has(w)) continue;
+    epilogueOf.set(w, a);
+    M.delete(a);
+  }
+
+  // ---------------------------------------------------------------- 2. kernels
+  const buffers: BufferDecl[] = [];
+  const bufOf = new Map<Var, number>();
+  const kernels: Kernel[] = [];
+  const newBuf = (v: Var, kind: BufferDecl['kind']): number => {
+    const id = buffers.length;
+    buffers.push({ id, dtype: v.aval.dtype, size: sizeOf(v.aval.shape), kind });
+    bufOf.set(v, id);
+    return id;
+  };
+  const inputs = p.inputs.map((v) => newBuf(v, 'input'));
+  const consts = p.consts.map((c) => ({ buf: newBuf(c.v, 'const'), value: c.value }));
+  const building = new Set<Var>();
+  let kcount = 0;
+  const kname = (v: Var, what: string): string => `k${kcount++}_${origins.get(v) ?? what}`;
+
+  const load = (v: Var, index: readonly Idx[]): SExpr => ({ op: 'load', buf: bufOf.get(v)!, index: linearize(index, v.aval.shape), dtype: v.aval.dtype });
+
+  /** Ensures v has a buffer (building its kernel now if needed). */
+  const ensureBuilt = (v: Var): number => {
+    const have = bufOf.get(v);
+    if (have !== undefined) return have;
+    if (building.has(v)) throw new NexgradError(`fusion: cycle while materialising a ${prim(v)} value`);
+    building.add(v);
+    M.add(v);
+    const anchor = epilogueOf.get(v);
+    const e = producer.get(v)!;
+    if (anchor) buildAnchor(anchor, v);
+    else if (ANCHOR.has(e.prim)) buildAnchor(v, v);
+    else if (isInlinable(e.prim) || e.prim in REDUCE) buildLoop(v);
+    else buildHost(e);
+    building.delete(v);
+    return bufOf.get(v)!;
+  };
+  const outKind = (v: Var): BufferDecl['kind'] => (outputVars.has(v) ? 'output' : 'temp');
+
+  const atomValue = (a: Atom, index: readonly Idx[], ctx: Ctx): SExpr => {
+    if (a instanceof Literal) return { op: 'const', value: a.value, dtype: a.dtype };
+    return valueAt(a, index, ctx);
+  };
+
+  /** The scalar expression for element `index` of v inside the kernel described by ctx. */
+  const valueAt = (v: Var, index: readonly Idx[], ctx: Ctx): SExpr => {
+    const key = `${v.id}@${index.map(idxKey).join('|')}`;
+    const hit = ctx.memo.get(key);
+    if (hit) return hit;
+    const r = computeValue(v, index, ctx);
+    ctx.memo.set(key, r);
+    return r;
+  };
+
+  const computeValue = (v: Var, index: readonly Idx[], ctx: Ctx): SExpr => {
+    if (ctx.anchor && v === ctx.anchor.v) {
+      if (!sameIndex(index, ctx.anchor.index)) throw new NexgradError('fusion: internal: anchor read off its own index in an epilogue');
+      return { op: 'acc', id: 0, dtype: v.aval.dtype };
+    }
+    if (bufOf.has(v)) return load(v, index);
+    if ((M.has(v) || epilogueOf.has(v)) && v !== ctx.root) {
+      ensureBuilt(v);
+      return load(v, index);
+    }
+    const e = producer.get(v)!;
+    const dtype = v.aval.dtype;
+    const ins = e.inputs;
+    const same = (k: number): SExpr => atomValue(ins[k]!, index, ctx);
+    if (e.prim in REDUCE) {
+      const L = ctx.layout;
+      const x = ins[0] as Var;
+      const axes = e.params.axes as number[];
+      if (L && shapeEq(x.aval.shape, L.F) && axes.join() === L.axes.join() && sameIndex(index, L.outerIdx)) {
+        let id = ctx.reduceIds.get(v);
+        if (id === undefined) {
+          const fIdx = fullIndex(L.F, L.axes);
+          const expr = valueAt(x, fIdx, ctx);
+          id = ctx.reductions.length;
+          ctx.reductions.push({ id, op: REDUCE[e.prim]!, expr, dtype });
+          ctx.reduceIds.set(v, id);
+        }
+        return { op: 'acc', id, dtype };
+      }
+      ensureBuilt(v);
+      return load(v, index);
+    }
+    if (UNARY.has(e.prim)) return { op: 'unary', fn: e.prim as UnaryFn, a: same(0), dtype };
+    if (BINARY.has(e.prim)) return { op: 'binary', fn: e.prim as BinaryFn, a: same(0), b: same(1), dtype };
+    if (CMP.has(e.prim)) return { op: 'cmp', fn: e.prim as CmpFn, a: same(0), b: same(1), dtype: 'bool' };
+    if (e.prim === 'select') return { op: 'select', c: same(0), a: same(1), b: same(2), dtype };
+    if (e.prim === 'cast') return { op: 'cast', a: same(0), dtype };
+    const x = ins[0];
+    const inShape = x ? x.aval.shape : [];
+    const pr = e.params as Record<string, any>;
+    switch (e.prim) {
+      case 'broadcast_in_dim': {
+        const dims = pr.dims as number[];
+        return atomValue(x!, inShape.map((n, i) => (n === 1 ? idx.const(0) : index[dims[i]!]!)), ctx);
+      }
+      case 'reshape': {
+        const flat = linearize(index, v.aval.shape);
+        return atomValue(x!, delinearize(flat, inShape, ctx.ranges), ctx);
+      }
+      case 'transpose': {
+        const perm = pr.perm as number[];
+        const inIdx = new Array<Idx>(perm.length);
+        perm.forEach((q, k) => (inIdx[q] = index[k]!));
+        return atomValue(x!, inIdx, ctx);
+      }
+      case 'slice':
+        return atomValue(x!, index.map((ix, d) => idx.add(idx.const(pr.start[d]), idx.scale(ix, pr.strides[d]))), ctx);
+      case 'rev': {
+        const axes = pr.axes as number[];
+        return atomValue(x!, index.map((ix, d) => (axes.includes(d) ? idx.add(idx.const(inShape[d]! - 1), idx.scale(ix, -1)) : ix)), ctx);
+      }
+      case 'iota':
+        return { op: 'index', index: index[pr.dim as number]!, dtype };
+      case 'pad': {
+        // in = (index - lo) / step where in range and on the step grid; the pad value elsewhere
+        const conds: SExpr[] = [];
+        const zero: SExpr = { op: 'const', value: 0, dtype: 'i32' };
+        const inIdx = index.map((ix, d) => {
+          const step = (pr.interior[d] as number) + 1;
+          const pos = idx.add(ix, idx.const(-pr.lo[d]));
+          const n = inShape[d]!;
+          const extent = n === 0 ? 0 : (n - 1) * step + 1;
+          const [lo, hi] = idxRange(pos, ctx.ranges);
+          const posE: SExpr = { op: 'index', index: pos, dtype: 'i32' };
+          if (lo < 0) conds.push({ op: 'cmp', fn: 'ge', a: posE, b: zero, dtype: 'bool' });
+          if (hi >= extent) conds.push({ op: 'cmp', fn: 'lt', a: posE, b: { op: 'const', value: extent, dtype: 'i32' }, dtype: 'bool' });
+          if (step === 1) return pos;
+          conds.push({ op: 'cmp', fn: 'eq', a: { op: 'index', index: idx.mod(pos, step, ctx.ranges), dtype: 'i32' }, b: zero, dtype: 'bool' });
+          return idx.div(pos, step, ctx.ranges);
+        });
+        const inner = atomValue(x!, inIdx, ctx);
+        if (conds.length === 0) return inner;
+        const c = conds.reduce((a, b) => ({ op: 'binary', fn: 'and', a, b, dtype: 'bool' }) as SExpr);
+        return { op: 'select', c, a: inner, b: { op: 'const', value: pr.value as number, dtype }, dtype };
+      }
+      case 'concatenate': {
+        const axis = pr.axis as number;
+        let off = 0;
+        const pieces = ins.map((a) => {
+          const start = off;
+          off += a.aval.shape[axis]!;
+          return { a, start, end: off };
+        });
+        let expr: SExpr | undefined;
+        for (let k = pieces.length - 1; k >= 0; k--) {
+          const pc = pieces[k]!;
+          const sub = index.map((ix, d) => (d === axis ? idx.add(ix, idx.const(-pc.start)) : ix));
+          const val = atomValue(pc.a, sub, ctx);
+          if (!expr) {
+            expr = val;
+            continue;
+          }
+          const cond: SExpr = { op: 'cmp', fn: 'lt', a: { op: 'index', index: index[axis]!, dtype: 'i32' }, b: { op: 'const', value: pc.end, dtype: 'i32' }, dtype: 'bool' };
+          expr = { op: 'select', c: cond, a: val, b: expr, dtype };
+        }
+        return expr!;
+      }
+    }
+    throw new NexgradError(`fusion: internal: cannot inline ${e.prim}`);
+  };
+
+  /** The full-space index of a row layout: o-vars at kept axes, r-vars at reduced axes. */
+  const fullIndex = (F: readonly number[], axes: readonly number[]): Idx[] => {
+    let o = 0;
+    let r = 0;
+    return F.map((_, d) => (axes.includes(d) ? idx.var(`r${r++}`) : idx.var(`o${o++}`)));
+  };
+
+  /** A reduction (non-materialised, only this root) whose input has shape F, if any. */
+  const findRowReduction = (root: Var, F: readonly number[]): number[] | undefined => {
+    const seen = new Set<Var>();
+    const stack: Var[] = [root];
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      const e = producer.get(v);
+      if (!e) continue;
+      if (v !== root && (M.has(v) || bufOf.has(v) || epilogueOf.has(v))) continue;
+      if (e.prim in REDUCE && v !== root) {
+        const x = e.inputs[0] as Var;
+        if (shapeEq(x.aval.shape, F)) return e.params.axes as number[];
+      }
+      if (!(isInlinable(e.prim) || e.prim in REDUCE)) continue;
+      for (const a of e.inputs) if (a instanceof Var) stack.push(a);
+    }
+    return undefined;
+  };
+
+  const buildLoop = (w: Var): void => {
+    const e = producer.get(w)!;
+    const isReduce = e.prim in REDUCE;
+    const F = isReduce ? (e.inputs[0] as Var).aval.shape : w.aval.shape;
+    const axes = isReduce ? (e.params.axes as number[]) : (findRowReduction(w, F) ?? []);
+    const outer = F.filter((_, d) => !axes.includes(d));
+    const row = axes.map((d) => F[d]!);
+    const ranges = new Map<string, number>();
+    outer.forEach((n, i) => ranges.set(`o${i}`, n));
+    row.forEach((n, i) => ranges.set(`r${i}`, n));
+    const outerIdx = outer.map((_, i) => idx.var(`o${i}`));
+    const ctx = newCtx(ranges, axes.length ? { layout: { F, axes, outerIdx }, root: w } : { root: w });
+    const buf = buffers.length; // registered after the expressions, which must not read w itself
+    let outerOutputs: KernelOutput[] = [];
+    let rowOutputs: KernelOutput[] = [];
+    if (isReduce) {
+      // earlier phases (reductions over the same space) register while building this one's input
+      const expr = valueAt(e.inputs[0] as Var, fullIndex(F, axes), ctx);
+      const id = ctx.reductions.length;
+      ctx.reductions.push({ id, op: REDUCE[e.prim]!, expr, dtype: w.aval.dtype });
+      outerOutputs = [{ buf, index: linearize(outerIdx, w.aval.shape), expr: { op: 'acc', id, dtype: w.aval.dtype } }];
+    } else if (axes.length) {
+      const fIdx = fullIndex(F, axes);
+      rowOutputs = [{ buf, index: linearize(fIdx, F), expr: valueAt(w, fIdx, ctx) }];
+    } else {
+      outerOutputs = [{ buf, index: linearize(outerIdx, F), expr: valueAt(w, outerIdx, ctx) }];
+    }
+    if (newBuf(w, outKind(w)) !== buf) throw new NexgradError('fusion: internal: buffer numbering');
+    kernels.push({ kind: 'loop', name: kname(w, e.prim), outer, row, reductions: ctx.reductions, outerOutputs, rowOutputs });
+  };
+
+  /** Reads operand `a` through `index` (over the kernel's vars) as a strided buffer, if it is one. */
+  const stridedOperand = (a: Atom, index: readonly Idx[], ranges: Map<string, number>, vars: readonly string[]): StridedOperand | undefined => {
+    if (!(a instanceof Var)) return undefined;
+    const se = valueAt(a, index, newCtx(ranges));
+    if (se.op !== 'load') return undefined;
+    const aff = affineStrides(se.index);
+    if (!aff || [...aff.strides.keys()].some((k) => !vars.includes(k))) return undefined;
+    return { buf: se.buf, offset: aff.offset, strides: vars.map((k) => aff.strides.get(k) ?? 0) as unknown as [number, number, number] };
+  };
+
+  const buildAnchor = (a: Var, root: Var): void => {
+    const e = producer.get(a)!;
+    const [lhs, rhs] = e.inputs as [Atom, Atom];
+    if (e.prim === 'dot_general') {
+      const pr = e.params as unknown as DotParams;
+      const ls = lhs.aval.shape;
+      const rs = rhs.aval.shape;
+      const [bl, br] = pr.batch;
+      const [cl, cr] = pr.contracting;
+      const fl = ls.map((_, i) => i).filter((i) => !bl.includes(i) && !cl.includes(i));
+      const fr = rs.map((_, i) => i).filter((i) => !br.includes(i) && !cr.includes(i));
+      const batchShape = bl.map((i) => ls[i]!);
+      const mShape = fl.map((i) => ls[i]!);
+      const nShape = fr.map((i) => rs[i]!);
+      const kShape = cl.map((i) => ls[i]!);
+      const B = sizeOf(batchShape), Mm = sizeOf(mShape), N = sizeOf(nShape), K = sizeOf(kShape);
+      /** lhs index over vars (b, m, k) and rhs index over (b, k, n), under any variable names. */
+      const lhsIndex = (vb: string, vm: string, vk: string, r: Ranges): Idx[] => {
+        const out = new Array<Idx>(ls.length);
+        delinearize(idx.var(vb), batchShape, r).forEach((x, i) => (out[bl[i]!] = x));
+        delinearize(idx.var(vk), kShape, r).forEach((x, i) => (out[cl[i]!] = x));
+        delinearize(idx.var(vm), mShape, r).forEach((x, i) => (out[fl[i]!] = x));
+        return out;
+      };
+      const rhsIndex = (vb: string, vk: string, vn: string, r: Ranges): Idx[] => {
+        const out = new Array<Idx>(rs.length);
+        delinearize(idx.var(vb), batchShape, r).forEach((x, i) => (out[br[i]!] = x));
+        delinearize(idx.var(vk), kShape, r).forEach((x, i) => (out[cr[i]!] = x));
+        delinearize(idx.var(vn), nShape, r).forEach((x, i) => (out[fr[i]!] = x));
+        return out;
+      };
+      const rA = new Map([['b', B], ['m', Mm], ['k', K]]);
+      const rB = new Map([['b', B], ['k', K], ['n', N]]);
+      const opA = stridedOperand(lhs, lhsIndex('b', 'm', 'k', rA), rA, ['b', 'm', 'k']) ?? pack(lhs, [B, Mm, K], (r) => lhsIndex('o0', 'o1', 'o2', r));
+      const opB = stridedOperand(rhs, rhsIndex('b', 'k', 'n', rB), rB, ['b', 'k', 'n']) ?? pack(rhs, [B, K, N], (r) => rhsIndex('o0', 'o1', 'o2', r));
+      const rE = new Map([['b', B], ['m', Mm], ['n', N]]);
+      const outIdx = [...delinearize(idx.var('b'), batchShape, rE), ...delinearize(idx.var('m'), mShape, rE), ...delinearize(idx.var('n'), nShape, rE)];
+      const ctx = newCtx(rE, { anchor: { v: a, index: outIdx }, root });
+      const expr = valueAt(root, outIdx, ctx);
+      const buf = newBuf(root, outKind(root));
+      kernels.push({ kind: 'matmul', name: kname(root, 'matmul'), batch: B, m: Mm, n: N, k: K, dtype: a.aval.dtype, a: opA, b: opB, outputs: [{ buf, index: linearize(outIdx, root.aval.shape), expr }] });
+      return;
+    }
+    // conv_general: contiguous operands
+    const pr = e.params as unknown as ConvParams;
+    const lb = contiguous(lhs);
+    const rb = contiguous(rhs);
+    const outShape = a.aval.shape;
+    const rE = new Map<string, number>(outShape.map((n, i) => [`o${i}`, n]));
+    const outIdx = outShape.map((_, i) => idx.var(`o${i}`));
+    const ctx = newCtx(rE, { anchor: { v: a, index: outIdx }, root });
+    const expr = valueAt(root, outIdx, ctx);
+    const buf = newBuf(root, outKind(root));
+    kernels.push({
+      kind: 'conv', name: kname(root, 'conv'), params: pr, dtype: a.aval.dtype,
+      lhs: { buf: lb, shape: lhs.aval.shape }, rhs: { buf: rb, shape: rhs.aval.shape }, outShape,
+      outputs: [{ buf, index: linearize(outIdx, outShape), expr }],
+    });
+  };
+
+  /** Copies operand `a`, read through index(o0, o1, o2), into a fresh contiguous [d0, d1, d2] buffer. */
+  const pack = (a: Atom, dims: readonly [number, number, number], index: (r: Ranges) => Idx[]): StridedOperand => {
+    if (!(a instanceof Var)) throw new NexgradError('fusion: internal: literal operand to a matmul');
+    const ranges = new Map<string, number>(dims.map((n, i) => [`o${i}`, n]));
+    const expr = valueAt(a, index(ranges), newCtx(ranges));
+    const id = buffers.length;
+    buffers.push({ id, dtype: a.aval.dtype, size: dims[0] * dims[1] * dims[2], kind: 'temp' });
+    const outIdx = [0, 1, 2].map((i) => idx.var(`o${i}`));
+    kernels.push({ kind: 'loop', name: `k${kcount++}_pack`, outer: [...dims], row: [], reductions: [], outerOutputs: [{ buf: id, index: linearize(outIdx, dims), expr }], rowOutputs: [] });
+    return { buf: id, offset: 0, strides: [dims[1] * dims[2], dims[2], 1] };
+  };
+
+  /** A buffer holding operand `a` in row-major order. */
+  const contiguous = (a: Atom): number => {
+    if (!(a instanceof Var)) {
+      throw new NexgradError('fusion: internal: literal operand');
+    }
+    const ranges = new Map<string, number>(a.aval.shape.map((n, i) => [`o${i}`, n]));
+    const id = a.aval.shape.map((_, i) => idx.var(`o${i}`));
+    const se = valueAt(a, id, newCtx(ranges));
+    if (se.op === 'load' && idxKey(se.index) === idxKey(linearize(id, a.aval.shape))) return se.buf;
+    return ensureBuilt(a);
+  };
+
+  const buildHost = (e: Eqn): void => {
+    const ins = e.inputs.map((a) => {
+      if (a instanceof Literal) throw new NexgradError(`fusion: internal: literal operand to host op ${e.prim}`);
+      return { buf: contiguous(a), shape: a.aval.shape, dtype: a.aval.dtype };
+    });
+    const outs = e.outputs.map((v) => ({ buf: newBuf(v, outKind(v)), shape: v.aval.shape, dtype: v.aval.dtype }));
+    kernels.push({ kind: 'host', name: kname(e.outputs[0]!, e.prim), prim: e.prim, params: e.params, inputs: ins, outputs: outs });
+  };
+
+  for (const e of p.eqns) for (const v of e.outputs) if (M.has(v) || epilogueOf.has(v)) ensureBuilt(v);
+
+  const outputs: GraphOutput[] = p.outputs.map((a) => {
+    if (a instanceof Literal) return { kind: 'literal', value: a.value, dtype: a.dtype };
+    return { kind: 'buffer', buf: ensureBuilt(a), shape: a.aval.shape, dtype: a.aval.dtype };
+  });
+  return { buffers, kernels, inputs, outputs, consts };
+}
+
+export type { Ranges };

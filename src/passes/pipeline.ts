@@ -1,0 +1,62 @@
+/**
+ * The pass pipeline: named Program -> Program passes, each verified by the IR checker, then
+ * fusion into a KernelGraph and memory planning. NEXGRAD_DUMP=ir,passes,kernels prints stages.
+ */
+import type { MemoryPlan } from '../codegen/device.js';
+import { type KernelGraph, printKernelGraph } from '../codegen/kernel.js';
+import type { Program } from '../ir/program.js';
+import { checkProgram } from './check.js';
+import { fuse } from './fusion.js';
+import { inlineRegions, type Origins } from './inline.js';
+import { layoutNHWC } from './layout.js';
+import { type DonationInfo, planMemory } from './memory.js';
+import { simplify } from './simplify.js';
+
+export interface Pass {
+  readonly name: string;
+  readonly run: (p: Program, origins: Origins) => Program;
+}
+
+export const PASSES: readonly Pass[] = [
+  { name: 'inline', run: (p, o) => inlineRegions(p, o) },
+  { name: 'simplify', run: (p) => simplify(p) },
+  { name: 'layout', run: (p) => layoutNHWC(p) },
+  { name: 'simplify-2', run: (p) => simplify(p) },
+];
+
+export function dumpStages(): Set<string> {
+  const v = typeof process !== 'undefined' ? process.env.NEXGRAD_DUMP : undefined;
+  return new Set((v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+}
+
+export interface Lowered {
+  readonly program: Program;
+  readonly optimized: Program;
+  readonly graph: KernelGraph;
+  readonly plan: MemoryPlan;
+}
+
+export function runPasses(p: Program, origins: Origins = new Map(), log: (s: string) => void = () => {}, passes: readonly Pass[] = PASSES): Program {
+  checkProgram(p, 'input');
+  let cur = p;
+  for (const pass of passes) {
+    cur = pass.run(cur, origins);
+    checkProgram(cur, pass.name);
+    log(`--- after ${pass.name} (${cur.eqns.length} equations)\n${cur.toString()}`);
+  }
+  return cur;
+}
+
+export function lower(p: Program, donation?: DonationInfo): Lowered {
+  const dump = dumpStages();
+  const log = (s: string): void => {
+    if (dump.has('passes')) console.error(s);
+  };
+  if (dump.has('ir')) console.error(`--- traced program\n${p.toString()}`);
+  const origins: Origins = new Map();
+  const optimized = runPasses(p, origins, log);
+  const graph = fuse(optimized, origins);
+  const plan = planMemory(graph, donation);
+  if (dump.has('kernels')) console.error(`--- kernel graph (${graph.kernels.length} kernels)\n${printKernelGraph(graph)}`);
+  return { program: p, optimized, graph, plan };
+}

@@ -1,0 +1,29 @@
+/** A small builder for passes that rewrite a Program equation by equation. */
+import { type Atom, type Eqn, Literal, Program, type ProgramConst, Var } from '../ir/program.js';
+
+export class ProgramBuilder {
+  readonly eqns: Eqn[] = [];
+  private readonly map = new Map<Var, Atom>();
+
+  /** Maps an atom of the source program to the atom that now stands for it. */
+  read(a: Atom): Atom {
+    if (a instanceof Literal) return a;
+    return this.map.get(a) ?? a;
+  }
+  alias(from: Var, to: Atom): void {
+    this.map.set(from, to);
+  }
+  emit(prim: string, params: Readonly<Record<string, unknown>>, inputs: readonly Atom[], outputs: readonly Var[]): void {
+    this.eqns.push({ prim, params, inputs, outputs });
+  }
+  /** Emits a copy of an equation with remapped inputs and fresh outputs (aliased to the old). */
+  copy(e: Eqn): Var[] {
+    const outs = e.outputs.map((v) => new Var(v.aval));
+    this.emit(e.prim, e.params, e.inputs.map((a) => this.read(a)), outs);
+    e.outputs.forEach((v, i) => this.alias(v, outs[i]!));
+    return outs;
+  }
+  finish(p: Program, consts: readonly ProgramConst[] = p.consts): Program {
+    return new Program(p.inputs, this.eqns, p.outputs.map((a) => this.read(a)), consts);
+  }
+}
