@@ -26,12 +26,12 @@ export function vjp(fn: Fn, ...primals: unknown[]): [any, (ct: unknown) => any[]
   const vjpFn = (ct: unknown): any[] => {
     const fc = treeFlatten(ct, 'vjp', 'cotangent');
     if (fc.leaves.length !== lin.outputs.length) {
-      throw new NexgradError(`vjp: the cotangent has ${fc.leaves.length} leaves, the output has ${lin.outputs.length}`);
+      throw new OpError('vjp', `the cotangent has ${fc.leaves.length} leaves, the output has ${lin.outputs.length}`);
     }
     fc.leaves.forEach((c, i) => {
       const o = lin.outputs[i]!;
       if (c.dtype !== o.dtype || c.shape.join() !== o.shape.join()) {
-        throw new NexgradError(`vjp: cotangent ${i} is ${c.dtype}[${c.shape.join(',')}], the output is ${o.dtype}[${o.shape.join(',')}]`);
+        throw new OpError('vjp', `cotangent ${i} is ${c.dtype}[${c.shape.join(',')}], the output is ${o.dtype}[${o.shape.join(',')}]`);
       }
     });
     const cts = lin.backward(fc.leaves);
@@ -44,16 +44,16 @@ export function vjp(fn: Fn, ...primals: unknown[]): [any, (ct: unknown) => any[]
 /** jvp(fn, primals, tangents) -> [out, tangentOut]. */
 export function jvp(fn: Fn, primals: readonly unknown[], tangents: readonly unknown[]): [any, any] {
   if (!Array.isArray(primals) || !Array.isArray(tangents) || primals.length !== tangents.length) {
-    throw new NexgradError('jvp: primals and tangents must be arrays of the same length');
+    throw new OpError('jvp', 'primals and tangents must be arrays of the same length');
   }
   const t = traceTree('jvp', fn, primals);
   const pl = primals.flatMap((p, i) => treeFlatten(p, 'jvp', `primal ${i}`).leaves);
   const tl = tangents.flatMap((p, i) => treeFlatten(p, 'jvp', `tangent ${i}`).leaves);
-  if (pl.length !== tl.length) throw new NexgradError(`jvp: primals have ${pl.length} leaves, tangents ${tl.length}`);
+  if (pl.length !== tl.length) throw new OpError('jvp', `primals have ${pl.length} leaves, tangents ${tl.length}`);
   pl.forEach((p, i) => {
     const q = tl[i]!;
     if (p.dtype !== q.dtype || p.shape.join() !== q.shape.join()) {
-      throw new NexgradError(`jvp: tangent ${i} is ${q.dtype}[${q.shape.join(',')}], its primal is ${p.dtype}[${p.shape.join(',')}]`);
+      throw new OpError('jvp', `tangent ${i} is ${q.dtype}[${q.shape.join(',')}], its primal is ${p.dtype}[${p.shape.join(',')}]`);
     }
   });
   const r = jvpProgram(t.program, [...pl, ...t.captured], [...tl, ...t.captured.map(() => null)]);
@@ -72,9 +72,13 @@ function gradCore(op: string, fn: Fn, opts: GradOptions, args: unknown[]): { val
   const nums = typeof argnums === 'number' ? [argnums] : [...argnums];
   for (const n of nums) {
     if (!Number.isInteger(n) || n < 0 || n >= args.length) {
-      throw new NexgradError(`${op}: argnums ${JSON.stringify(argnums)} is out of range for ${args.length} arguments`);
+      throw new OpError(op, `argnums ${JSON.stringify(argnums)} is out of range for ${args.length} arguments`);
     }
   }
+  if (new Set(nums).size !== nums.length) throw new OpError(op, `argnums ${JSON.stringify(argnums)} repeats an argument`);
+  // Flatten the differentiated arguments before tracing (which sees them permuted), so that a
+  // bad leaf is reported at its real position, e.g. `argument 1.w`.
+  const flats = nums.map((i) => treeFlatten(args[i], op, `argument ${i}`));
   const fixed = args.map((_, i) => !nums.includes(i));
   // trace with the differentiated args first, in argnums order
   const order = [...nums, ...args.map((_, i) => i).filter((i) => fixed[i])];
@@ -84,20 +88,19 @@ function gradCore(op: string, fn: Fn, opts: GradOptions, args: unknown[]): { val
     order.forEach((i, j) => (a[i] = p[j]));
     const r = fn(...a);
     if (opts.hasAux && (!Array.isArray(r) || r.length !== 2)) {
-      throw new NexgradError(`${op}: with hasAux the function must return [value, aux]`);
+      throw new OpError(op, `with hasAux the function must return [value, aux]`);
     }
     return r;
   };
   const t = traceTree(op, wrapped, permuted, order.map((i) => fixed[i]!));
   const valueDef = opts.hasAux && t.outDef.kind === 'array' ? t.outDef.children[0]! : t.outDef;
   if (valueDef.kind !== 'leaf' || (!opts.hasAux && t.program.outputs.length !== 1)) {
-    throw new NexgradError(`${op}: the function must return a single scalar Tensor${opts.hasAux ? ' as the first element of [value, aux]' : ''}`);
+    throw new OpError(op, `the function must return a single scalar Tensor${opts.hasAux ? ' as the first element of [value, aux]' : ''}`);
   }
   const outAval = t.program.outputs[0]!.aval;
   if (outAval.shape.length !== 0 || !isFloat(outAval.dtype)) {
     throw new OpError(op, `the function must return a float scalar, got ${outAval.dtype}[${outAval.shape.join(',')}]`);
   }
-  const flats = nums.map((i) => treeFlatten(args[i], op, `argument ${i}`));
   const leaves = flats.flatMap((f) => f.leaves);
   leaves.forEach((l) => {
     if (!isFloat(l.dtype)) throw new OpError(op, `cannot differentiate with respect to a ${l.dtype} input [${l.shape.join(',')}]; only float inputs have gradients`);
@@ -173,6 +176,13 @@ export function customVjp<F extends Fn>(fn: F, fwd: (...args: any[]) => [any, an
         if (c === null || c === undefined) return flats[i]!.leaves.map((l) => ops.zerosLike(l));
         const fc = treeFlatten(c, 'customVjp bwd', `cotangent ${i}`);
         if (fc.leaves.length !== flats[i]!.leaves.length) throw new NexgradError(`customVjp: cotangent ${i} does not match argument ${i}'s structure`);
+        // a cotangent of another shape would be broadcast silently when gradients are summed
+        fc.leaves.forEach((l, j) => {
+          const want = flats[i]!.leaves[j]!;
+          if (l.dtype !== want.dtype || l.shape.join() !== want.shape.join()) {
+            throw new OpError('customVjp', `bwd returned ${l.dtype}[${l.shape.join(',')}] as cotangent ${i} (leaf ${j}), but that argument is ${want.dtype}[${want.shape.join(',')}]`);
+          }
+        });
         return fc.leaves;
       });
     }, [...resAvals, ...outAvals]);

@@ -18,7 +18,15 @@ function isInternalFrame(line: string): boolean {
 
 /** "file:line:col" of the first stack frame outside nexgrad's own sources, or "" if none. */
 export function userCallSite(): string {
-  const stack = new Error().stack ?? '';
+  // The default limit (10 frames) is often all inside nexgrad (pytree walks, nested traces).
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 200;
+  let stack: string;
+  try {
+    stack = new Error().stack ?? '';
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
   for (const raw of stack.split('\n').slice(1)) {
     const line = raw.trim();
     if (!line.startsWith('at ') || isInternalFrame(line)) continue;

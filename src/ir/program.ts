@@ -111,8 +111,9 @@ export function printProgram(p: Program, indent = '', outer?: Map<Var, string>):
   const atom = (a: Atom): string => (a instanceof Literal ? fmtNumber(a.value, a.dtype) : name(a));
   const decl = (v: Var): string => `${name(v)}:${typeStr(v.aval)}`;
   const lines: string[] = [];
+  const ins = p.inputs.map(decl).join(', '); // inputs are named before constants
   const consts = p.consts.length ? ` consts(${p.consts.map((c) => decl(c.v)).join(', ')})` : '';
-  lines.push(`${indent}{ lambda (${p.inputs.map(decl).join(', ')})${consts} .`);
+  lines.push(`${indent}{ lambda (${ins})${consts} .`);
   for (const e of p.eqns) {
     const params = Object.entries(e.params)
       .map(([k, v]) => `${k}=${fmtParam(v, names, indent)}`)

@@ -13,8 +13,8 @@ import type { TraceContext } from './trace.js';
 export type TensorLike = Tensor | number | boolean;
 
 export class Tensor {
-  /** @internal concrete data (host), when not a tracer */
-  readonly _host: HostArray | undefined;
+  private __host: HostArray | undefined;
+  private __donated = false;
   /** @internal the trace this tracer belongs to */
   readonly _trace: TraceContext | undefined;
   /** @internal this tracer's variable */
@@ -25,7 +25,7 @@ export class Tensor {
   private constructor(shape: Shape, dtype: DType, host?: HostArray, trace?: TraceContext, v?: Var) {
     this.shape = shape;
     this.dtype = dtype;
-    this._host = host;
+    this.__host = host;
     this._trace = trace;
     this._var = v;
   }
@@ -38,6 +38,25 @@ export class Tensor {
   /** @internal */
   static _traced(ctx: TraceContext, v: Var): Tensor {
     return new Tensor(v.aval.shape, v.aval.dtype, undefined, ctx, v);
+  }
+
+  /** @internal concrete data (host), when not a tracer */
+  get _host(): HostArray | undefined {
+    if (this.__donated) {
+      throw new NexgradError(
+        `this tensor ${this.dtype}[${this.shape.join(',')}] was donated to a jitted function and its buffer reused; use the function's result instead`,
+      );
+    }
+    return this.__host;
+  }
+
+  /** @internal marks a donated input: its storage now belongs to an output. */
+  _markDonated(): void {
+    this.__donated = true;
+  }
+
+  get isDonated(): boolean {
+    return this.__donated;
   }
 
   get aval(): AbstractValue {

@@ -3,7 +3,7 @@
  * recorded into the innermost context as an equation; with none active it runs eagerly on
  * the host through the reference interpreter's implementation.
  */
-import { NexgradError } from './errors.js';
+import { NexgradError, OpError } from './errors.js';
 import { HostArray } from './host.js';
 import { type Atom, type Eqn, Literal, Program, type ProgramConst, Var, type AbstractValue } from './program.js';
 import type { PrimName, PrimParams } from './primitive.js';
@@ -53,6 +53,14 @@ export function isTracing(): boolean {
 /** Applies a primitive: records it in the active trace, or evaluates it eagerly. */
 export function bind<K extends PrimName>(prim: K, inputs: readonly Tensor[], params: PrimParams[K]): Tensor[] {
   const def = PRIMS[prim];
+  inputs.forEach((t, i) => {
+    if (t._trace && !t._trace.active) {
+      throw new OpError(
+        prim,
+        `operand ${i + 1}, a traced tensor ${t.dtype}[${t.shape.join(',')}], escaped the function it was traced in (trace, jit or grad); return it instead of keeping it`,
+      );
+    }
+  });
   const avals = inputs.map((t) => t.aval);
   const outAvals = def.shape(avals, params);
   const ctx = currentTrace();

@@ -170,6 +170,12 @@ export interface GradCheckOptions {
    * identity then uses the finite-difference J t, at jvpTol.
    */
   readonly noJvp?: boolean;
+  /**
+   * Relative rounding error of one evaluation of f (default 4e-16, float64); finite
+   * differences are allowed roundoff * |f(x)| / eps on top of jvpTol. Use ~1.2e-7 when f
+   * rounds through f32.
+   */
+  readonly roundoff?: number;
   /** Also check that jvp's and vjp's primal outputs equal f(x) (default true). */
   readonly checkPrimal?: boolean;
 }
@@ -235,6 +241,7 @@ export function checkGrad(f: TensorFn, xs: readonly Tensor[], opts: GradCheckOpt
   const vjpTol = opts.vjpTol ?? 1e-10;
   const wide = opts.wide ?? false;
   const checkPrimal = opts.checkPrimal ?? true;
+  const roundoff = opts.roundoff ?? 4e-16;
   for (const x of xs) {
     if (!isFloat(x.dtype) || x.isTracer) throw new GradCheckError(`checkGrad: inputs must be concrete float tensors, got ${describeArgs(xs)}`);
   }
@@ -281,7 +288,7 @@ export function checkGrad(f: TensorFn, xs: readonly Tensor[], opts: GradCheckOpt
     const diff = norm(jt.flatMap((a, k) => a.map((v, j) => v - fd[k]![j]!)));
     const scale = Math.max(norm(jt.flat()), norm(fd.flat()));
     // Rounding in f(x +- eps t) contributes about 1e-16 |f| / eps to each difference.
-    const noise = (4e-16 * norm(yv.flat())) / eps;
+    const noise = (roundoff * norm(yv.flat())) / eps;
     jvpRelErr = scale === 0 ? diff : diff / scale;
     if (diff > jvpTol * scale + noise) {
       throw new GradCheckError(
@@ -319,7 +326,7 @@ export function checkGrad(f: TensorFn, xs: readonly Tensor[], opts: GradCheckOpt
   const scale = lhsAbs + rhsAbs;
   const tol = opts.noJvp ? jvpTol : vjpTol;
   const vjpRelErr = scale === 0 ? Math.abs(lhs - rhs) : Math.abs(lhs - rhs) / scale;
-  const noise = opts.noJvp ? (4e-16 * norm(yv.flat()) * norm(cv.flat())) / eps : 0;
+  const noise = opts.noJvp ? (roundoff * norm(yv.flat()) * norm(cv.flat())) / eps : 0;
   if (Math.abs(lhs - rhs) > tol * scale + noise) {
     throw new GradCheckError(
       `${where}: <J t, c> = ${lhs} but <t, J^T c> = ${rhs} (relative error ${vjpRelErr.toExponential(3)}, tol ${tol})\n  J^T c = ${fmt(jtcv)}`,

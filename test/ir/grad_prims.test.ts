@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkpoint, customVjp, grad, jvp } from '../../src/autodiff/index.js';
+import { checkpoint, customVjp, grad, jvp, vjp } from '../../src/autodiff/index.js';
 import { region } from '../../src/ir/functional.js';
 import * as ops from '../../src/ir/ops.js';
 import type { PrimName } from '../../src/ir/primitive.js';
@@ -80,16 +80,6 @@ describe('gradcheck harness', () => {
       (a: Tensor, ct: Tensor) => [ops.mul(ct, ops.mul(ops.cos(a), 1.5))],
     );
     expect(() => checkGrad(bad, [randn(rng, [5])], { rng, noJvp: true })).toThrow(/<J t, c> = .* but <t, J\^T c> = /);
-  });
-
-  it('catches a cotangent of the wrong shape', () => {
-    const rng = new Rng(9);
-    const bad = customVjp(
-      (a: Tensor) => ops.sum(a),
-      (a: Tensor) => [ops.sum(a), a],
-      (_a: Tensor, ct: Tensor) => [ops.broadcastTo(ct, [1])],
-    );
-    expect(() => checkGrad(bad, [randn(rng, [3])], { rng, noJvp: true })).toThrow();
   });
 });
 
@@ -213,7 +203,7 @@ describe('select and cast', () => {
   it('cast f64 -> f32 -> f64 with f32 rounding, at a looser tolerance', () => {
     gradProperty(shapeArb(0, 3, 4), (shape, rng) => {
       const f = (x: Tensor) => bind1('cast', [bind1('cast', [x], { dtype: 'f32' })], { dtype: 'f64' });
-      return { f, xs: [randu(rng, shape, -2, 2)], opts: { eps: 1e-2, jvpTol: 1e-4, vjpTol: 1e-6 } };
+      return { f, xs: [randu(rng, shape, -2, 2)], opts: { eps: 1e-2, jvpTol: 1e-4, vjpTol: 1e-6, roundoff: 1.2e-7 } };
     });
   });
 
@@ -565,5 +555,54 @@ describe('structural primitives', () => {
     expect(values(outs[1]!)).toEqual(values(x).map((v) => -v));
     expect(bind('reduce_sum', [x], { axes: [0, 1] }).length).toBe(1);
     checkGrad((a) => r(a), [x], { rng });
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// program-structure edge cases
+
+describe('program structure edge cases', () => {
+  it('identity, repeated outputs, constant outputs, unused inputs, captured constants', () => {
+    const k = f64([0.5, -2, 3], [3]);
+    const cases: TensorFn[] = [
+      (x) => x,
+      (x) => [x, ops.exp(x), x],
+      (x) => [ops.scalar(2, 'f64'), ops.mul(x, 2), ops.cast(ops.greater(x, 0), 'i32')],
+      (x, y) => ops.sin(x!),
+      (x) => ({ a: ops.add(ops.mul(x, k), k), b: k }),
+    ];
+    const rng = new Rng(17);
+    for (const f of cases) checkGrad(f, [randn(rng, [3]), randn(rng, [3])].slice(0, f.length), { rng });
+  });
+
+  it('jvp, vjp and checkpoint closing over the tracers of an enclosing transformation', () => {
+    gradProperty(shapeArb(0, 3, 3), (shape, rng) => {
+      const x = randn(rng, shape);
+      const t = randn(rng, shape);
+      const f = (a: Tensor) => {
+        const viaJvp = jvp((b: Tensor) => ops.mul(ops.mul(b, a), ops.sin(b)), [x], [t])[1] as Tensor;
+        const viaVjp = vjp((b: Tensor) => ops.mul(ops.exp(ops.mul(b, a)), a), x)[1](t)[0] as Tensor;
+        const viaCkpt = checkpoint((b: Tensor) => ops.tanh(ops.mul(b, a)))(x);
+        return [viaJvp, viaVjp, viaCkpt];
+      };
+      return { f, xs: [randu(rng, shape, -1, 1)] };
+    });
+  });
+
+  it('empty tensors flow through every kind of rule with gradients of the right shape', () => {
+    gradProperty(shapeArb(1, 3, 2, 0), (shape, rng) => {
+      const r = shape.length;
+      const axes = rng.subset(r);
+      const perm = rng.perm(r);
+      const f = (a: Tensor, b: Tensor) => {
+        const u = ops.mul(ops.exp(a), ops.sin(b));
+        const s = bind1('reduce_sum', [u], { axes });
+        const t = bind1('transpose', [ops.div(a, ops.add(ops.mul(b, b), 1))], { perm });
+        const p = bind1('pad', [a], { lo: shape.map(() => 1), hi: shape.map(() => 0), interior: shape.map(() => 1), value: 1 });
+        const c = bind1('concatenate', [a, b], { axis: r - 1 });
+        return [s, t, p, c, ops.reshape(u, [-1])];
+      };
+      return { f, xs: [randn(rng, shape), randn(rng, shape)] };
+    }, { numRuns: 50 });
   });
 });

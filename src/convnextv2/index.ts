@@ -1,0 +1,6 @@
+/** nexgrad.convnextv2: configs, the model, FCMAE pretraining, checkpoints, parameter groups. */
+export * from './config.js';
+export * from './model.js';
+export * as fcmae from './fcmae.js';
+export * from './checkpoint.js';
+export * from './param_groups.js';
