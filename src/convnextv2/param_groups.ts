@@ -14,7 +14,7 @@
  */
 import { OpError } from '../ir/errors.js';
 import { Tensor } from '../ir/tensor.js';
-import type { LeafGroup } from '../nn/optim.js';
+import type { GroupTree, LeafGroup } from '../nn/optim.js';
 import { namedLeaves } from '../nn/tree_paths.js';
 
 export type WeightDecayRule = 'finetune' | 'pretrain';
@@ -148,7 +148,7 @@ export interface ParamGroupLeaf extends LeafGroup {
  * exempt parameters and `weightDecay` otherwise; lrScale is the layer-decay scale (1 when
  * layerDecay is 1, as the official code assigns no scale then).
  */
-export function paramGroups<P>(params: P, opts: ParamGroupOptions): unknown {
+export function paramGroups<P>(params: P, opts: ParamGroupOptions): GroupTree {
   const op = 'paramGroups';
   if (opts === null || typeof opts !== 'object') throw new OpError(op, 'expected options {depths, weightDecay, layerDecay?, mode?, rule?}');
   const mode = opts.mode ?? 'single';
@@ -178,5 +178,5 @@ export function paramGroups<P>(params: P, opts: ParamGroupOptions): unknown {
     for (const k of Object.keys(x as object)) o[k] = build((x as Record<string, unknown>)[k]);
     return o;
   };
-  return build(params);
+  return build(params) as GroupTree;
 }

@@ -42,6 +42,19 @@ export class TraceContext {
 
 const stack: TraceContext[] = [];
 
+/**
+ * Runs one primitive eagerly on concrete host arrays. The default is the reference
+ * interpreter's implementation; the compiler installs the default backend here (single-op
+ * programs, compiled once and cached), keeping src/ir free of imports from above.
+ */
+export type EagerExecutor = (prim: PrimName, inputs: readonly HostArray[], params: Record<string, unknown>) => HostArray[];
+
+let eagerExecutor: EagerExecutor | undefined;
+
+export function setEagerExecutor(exec: EagerExecutor | undefined): void {
+  eagerExecutor = exec;
+}
+
 export function currentTrace(): TraceContext | undefined {
   return stack[stack.length - 1];
 }
@@ -76,7 +89,8 @@ export function bind<K extends PrimName>(prim: K, inputs: readonly Tensor[], par
     }
     return t._host;
   });
-  const outs = def.impl(hosts, params, { wide: hosts.some((h) => h.wide) });
+  const wide = hosts.some((h) => h.wide);
+  const outs = eagerExecutor && !wide ? eagerExecutor(prim, hosts, params as Record<string, unknown>) : def.impl(hosts, params, { wide });
   return outs.map((h) => Tensor._concrete(h));
 }
 

@@ -36,7 +36,13 @@ export interface LeafGroup {
  * or a function from (dotted name, parameter) to those. Missing fields take the optimizer's
  * weightDecay and a scale of 1.
  */
-export type GroupSpec = unknown | ((name: string, p: Tensor) => Partial<LeafGroup>);
+export type GroupSpec = GroupTree | GroupFn;
+
+/** A tree with the parameters' structure and `{wd?, lrScale?}` leaves (see paramGroups). */
+export type GroupTree = Partial<LeafGroup> | null | undefined | readonly GroupTree[] | { readonly [k: string]: GroupTree };
+
+/** Groups as a function of the parameter's dotted name (`stages.0.1.grn.gamma`). */
+export type GroupFn = (name: string, p: Tensor) => Partial<LeafGroup>;
 
 export interface UpdateOptions {
   /** The learning rate for this step (overrides the one given at construction). */
@@ -185,7 +191,7 @@ function resolveGroups(op: string, groups: GroupSpec | undefined, params: unknow
   };
   if (groups === undefined || groups === null) return flat.names.map(() => ({ wd: weightDecay, lrScale: 1 }));
   if (typeof groups === 'function') {
-    const f = groups as (name: string, p: Tensor) => Partial<LeafGroup>;
+    const f = groups as GroupFn;
     return flat.names.map((n, i) => fill(f(n, flat.params[i]!) ?? {}, n));
   }
   const meta = alignedMeta(params, groups, isGroupLeaf, op);
@@ -339,7 +345,8 @@ export function sgd(options: SgdOptions): Optimizer<SgdState> {
       const bufs = momentum === 0 ? null : leavesLike(op, 'state.momentum', state.momentum, flat);
       const hyper = resolveGroups(op, groups, params, flat, weightDecay);
       const lr = opts.lr === undefined ? baseLr : checkScalar(op, 'lr', opts.lr);
-      const first = ops.equal(state.step, 0);
+      // torch starts the buffer at d itself (no dampening) on the first step.
+      const first = bufs && dampening !== 0 ? ops.equal(state.step, 0) : null;
       const step = nextStep(op, state.step, opts.step);
 
       const newP: Tensor[] = [];
@@ -353,8 +360,7 @@ export function sgd(options: SgdOptions): Optimizer<SgdState> {
         if (wd !== 0) d = ops.add(d, ops.mul(p, wd));
         if (bufs) {
           let buf = ops.add(ops.mul(bufs[i]!, momentum), dampening === 0 ? d : ops.mul(d, 1 - dampening));
-          // torch starts the buffer at d itself (no dampening) on the first step.
-          if (dampening !== 0) buf = ops.where(first, d, buf);
+          if (first) buf = ops.where(first, d, buf);
           newB.push(buf);
           d = nesterov ? ops.add(d, ops.mul(buf, momentum)) : buf;
         }
