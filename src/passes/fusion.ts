@@ -354,22 +354,29 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
     row.forEach((n, i) => ranges.set(`r${i}`, n));
     const outerIdx = outer.map((_, i) => idx.var(`o${i}`));
     const ctx = newCtx(ranges, axes.length ? { layout: { F, axes, outerIdx }, root: w } : { root: w });
-    const buf = buffers.length; // registered after the expressions, which must not read w itself
-    let outerOutputs: KernelOutput[] = [];
-    let rowOutputs: KernelOutput[] = [];
+    // The expressions are built first: they may materialise other values (nested kernels with
+    // buffers of their own), and they must not read w itself. Then w gets its buffer.
+    let outIndex: Idx;
+    let outExpr: SExpr;
     if (isReduce) {
       // earlier phases (reductions over the same space) register while building this one's input
       const expr = valueAt(e.inputs[0] as Var, fullIndex(F, axes), ctx);
       const id = ctx.reductions.length;
       ctx.reductions.push({ id, op: REDUCE[e.prim]!, expr, dtype: w.aval.dtype });
-      outerOutputs = [{ buf, index: linearize(outerIdx, w.aval.shape), expr: { op: 'acc', id, dtype: w.aval.dtype } }];
+      outIndex = linearize(outerIdx, w.aval.shape);
+      outExpr = { op: 'acc', id, dtype: w.aval.dtype };
     } else if (axes.length) {
       const fIdx = fullIndex(F, axes);
-      rowOutputs = [{ buf, index: linearize(fIdx, F), expr: valueAt(w, fIdx, ctx) }];
+      outIndex = linearize(fIdx, F);
+      outExpr = valueAt(w, fIdx, ctx);
     } else {
-      outerOutputs = [{ buf, index: linearize(outerIdx, F), expr: valueAt(w, outerIdx, ctx) }];
+      outIndex = linearize(outerIdx, F);
+      outExpr = valueAt(w, outerIdx, ctx);
     }
-    if (newBuf(w, outKind(w)) !== buf) throw new NexgradError('fusion: internal: buffer numbering');
+    const buf = newBuf(w, outKind(w));
+    const out: KernelOutput[] = [{ buf, index: outIndex, expr: outExpr }];
+    const rowOutputs: KernelOutput[] = !isReduce && axes.length ? out : [];
+    const outerOutputs: KernelOutput[] = rowOutputs.length ? [] : out;
     kernels.push({ kind: 'loop', name: kname(w, e.prim), outer, row, reductions: ctx.reductions, outerOutputs, rowOutputs });
   };
 

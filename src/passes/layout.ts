@@ -10,8 +10,8 @@ import { ProgramBuilder } from './rewrite.js';
 
 const isChannelsLast = (d: readonly number[]): boolean => d[0] === 0 && d[1] === d.length - 1 && d.slice(2).every((x, i) => x === i + 1);
 
-export function layoutNHWC(p: Program): Program {
-  const b = new ProgramBuilder();
+export function layoutNHWC(p: Program, origins?: Map<Var, string>): Program {
+  const b = new ProgramBuilder(origins);
   for (const e of p.eqns) {
     if (e.prim !== 'conv_general') {
       b.copy(e);
@@ -39,6 +39,7 @@ export function layoutNHWC(p: Program): Program {
     const back = new Var(outV.aval);
     b.emit('transpose', { perm: inv }, [outT], [back]);
     b.alias(outV, back);
+    b.inherit([outV, outV, outV], [lhsT, outT, back]);
   }
   return b.finish(p);
 }

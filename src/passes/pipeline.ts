@@ -19,9 +19,9 @@ export interface Pass {
 
 export const PASSES: readonly Pass[] = [
   { name: 'inline', run: (p, o) => inlineRegions(p, o) },
-  { name: 'simplify', run: (p) => simplify(p) },
-  { name: 'layout', run: (p) => layoutNHWC(p) },
-  { name: 'simplify-2', run: (p) => simplify(p) },
+  { name: 'simplify', run: (p, o) => simplify(p, o) },
+  { name: 'layout', run: (p, o) => layoutNHWC(p, o) },
+  { name: 'simplify-2', run: (p, o) => simplify(p, o) },
 ];
 
 export function dumpStages(): Set<string> {

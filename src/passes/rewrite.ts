@@ -5,6 +5,9 @@ export class ProgramBuilder {
   readonly eqns: Eqn[] = [];
   private readonly map = new Map<Var, Atom>();
 
+  /** `origins` (var -> region name, see inline.ts) is carried over to the vars that replace old ones. */
+  constructor(private readonly origins?: Map<Var, string>) {}
+
   /** Maps an atom of the source program to the atom that now stands for it. */
   read(a: Atom): Atom {
     if (a instanceof Literal) return a;
@@ -21,7 +24,16 @@ export class ProgramBuilder {
     const outs = e.outputs.map((v) => new Var(v.aval));
     this.emit(e.prim, e.params, e.inputs.map((a) => this.read(a)), outs);
     e.outputs.forEach((v, i) => this.alias(v, outs[i]!));
+    this.inherit(e.outputs, outs);
     return outs;
+  }
+  /** Gives each new var the region name (origin) of the old var it stands for. */
+  inherit(from: readonly Var[], to: readonly Var[]): void {
+    if (!this.origins) return;
+    from.forEach((v, i) => {
+      const name = this.origins!.get(v);
+      if (name !== undefined && to[i]) this.origins!.set(to[i]!, name);
+    });
   }
   finish(p: Program, consts: readonly ProgramConst[] = p.consts): Program {
     return new Program(p.inputs, this.eqns, p.outputs.map((a) => this.read(a)), consts);

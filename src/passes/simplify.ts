@@ -79,8 +79,8 @@ function literalKey(a: Atom): string {
   return a instanceof Literal ? `L${a.value}:${a.dtype}` : `v${a.id}`;
 }
 
-function onePass(p: Program): { program: Program; changed: boolean } {
-  const b = new ProgramBuilder();
+function onePass(p: Program, origins?: Map<Var, string>): { program: Program; changed: boolean } {
+  const b = new ProgramBuilder(origins);
   const producers = new Map<Var, Eqn>();
   const cse = new Map<string, Var[]>();
   let changed = false;
@@ -126,12 +126,14 @@ function onePass(p: Program): { program: Program; changed: boolean } {
       const outs = e.outputs.map((v) => new Var(v.aval));
       b.emit(prim, params, ins, outs);
       e.outputs.forEach((v, i) => b.alias(v, outs[i]!));
+      b.inherit(e.outputs, outs);
       outs.forEach((v) => producers.set(v, b.eqns[b.eqns.length - 1]!));
       cse.set(key, outs);
     } else {
       const outs = e.outputs.map((v) => new Var(v.aval));
       b.emit(prim, params, ins, outs);
       e.outputs.forEach((v, i) => b.alias(v, outs[i]!));
+      b.inherit(e.outputs, outs);
     }
   }
   const q = b.finish(p);
@@ -154,10 +156,11 @@ export function dce(p: Program): Program {
   return new Program(p.inputs, p.eqns.filter((_, k) => keep[k]), p.outputs, consts);
 }
 
-export function simplify(p: Program): Program {
+/** `origins` (optional) carries region names over to the rewritten program's vars. */
+export function simplify(p: Program, origins?: Map<Var, string>): Program {
   let cur = p;
   for (let round = 0; round < 4; round++) {
-    const r = onePass(cur);
+    const r = onePass(cur, origins);
     cur = r.program;
     if (!r.changed) break;
   }

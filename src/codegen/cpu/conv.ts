@@ -1,0 +1,651 @@
+/**
+ * Convolution kernels (XLA ConvGeneralDilated semantics, any dimension numbers). The path is
+ * chosen at compile time:
+ *
+ * - im2col GEMM: feature and batch groups 1, no padding, no lhs dilation (1x1 convs, strided
+ *   patchify convs like ConvNeXt's stem 4x4/4 and downsample 2x2/2, and their weight
+ *   gradients): rows are (batch, output position), columns output features, the contraction
+ *   (input feature, kernel position), gathered by the GEMM's packing code.
+ * - depthwise: featureGroupCount == input features == output features: a direct loop per output
+ *   position with the channel loop innermost (contiguous for NHWC).
+ * - depthwise weight gradient: batchGroupCount == output features == lhs batch (what autodiff
+ *   produces for a depthwise conv's kernel): per output position block, a sweep over the
+ *   inputs with the channel loop innermost.
+ * - generic: a direct implementation of the full semantics (window table computed at compile
+ *   time), computing into scratch, then the epilogue.
+ *
+ * Epilogue outputs see the conv value at output index (o0, o1, ...) as `acc 0`.
+ */
+import type { DType } from '../../ir/dtype.js';
+import { stridesOf } from '../../ir/shape.js';
+import { delinearize, idx, type Idx, idxSubst, linearize, type Ranges } from '../index_expr.js';
+import type { ConvKernel, KernelOutput, SExpr } from '../kernel.js';
+import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, wrapFunction } from './emit.js';
+import { emitGemm, type GemmSpec } from './matmul.js';
+import { bufName, CodeBuilder } from './scope.js';
+import { type DwRowConfig, type WgRowConfig, wasmSimdAvailable } from './wasm.js';
+
+export interface ConvGeom {
+  readonly nsp: number;
+  readonly N: number;
+  readonly C: number;
+  readonly O: number;
+  readonly I: number;
+  readonly G: number;
+  readonly BG: number;
+  readonly inSp: readonly number[];
+  readonly kSp: readonly number[];
+  readonly outSp: readonly number[];
+  /** lhs element strides of batch, feature, spatial. */
+  readonly lsN: number;
+  readonly lsC: number;
+  readonly lsSp: readonly number[];
+  /** rhs element strides of out feature, in feature, spatial. */
+  readonly rsO: number;
+  readonly rsI: number;
+  readonly rsSp: readonly number[];
+  /** Names of the output index variables for batch, feature and spatial positions. */
+  readonly vN: string;
+  readonly vC: string;
+  readonly vSp: readonly string[];
+}
+
+export function convGeometry(k: ConvKernel): ConvGeom {
+  const p = k.params;
+  const { dims } = p;
+  const ls = stridesOf(k.lhs.shape);
+  const rs = stridesOf(k.rhs.shape);
+  const nsp = k.lhs.shape.length - 2;
+  const sp = Array.from({ length: nsp }, (_, d) => d);
+  return {
+    nsp,
+    N: k.lhs.shape[dims.lhs[0]!]!,
+    C: k.lhs.shape[dims.lhs[1]!]!,
+    O: k.rhs.shape[dims.rhs[0]!]!,
+    I: k.rhs.shape[dims.rhs[1]!]!,
+    G: p.featureGroupCount,
+    BG: p.batchGroupCount,
+    inSp: sp.map((d) => k.lhs.shape[dims.lhs[2 + d]!]!),
+    kSp: sp.map((d) => k.rhs.shape[dims.rhs[2 + d]!]!),
+    outSp: sp.map((d) => k.outShape[dims.out[2 + d]!]!),
+    lsN: ls[dims.lhs[0]!]!,
+    lsC: ls[dims.lhs[1]!]!,
+    lsSp: sp.map((d) => ls[dims.lhs[2 + d]!]!),
+    rsO: rs[dims.rhs[0]!]!,
+    rsI: rs[dims.rhs[1]!]!,
+    rsSp: sp.map((d) => rs[dims.rhs[2 + d]!]!),
+    vN: `o${dims.out[0]}`,
+    vC: `o${dims.out[1]}`,
+    vSp: sp.map((d) => `o${dims.out[2 + d]}`),
+  };
+}
+
+export type ConvPath = 'gemm' | 'depthwise' | 'depthwise_wgrad' | 'generic';
+
+const isFloatDt = (d: DType): boolean => d === 'f32' || d === 'f64' || d === 'f16' || d === 'bf16';
+
+/** Which implementation a conv kernel gets. */
+export function convPath(k: ConvKernel): ConvPath {
+  const g = convGeometry(k);
+  const p = k.params;
+  if (!isFloatDt(k.dtype)) return 'generic';
+  const noPad = p.padding.every(([lo, hi]) => lo === 0 && hi === 0);
+  const noLhsDil = p.lhsDilation.every((d) => d === 1);
+  if (g.G === 1 && g.BG === 1 && noPad && noLhsDil) return 'gemm';
+  if (g.BG === 1 && g.G > 1 && g.G === g.C && g.O === g.C && g.I === 1) return 'depthwise';
+  if (g.G === 1 && g.BG > 1 && g.BG === g.O && g.N === g.BG) return 'depthwise_wgrad';
+  return 'generic';
+}
+
+// ---------------------------------------------------------------------------------------
+// epilogue rewriting
+
+/** Rewrites every index expression in the outputs (memoised over the DAG). */
+export function mapOutputs(outs: readonly KernelOutput[], f: (x: Idx) => Idx): KernelOutput[] {
+  const memo = new Map<SExpr, SExpr>();
+  const go = (e: SExpr): SExpr => {
+    const hit = memo.get(e);
+    if (hit) return hit;
+    let r: SExpr;
+    switch (e.op) {
+      case 'load':
+        r = { ...e, index: f(e.index) };
+        break;
+      case 'index':
+        r = { ...e, index: f(e.index) };
+        break;
+      case 'unary':
+      case 'cast':
+        r = { ...e, a: go(e.a) } as SExpr;
+        break;
+      case 'binary':
+        r = { ...e, a: go(e.a), b: go(e.b) };
+        break;
+      case 'cmp':
+        r = { ...e, a: go(e.a), b: go(e.b) };
+        break;
+      case 'select':
+        r = { ...e, c: go(e.c), a: go(e.a), b: go(e.b) };
+        break;
+      default:
+        r = e;
+    }
+    memo.set(e, r);
+    return r;
+  };
+  return outs.map((o) => ({ buf: o.buf, index: f(o.index), expr: go(o.expr) }));
+}
+
+interface Dim {
+  size: number;
+  ls: number;
+  rs: number;
+}
+
+/** Merges adjacent dims (outer first) that are contiguous in both operands. */
+function mergeDims(ds: Dim[]): Dim[] {
+  const out: Dim[] = [];
+  for (const d of ds) {
+    if (d.size === 1) continue;
+    const prev = out[out.length - 1];
+    if (prev && prev.ls === d.size * d.ls && prev.rs === d.size * d.rs) {
+      out[out.length - 1] = { size: prev.size * d.size, ls: d.ls, rs: d.rs };
+    } else out.push({ ...d });
+  }
+  return out;
+}
+
+/** sum_j index_j * stride_j over a delinearisation of v. */
+function gatherIdx(v: string, dims: readonly Dim[], which: 'ls' | 'rs', ranges: Ranges): Idx {
+  if (dims.length === 0) return idx.const(0);
+  const parts = delinearize(idx.var(v), dims.map((d) => d.size), ranges);
+  return idx.add(...parts.map((pi, j) => idx.scale(pi, dims[j]![which])));
+}
+
+// ---------------------------------------------------------------------------------------
+// im2col GEMM
+
+function gemmSpecOf(k: ConvKernel, g: ConvGeom): GemmSpec {
+  const p = k.params;
+  const rowsShape = [g.N, ...g.outSp];
+  const M = rowsShape.reduce((a, b) => a * b, 1);
+  const Nn = g.O;
+  // contraction dims: input feature and kernel positions, ordered by lhs stride (outer first)
+  const kd: Dim[] = [{ size: g.C, ls: g.lsC, rs: g.rsI }];
+  for (let d = 0; d < g.nsp; d++) kd.push({ size: g.kSp[d]!, ls: g.lsSp[d]! * p.rhsDilation[d]!, rs: g.rsSp[d]! });
+  kd.sort((a, b) => b.ls - a.ls);
+  const kMerged = mergeDims(kd);
+  const K = kd.reduce((a, d) => a * d.size, 1);
+  const ranges: Ranges = new Map([
+    ['b', 1],
+    ['m', Math.max(M, 1)],
+    ['n', Math.max(Nn, 1)],
+    ['k', Math.max(K, 1)],
+  ]);
+  // rows: (batch, output position) in row-major order; A strides per row dim
+  const rd: Dim[] = [{ size: g.N, ls: g.lsN, rs: 0 }];
+  for (let d = 0; d < g.nsp; d++) rd.push({ size: g.outSp[d]!, ls: g.lsSp[d]! * p.windowStrides[d]!, rs: 0 });
+  const rMerged = mergeDims(rd);
+  const aIdx = idx.add(gatherIdx('m', rMerged, 'ls', ranges), gatherIdx('k', kMerged, 'ls', ranges));
+  const bIdx = idx.add(idx.scale(idx.var('n'), g.rsO), gatherIdx('k', kMerged, 'rs', ranges));
+  // epilogue: output variables from (m, n)
+  const rowIdx = delinearize(idx.var('m'), rowsShape, ranges);
+  const sub = new Map<string, Idx>([
+    [g.vN, rowIdx[0]!],
+    [g.vC, idx.var('n')],
+  ]);
+  g.vSp.forEach((v, d) => sub.set(v, rowIdx[1 + d]!));
+  const outputs = mapOutputs(k.outputs, (x) => idxSubst(x, sub, ranges));
+  return { name: k.name, batch: 1, m: M, n: Nn, k: K, dtype: k.dtype, aBuf: k.lhs.buf, aIdx, bBuf: k.rhs.buf, bIdx, outputs };
+}
+
+// ---------------------------------------------------------------------------------------
+// direct paths
+
+/**
+ * Emits, for the spatial dims, the loops over kernel positions with the input position checks:
+ * inside, `_xs` is the lhs spatial offset and `_ws` the rhs spatial offset. `ySrc[d]` is the
+ * output position's source.
+ */
+function emitWindowLoops(cb: CodeBuilder, k: ConvKernel, g: ConvGeom, ySrc: readonly string[], body: () => void, prefix = '_'): void {
+  const p = k.params;
+  const rec = (d: number, xs: string, ws: string): void => {
+    if (d === g.nsp) {
+      cb.line(`const ${prefix}xs = ${xs}, ${prefix}ws = ${ws};`);
+      body();
+      return;
+    }
+    const kv = `${prefix}k${d}`;
+    const iv = `${prefix}i${d}`;
+    const ld = p.lhsDilation[d]!;
+    const lo = p.padding[d]![0];
+    cb.line(`for (let ${kv} = 0; ${kv} < ${g.kSp[d]}; ${kv}++) {`);
+    cb.line(`  let ${iv} = ${ySrc[d]} * ${p.windowStrides[d]} + ${kv} * ${p.rhsDilation[d]} - ${lo};`);
+    if (ld !== 1) {
+      cb.line(`  if (${iv} < 0 || ${iv} % ${ld} !== 0) continue;`);
+      cb.line(`  ${iv} = ${iv} / ${ld};`);
+      cb.line(`  if (${iv} >= ${g.inSp[d]}) continue;`);
+    } else {
+      cb.line(`  if (${iv} < 0 || ${iv} >= ${g.inSp[d]}) continue;`);
+    }
+    rec(d + 1, `${xs} + ${iv} * ${g.lsSp[d]}`, `${ws} + ${kv} * ${g.rsSp[d]}`);
+    cb.line('}');
+  };
+  rec(0, '0', '0');
+}
+
+function emitDepthwise(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[]): JsKernelCode {
+  const cb = new CodeBuilder();
+  const C = g.C;
+  const X = bufName(k.lhs.buf);
+  const W = bufName(k.rhs.buf);
+  const pixDims = [g.N, ...g.outSp];
+  const pixVars = [g.vN, ...g.vSp];
+  const total = pixDims.reduce((a, b) => a * b, 1);
+  const work = 2 * C * g.kSp.reduce((a, b) => a * b, 1);
+  emitRangeLoops(cb, pixDims, pixVars, () => {
+    cb.line(`for (let _c = 0; _c < ${C}; _c++) ACC[_c] = 0;`);
+    emitWindowLoops(cb, k, g, g.vSp, () => {
+      cb.line(`const _xb = ${g.vN} * ${g.lsN} + _xs;`);
+      if (g.lsC === 1 && g.rsO === 1) {
+        cb.line(`for (let _c = 0; _c < ${C}; _c++) ACC[_c] += ${X}[_xb + _c] * ${W}[_ws + _c];`);
+      } else {
+        cb.line(`for (let _c = 0; _c < ${C}; _c++) ACC[_c] += ${X}[_xb + _c * ${g.lsC}] * ${W}[_ws + _c * ${g.rsO}];`);
+      }
+    });
+    emitEpilogueOverChannel(cb, k, g, dtypes, g.vC, C, (c) => `ACC[${c}]`);
+  });
+  return {
+    kind: 'js',
+    name: k.name,
+    source: wrapFunction(k.name, ['start', 'end', ...bufs.map(bufName), 'ACC'], cb.finish()),
+    bufs,
+    scratch: [{ type: 'f64', size: C }],
+    tables: [],
+    total,
+    splittable: true,
+    workPerItem: work,
+  };
+}
+
+/** Whether the depthwise conv can use the WebAssembly SIMD row kernel. */
+function depthwiseWasmOk(k: ConvKernel, g: ConvGeom, opts: EmitOptions): boolean {
+  const p = k.params;
+  return (
+    (opts.wasm ?? true) &&
+    wasmSimdAvailable() &&
+    k.dtype !== 'f64' &&
+    g.nsp === 2 &&
+    p.lhsDilation.every((d) => d === 1) &&
+    p.padding.every(([lo, hi]) => lo >= 0 && hi >= 0)
+  );
+}
+
+/**
+ * Depthwise conv with the WebAssembly row kernel: per image, the input rows the range needs are
+ * copied into a zero-padded band [rows][Wpad][Cp] in wasm memory (channels padded to a multiple
+ * of 4), weights into [kh*kw][Cp]; each output row is one dwrow call into ACC [OW][Cp]; then
+ * the generated epilogue reads ACC. The range is over output rows (batch, oy).
+ */
+function emitDepthwiseWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[]): JsKernelCode {
+  const p = k.params;
+  const cb = new CodeBuilder();
+  const C = g.C;
+  const Cp = Math.ceil(C / 4) * 4;
+  const [H, Wd] = g.inSp as [number, number];
+  const [KH, KW] = g.kSp as [number, number];
+  const [OH, OW] = g.outSp as [number, number];
+  const [sy, sx] = p.windowStrides as [number, number];
+  const [ry, rx] = p.rhsDilation as [number, number];
+  const [loY, hiY] = p.padding[0]!;
+  const [loX, hiX] = p.padding[1]!;
+  const Wpad = loX + Wd + hiX;
+  const ROWE = Wpad * Cp;
+  const Hpad = loY + H + hiY;
+  const X = bufName(k.lhs.buf);
+  const Wt = bufName(k.rhs.buf);
+  const [vy, vx] = g.vSp as [string, string];
+  const align = (x: number): number => Math.ceil(x / 64) * 64;
+  const xpOff = 0;
+  const xpElems = Hpad * ROWE;
+  const wpOff = align(xpOff + xpElems * 4);
+  const wpElems = KH * KW * Cp;
+  const accOff = align(wpOff + wpElems * 4);
+  const accElems = OW * Cp;
+  const cfg: DwRowConfig = { cg: Cp / 4, kh: KH, kw: KW, sxB: sx * Cp * 4, dxB: rx * Cp * 4, dyB: ry * ROWE * 4, cpB: Cp * 4 };
+  // weights -> WP[(ky * KW + kx) * Cp + c]
+  cb.line(`for (let _ky = 0; _ky < ${KH}; _ky++) for (let _kx = 0; _kx < ${KW}; _kx++) {`);
+  cb.line(`  const _d = (_ky * ${KW} + _kx) * ${Cp}, _s = _ky * ${g.rsSp[0]} + _kx * ${g.rsSp[1]};`);
+  cb.line(`  for (let _c = 0; _c < ${C}; _c++) WP[_d + _c] = ${Wt}[_s + _c * ${g.rsO}];`);
+  cb.line('}');
+  cb.line('let _r = start;');
+  cb.open(g.vN);
+  cb.line(`const ${g.vN} = (_r / ${OH}) | 0;`);
+  cb.line(`const _oy0 = _r - ${g.vN} * ${OH};`);
+  cb.line(`const _oy1 = end - ${g.vN} * ${OH} < ${OH} ? end - ${g.vN} * ${OH} : ${OH};`);
+  // copy the padded input band for output rows [_oy0, _oy1)
+  cb.line(`const _pr0 = _oy0 * ${sy}, _pr1 = (_oy1 - 1) * ${sy} + ${(KH - 1) * ry + 1};`);
+  cb.line('for (let _pr = _pr0; _pr < _pr1; _pr++) {');
+  cb.line(`  const _dst = (_pr - _pr0) * ${ROWE}, _iy = _pr - ${loY};`);
+  cb.line(`  if (_iy < 0 || _iy >= ${H}) { XP.fill(0, _dst, _dst + ${ROWE}); continue; }`);
+  if (loX > 0) cb.line(`  XP.fill(0, _dst, _dst + ${loX * Cp});`);
+  if (hiX > 0) cb.line(`  XP.fill(0, _dst + ${(loX + Wd) * Cp}, _dst + ${ROWE});`);
+  cb.line(`  const _src = ${g.vN} * ${g.lsN} + _iy * ${g.lsSp[0]};`);
+  if (g.lsC === 1 && g.lsSp[1] === C && Cp === C) {
+    cb.line(`  const _d0 = _dst + ${loX * Cp};`);
+    cb.line(`  for (let _i = 0; _i < ${Wd * C}; _i++) XP[_d0 + _i] = ${X}[_src + _i];`);
+  } else {
+    cb.line(`  for (let _ix = 0; _ix < ${Wd}; _ix++) {`);
+    cb.line(`    const _d1 = _dst + (_ix + ${loX}) * ${Cp}, _s1 = _src + _ix * ${g.lsSp[1]};`);
+    cb.line(`    for (let _c = 0; _c < ${C}; _c++) XP[_d1 + _c] = ${X}[_s1 + _c * ${g.lsC}];`);
+    cb.line('  }');
+  }
+  cb.line('}');
+  cb.open(vy);
+  cb.line(`D(${xpOff} + (${vy} - _oy0) * ${sy * ROWE * 4}, ${wpOff}, ${accOff}, ${OW});`);
+  cb.open(vx);
+  cb.line(`const _ab = ${vx} * ${Cp};`);
+  emitEpilogueOverChannel(cb, k, g, dtypes, g.vC, C, (c) => `ACC[_ab + ${c}]`);
+  cb.close(`for (let ${vx} = 0; ${vx} < ${OW}; ${vx}++)`);
+  cb.close(`for (let ${vy} = _oy0; ${vy} < _oy1; ${vy}++)`);
+  cb.line(`_r = ${g.vN} * ${OH} + _oy1;`);
+  cb.close('while (_r < end)');
+  return {
+    kind: 'js',
+    name: k.name,
+    source: wrapFunction(k.name, ['start', 'end', ...bufs.map(bufName), 'XP', 'WP', 'ACC', 'D'], cb.finish()),
+    bufs,
+    scratch: [
+      { type: 'f32', size: xpElems, wasmByteOffset: xpOff },
+      { type: 'f32', size: wpElems, wasmByteOffset: wpOff },
+      { type: 'f32', size: accElems, wasmByteOffset: accOff },
+    ],
+    tables: [],
+    total: g.N * OH,
+    splittable: true,
+    workPerItem: 2 * OW * C * KH * KW,
+    wasm: { kind: 'dwrow', bytes: accOff + accElems * 4, cfg },
+  };
+}
+
+/**
+ * Depthwise weight gradient (batchGroupCount == O == lhs batch) with the WebAssembly row kernel:
+ * out[0, o, y0, y1] = sum_c sum_{q0,q1} Xpad_c[y0*s0 + q0*rd0][y1*s1 + q1*rd1][o] * W_c[q0][q1][o]
+ * where c runs over the lhs features (the forward pass's batch), X_c is lhs image c with the
+ * roles' channel axis innermost (padded band in wasm memory) and W_c the rhs (the output
+ * gradient) image c packed [q0][q1][Cp]. The range is over output rows y0; the accumulators
+ * for the range live in wasm memory until the epilogue.
+ */
+function emitDepthwiseWgradWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[]): JsKernelCode {
+  const p = k.params;
+  const cb = new CodeBuilder();
+  const O = g.O;
+  const Cp = Math.ceil(O / 4) * 4;
+  const [H, Wd] = g.inSp as [number, number];
+  const [Q0, Q1] = g.kSp as [number, number];
+  const [OY, OX] = g.outSp as [number, number];
+  const [s0, s1] = p.windowStrides as [number, number];
+  const [rd0, rd1] = p.rhsDilation as [number, number];
+  const [lo0, hi0] = p.padding[0]!;
+  const [lo1, hi1] = p.padding[1]!;
+  const Wpad = lo1 + Wd + hi1;
+  const ROWE = Wpad * Cp;
+  const Hpad = lo0 + H + hi0;
+  const X = bufName(k.lhs.buf);
+  const Wt = bufName(k.rhs.buf);
+  const [vy, vx] = g.vSp as [string, string];
+  const align = (x: number): number => Math.ceil(x / 64) * 64;
+  const xpOff = 0;
+  const xpElems = Hpad * ROWE;
+  const dpOff = align(xpOff + xpElems * 4);
+  const dpElems = Q0 * Q1 * Cp;
+  const accOff = align(dpOff + dpElems * 4);
+  const accElems = OY * OX * Cp;
+  const cfg: WgRowConfig = { cg: Cp / 4, q0n: Q0, q1n: Q1, ow: OX, sxB: s1 * Cp * 4, rxB: rd1 * Cp * 4, ryB: rd0 * ROWE * 4, cpB: Cp * 4 };
+  cb.line(`for (let _i = 0; _i < (end - start) * ${OX * Cp}; _i++) ACC[_i] = 0;`);
+  cb.line(`const _pr0 = start * ${s0}, _pr1 = (end - 1) * ${s0} + ${(Q0 - 1) * rd0 + 1};`);
+  cb.line(`for (let _c = 0; _c < ${g.I}; _c++) {`);
+  // the rhs image c -> DP[(q0 * Q1 + q1) * Cp + o]
+  cb.line(`  for (let _q0 = 0; _q0 < ${Q0}; _q0++) for (let _q1 = 0; _q1 < ${Q1}; _q1++) {`);
+  cb.line(`    const _s = _c * ${g.rsI} + _q0 * ${g.rsSp[0]} + _q1 * ${g.rsSp[1]}, _d = (_q0 * ${Q1} + _q1) * ${Cp};`);
+  cb.line(`    for (let _o = 0; _o < ${O}; _o++) DP[_d + _o] = ${Wt}[_s + _o * ${g.rsO}];`);
+  cb.line('  }');
+  // the lhs image c: padded band of rows [_pr0, _pr1)
+  cb.line('  for (let _pr = _pr0; _pr < _pr1; _pr++) {');
+  cb.line(`    const _dst = (_pr - _pr0) * ${ROWE}, _iy = _pr - ${lo0};`);
+  cb.line(`    if (_iy < 0 || _iy >= ${H}) { XP.fill(0, _dst, _dst + ${ROWE}); continue; }`);
+  if (lo1 > 0) cb.line(`    XP.fill(0, _dst, _dst + ${lo1 * Cp});`);
+  if (hi1 > 0) cb.line(`    XP.fill(0, _dst + ${(lo1 + Wd) * Cp}, _dst + ${ROWE});`);
+  cb.line(`    const _src = _c * ${g.lsC} + _iy * ${g.lsSp[0]};`);
+  if (g.lsN === 1 && g.lsSp[1] === O && Cp === O) {
+    cb.line(`    const _d0 = _dst + ${lo1 * Cp};`);
+    cb.line(`    for (let _i = 0; _i < ${Wd * O}; _i++) XP[_d0 + _i] = ${X}[_src + _i];`);
+  } else {
+    cb.line(`    for (let _ix = 0; _ix < ${Wd}; _ix++) {`);
+    cb.line(`      const _d1 = _dst + (_ix + ${lo1}) * ${Cp}, _s1 = _src + _ix * ${g.lsSp[1]};`);
+    cb.line(`      for (let _o = 0; _o < ${O}; _o++) XP[_d1 + _o] = ${X}[_s1 + _o * ${g.lsN}];`);
+    cb.line('    }');
+  }
+  cb.line('  }');
+  cb.line(`  for (let _y = start; _y < end; _y++) D(${xpOff} + (_y - start) * ${s0 * ROWE * 4}, ${dpOff}, ${accOff} + (_y - start) * ${OX * Cp * 4});`);
+  cb.line('}');
+  // epilogue
+  cb.line(`const ${g.vN} = 0;`);
+  cb.defineVars(g.vN);
+  cb.open(vy);
+  cb.open(vx);
+  cb.line(`const _ab = ((${vy} - start) * ${OX} + ${vx}) * ${Cp};`);
+  emitEpilogueOverChannel(cb, k, g, dtypes, g.vC, O, (c) => `ACC[_ab + ${c}]`);
+  cb.close(`for (let ${vx} = 0; ${vx} < ${OX}; ${vx}++)`);
+  cb.close(`for (let ${vy} = start; ${vy} < end; ${vy}++)`);
+  return {
+    kind: 'js',
+    name: k.name,
+    source: wrapFunction(k.name, ['start', 'end', ...bufs.map(bufName), 'XP', 'DP', 'ACC', 'D'], cb.finish()),
+    bufs,
+    scratch: [
+      { type: 'f32', size: xpElems, wasmByteOffset: xpOff },
+      { type: 'f32', size: dpElems, wasmByteOffset: dpOff },
+      { type: 'f32', size: accElems, wasmByteOffset: accOff },
+    ],
+    tables: [],
+    total: OY,
+    splittable: true,
+    workPerItem: 2 * OX * O * g.I * Q0 * Q1,
+    wasm: { kind: 'wgrow', bytes: accOff + accElems * 4, cfg },
+  };
+}
+
+/** A loop over one output variable (the channel) storing the epilogue outputs. */
+function emitEpilogueOverChannel(cb: CodeBuilder, k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, v: string, size: number, accOf: (c: string) => string): void {
+  emitNestedLoops(cb, [size], [v], () => {
+    const d = cb.depth;
+    cb.accResolver = () => ({ src: accOf(v), depth: d });
+    for (const o of k.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? k.dtype, o.index, o.expr);
+  });
+  void g;
+}
+
+/**
+ * batchGroupCount == O == lhs batch: out[0, o, y] = sum_c sum_k X[o, c, y*s + k*rd - lo] W[o, c, k].
+ * The range is over output positions y; for each input feature c and kernel position k, all
+ * output positions of the range accumulate with the channel (o) loop innermost.
+ */
+function emitDepthwiseWgrad(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[]): JsKernelCode {
+  const cb = new CodeBuilder();
+  const p = k.params;
+  const O = g.O;
+  const X = bufName(k.lhs.buf);
+  const W = bufName(k.rhs.buf);
+  const P = g.outSp.reduce((a, b) => a * b, 1);
+  const Pk = g.kSp.reduce((a, b) => a * b, 1);
+  // per output position y (flattened): decompose into y_d
+  cb.line(`for (let _i = 0; _i < (end - start) * ${O}; _i++) ACC[_i] = 0;`);
+  cb.line(`for (let _c = 0; _c < ${g.I}; _c++) {`);
+  cb.line(`  const _xc = _c * ${g.lsC}, _wc = _c * ${g.rsI};`);
+  // loops over the rhs spatial positions (kernel of this conv = e.g. the output gradient image)
+  const kv = g.kSp.map((_, d) => `_q${d}`);
+  for (let d = 0; d < g.nsp; d++) cb.line(`for (let ${kv[d]} = 0; ${kv[d]} < ${g.kSp[d]}; ${kv[d]}++) {`);
+  cb.line(`const _wb = _wc${kv.map((v, d) => ` + ${v} * ${g.rsSp[d]}`).join('')};`);
+  cb.line('for (let _y = start; _y < end; _y++) {');
+  cb.line('  let _r = _y;');
+  const yv = g.outSp.map((_, d) => `_y${d}`);
+  for (let d = g.nsp - 1; d >= 0; d--) {
+    cb.line(`  const ${yv[d]} = _r % ${g.outSp[d]}; _r = (_r - ${yv[d]}) / ${g.outSp[d]};`);
+  }
+  const checks: string[] = [];
+  let xs = '_xc';
+  for (let d = 0; d < g.nsp; d++) {
+    const iv = `_i${d}`;
+    const ld = p.lhsDilation[d]!;
+    cb.line(`  let ${iv} = ${yv[d]} * ${p.windowStrides[d]} + ${kv[d]} * ${p.rhsDilation[d]} - ${p.padding[d]![0]};`);
+    if (ld !== 1) {
+      cb.line(`  if (${iv} < 0 || ${iv} % ${ld} !== 0) continue;`);
+      cb.line(`  ${iv} = ${iv} / ${ld};`);
+      cb.line(`  if (${iv} >= ${g.inSp[d]}) continue;`);
+    } else checks.push(`${iv} < 0 || ${iv} >= ${g.inSp[d]}`);
+    xs += ` + ${iv} * ${g.lsSp[d]}`;
+  }
+  if (checks.length) cb.line(`  if (${checks.join(' || ')}) continue;`);
+  cb.line(`  const _xb = ${xs}, _ab = (_y - start) * ${O};`);
+  if (g.lsN === 1 && g.rsO === 1) cb.line(`  for (let _o = 0; _o < ${O}; _o++) ACC[_ab + _o] += ${X}[_xb + _o] * ${W}[_wb + _o];`);
+  else cb.line(`  for (let _o = 0; _o < ${O}; _o++) ACC[_ab + _o] += ${X}[_xb + _o * ${g.lsN}] * ${W}[_wb + _o * ${g.rsO}];`);
+  cb.line('}');
+  for (let d = 0; d < g.nsp; d++) cb.line('}');
+  cb.line('}');
+  // epilogue over the range's output positions, channel innermost
+  const outVars = [...g.vSp];
+  cb.line(`const ${g.vN} = 0;`);
+  cb.defineVars(g.vN);
+  emitRangeLoops(cb, g.outSp.length ? [...g.outSp] : [1], outVars.length ? outVars : ['_unused'], () => {
+    cb.line(`const _ab = (_f + ${outVars.length ? outVars[outVars.length - 1] : '0'} - _lo - start) * ${O};`);
+    emitEpilogueOverChannel(cb, k, g, dtypes, g.vC, O, (c) => `ACC[_ab + ${c}]`);
+  });
+  return {
+    kind: 'js',
+    name: k.name,
+    source: wrapFunction(k.name, ['start', 'end', ...bufs.map(bufName), 'ACC'], cb.finish()),
+    bufs,
+    scratch: [{ type: 'f64', size: P * O }],
+    tables: [],
+    total: P,
+    splittable: true,
+    workPerItem: 2 * O * g.I * Pk,
+  };
+}
+
+/** Flat lhs spatial offset per (kernel position, output position), or -1 (padding/holes). */
+function windowTable(k: ConvKernel, g: ConvGeom): Int32Array {
+  const p = k.params;
+  const Pk = g.kSp.reduce((a, b) => a * b, 1);
+  const Pout = g.outSp.reduce((a, b) => a * b, 1);
+  const t = new Int32Array(Pk * Pout);
+  const kIdx = new Array<number>(g.nsp).fill(0);
+  const yIdx = new Array<number>(g.nsp).fill(0);
+  for (let pk = 0; pk < Pk; pk++) {
+    let r = pk;
+    for (let d = g.nsp - 1; d >= 0; d--) {
+      kIdx[d] = r % g.kSp[d]!;
+      r = Math.floor(r / g.kSp[d]!);
+    }
+    for (let q = 0; q < Pout; q++) {
+      let rq = q;
+      for (let d = g.nsp - 1; d >= 0; d--) {
+        yIdx[d] = rq % g.outSp[d]!;
+        rq = Math.floor(rq / g.outSp[d]!);
+      }
+      let off = 0;
+      for (let d = 0; d < g.nsp && off >= 0; d++) {
+        const pos = yIdx[d]! * p.windowStrides[d]! + kIdx[d]! * p.rhsDilation[d]! - p.padding[d]![0];
+        const ld = p.lhsDilation[d]!;
+        if (pos < 0 || pos % ld !== 0 || pos / ld >= g.inSp[d]!) off = -1;
+        else off += (pos / ld) * g.lsSp[d]!;
+      }
+      t[pk * Pout + q] = off;
+    }
+  }
+  return t;
+}
+
+function emitGeneric(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[]): JsKernelCode {
+  const cb = new CodeBuilder();
+  const Nb = g.N / g.BG;
+  const Og = g.O / g.G;
+  const Ob = g.O / g.BG;
+  const Pk = g.kSp.reduce((a, b) => a * b, 1);
+  const Pout = g.outSp.reduce((a, b) => a * b, 1);
+  const X = bufName(k.lhs.buf);
+  const W = bufName(k.rhs.buf);
+  const integer = k.dtype === 'i32' || k.dtype === 'u32';
+  const wk = new Int32Array(Pk);
+  for (let pk = 0; pk < Pk; pk++) {
+    let r = pk;
+    let off = 0;
+    for (let d = g.nsp - 1; d >= 0; d--) {
+      off += (r % g.kSp[d]!) * g.rsSp[d]!;
+      r = Math.floor(r / g.kSp[d]!);
+    }
+    wk[pk] = off;
+  }
+  const size = Nb * g.O * Pout;
+  cb.line(`for (let _i = 0; _i < ${size}; _i++) ACC[_i] = 0;`);
+  cb.line(`for (let _n = 0; _n < ${Nb}; _n++) {`);
+  cb.line(`  for (let _o = 0; _o < ${g.O}; _o++) {`);
+  cb.line(`    const _fg = (_o / ${Og}) | 0, _nIn = ((_o / ${Ob}) | 0) * ${Nb} + _n, _ao = (_n * ${g.O} + _o) * ${Pout};`);
+  cb.line(`    for (let _c = 0; _c < ${g.I}; _c++) {`);
+  cb.line(`      const _xo = _nIn * ${g.lsN} + (_fg * ${g.I} + _c) * ${g.lsC}, _wo = _o * ${g.rsO} + _c * ${g.rsI};`);
+  cb.line(`      for (let _pk = 0; _pk < ${Pk}; _pk++) {`);
+  cb.line(`        const _wv = ${W}[_wo + WK[_pk]], _to = _pk * ${Pout};`);
+  cb.line(`        for (let _q = 0; _q < ${Pout}; _q++) {`);
+  cb.line(`          const _t = TAB[_to + _q];`);
+  if (integer) cb.line(`          if (_t >= 0) ACC[_ao + _q] = (ACC[_ao + _q] + Math.imul(_wv, ${X}[_xo + _t])) | 0;`);
+  else cb.line(`          if (_t >= 0) ACC[_ao + _q] += _wv * ${X}[_xo + _t];`);
+  cb.line('        }');
+  cb.line('      }');
+  cb.line('    }');
+  cb.line('  }');
+  cb.line('}');
+  // epilogue over the output space; acc = ACC[canonical index]
+  const outShape = k.outShape.length ? [...k.outShape] : [1];
+  const vars = outShape.map((_, i) => `o${i}`);
+  const ranges: Ranges = new Map(vars.map((v, i) => [v, Math.max(outShape[i]!, 1)]));
+  void ranges;
+  const accIdx = linearize([idx.var(g.vN), idx.var(g.vC), ...g.vSp.map((v) => idx.var(v))], [Nb, g.O, ...g.outSp]);
+  const total = outShape.reduce((a, b) => a * b, 1);
+  cb.line('{');
+  cb.line('const start = 0, end = ' + total + ';');
+  emitRangeLoops(cb, outShape, vars, () => {
+    cb.accResolver = () => {
+      const s = cb.index(accIdx);
+      return { src: integer && k.dtype === 'u32' ? `(ACC[${s}] >>> 0)` : `ACC[${s}]`, depth: cb.idxDepth(accIdx) };
+    };
+    for (const o of k.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? k.dtype, o.index, o.expr);
+  });
+  cb.line('}');
+  return {
+    kind: 'js',
+    name: k.name,
+    source: wrapFunction(k.name, ['start', 'end', ...bufs.map(bufName), 'ACC'], cb.finish(), ['const TAB = T[0], WK = T[1];']),
+    bufs,
+    scratch: [{ type: 'f64', size: Math.max(size, 1) }],
+    tables: [windowTable(k, g), wk],
+    total: 1,
+    splittable: false,
+    workPerItem: 2 * size * g.I * Pk,
+  };
+}
+
+export function emitConv(k: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}): JsKernelCode {
+  const g = convGeometry(k);
+  const path = convPath(k);
+  switch (path) {
+    case 'gemm':
+      return { ...emitGemm(gemmSpecOf(k, g), dtypes, bufs, opts), name: k.name };
+    case 'depthwise':
+      return depthwiseWasmOk(k, g, opts) ? emitDepthwiseWasm(k, g, dtypes, bufs) : emitDepthwise(k, g, dtypes, bufs);
+    case 'depthwise_wgrad':
+      return depthwiseWasmOk(k, g, opts) ? emitDepthwiseWgradWasm(k, g, dtypes, bufs) : emitDepthwiseWgrad(k, g, dtypes, bufs);
+    case 'generic':
+      return emitGeneric(k, g, dtypes, bufs);
+  }
+}

@@ -1,0 +1,338 @@
+/**
+ * The GEMM anchor template: C[b, m, n] = sum_k A[b, m, k] * B[b, k, n] with generated packing
+ * (any operand index expression: strided, transposed, or an im2col gather for patchify convs),
+ * a register-blocked micro-kernel (WebAssembly SIMD for f32, JavaScript with f64 accumulators
+ * otherwise) and a generated epilogue that sees the product as `acc 0` at loop variables b, m, n.
+ *
+ * Blocking (Goto style): a chunk of RCH rows (one batch entry) x NC columns of C lives in the
+ * scratch tile Ct; K is split into KC blocks; for each (column block, K block) the B block is
+ * packed into Bp ([strip][k][NR]) and, per MC rows, the A block into Ap ([strip][k][MR]);
+ * the micro-kernel accumulates into Ct; after the last K block the epilogue reads Ct. When B
+ * has a single block and does not depend on the batch, it is packed once per call.
+ *
+ * The range [start, end) is over the flattened (batch, row) space, so row blocks can run on
+ * different threads (each with its own scratch).
+ */
+import type { DType } from '../../ir/dtype.js';
+import { affineStrides, idx, type Idx, idxVars } from '../index_expr.js';
+import type { KernelOutput, MatmulKernel, SExpr } from '../kernel.js';
+import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './emit.js';
+import { bufName, CodeBuilder } from './scope.js';
+import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
+
+export interface GemmSpec {
+  readonly name: string;
+  readonly batch: number;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  /** The operands' element type (f32 accumulates in f32 with WebAssembly, else in f64). */
+  readonly dtype: DType;
+  readonly aBuf: number;
+  /** Element index of A[b, m, k] (variables b, m, k). */
+  readonly aIdx: Idx;
+  readonly bBuf: number;
+  /** Element index of B[b, k, n] (variables b, k, n). */
+  readonly bIdx: Idx;
+  /** Epilogue outputs over variables b, m, n with `acc 0`. */
+  readonly outputs: readonly KernelOutput[];
+}
+
+export interface GemmTiles {
+  readonly mc: number;
+  readonly nc: number;
+  readonly kc: number;
+}
+
+/** Default cache blocking. */
+export function gemmTiles(spec: GemmSpec, wasm: boolean): GemmTiles {
+  const nr = wasm ? WASM_NR : JS_NR;
+  const kc = spec.k <= 384 ? Math.max(spec.k, 1) : 256;
+  const ncp = roundUp(spec.n, nr);
+  const nc = ncp <= 512 ? ncp : 256;
+  return { mc: 64, nc, kc };
+}
+
+const JS_MR = 4;
+const JS_NR = 4;
+
+const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
+
+export function stridedIdx(offset: number, terms: readonly [string, number][]): Idx {
+  return idx.add(idx.const(offset), ...terms.filter(([, s]) => s !== 0).map(([v, s]) => idx.scale(idx.var(v), s)));
+}
+
+const isPow2 = (x: number): boolean => (x & (x - 1)) === 0;
+
+/** `i / d | 0` and `i % d` as source, with shifts for powers of two. */
+function divSrc(i: string, d: number): string {
+  return isPow2(d) ? `(${i} >> ${Math.log2(d)})` : `(${i} / ${d} | 0)`;
+}
+function modSrc(i: string, d: number): string {
+  return isPow2(d) ? `(${i} & ${d - 1})` : `(${i} % ${d})`;
+}
+
+/** Absolute stride of variable v in an affine index (Infinity when not affine). */
+function strideOf(x: Idx, v: string): number {
+  const a = affineStrides(x);
+  if (!a) return Infinity;
+  return Math.abs(a.strides.get(v) ?? 0);
+}
+
+/** The GEMM kernel code for a spec. */
+export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}, tiles?: GemmTiles): JsKernelCode {
+  if (spec.dtype === 'i32' || spec.dtype === 'u32' || spec.dtype === 'bool') return emitIntGemm(spec, dtypes, bufs);
+  const useWasm = spec.dtype !== 'f64' && (opts.wasm ?? true) && wasmSimdAvailable();
+  const MR = useWasm ? WASM_MR : JS_MR;
+  const NR = useWasm ? WASM_NR : JS_NR;
+  const { batch, m: M, n: N, k: K } = spec;
+  const t = tiles ?? gemmTiles(spec, useWasm);
+  const MC = roundUp(t.mc, MR);
+  const NC = roundUp(t.nc, NR);
+  const KC = Math.max(1, Math.min(t.kc, Math.max(K, 1)));
+  const NCP = NC;
+  const singleK = K <= KC;
+  const singleN = N <= NC;
+  const RCH = singleK ? MC : Math.max(MC, Math.floor(Math.max(1, (1 << 20) / NCP) / MC) * MC);
+  const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
+  const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
+  const bDependsOnBatch = idxVars(spec.bIdx).has('b');
+  const packBOnce = singleK && singleN && (!bDependsOnBatch || batch === 1);
+
+  // scratch layout (wasm: byte offsets into the executable's memory; views over it)
+  const apElems = MC * KC;
+  const bpElems = KC * NCP;
+  const ctElems = RCH * NCP;
+  const elemBytes = useWasm ? 4 : 8;
+  const align = (x: number): number => roundUp(x, 64);
+  const apOff = 0;
+  const bpOff = align(apOff + apElems * elemBytes);
+  const ctOff = align(bpOff + bpElems * elemBytes);
+  const scratch: ScratchSpec[] = useWasm
+    ? [
+        { type: 'f32', size: apElems, wasmByteOffset: apOff },
+        { type: 'f32', size: bpElems, wasmByteOffset: bpOff },
+        { type: 'f32', size: ctElems, wasmByteOffset: ctOff },
+      ]
+    : [
+        { type: 'f64', size: apElems },
+        { type: 'f64', size: bpElems },
+        { type: 'f64', size: ctElems },
+      ];
+
+  const cb = new CodeBuilder();
+  const aLoad: SExpr = { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype };
+  const bLoad: SExpr = { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
+
+  const packB = (): void => {
+    // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
+    const nInner = strideOf(spec.bIdx, 'n') <= strideOf(spec.bIdx, 'k');
+    const body = (): void => {
+      const v = cb.value(bLoad);
+      cb.line(`Bp[_bd + ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)}] = ${v};`);
+    };
+    if (nInner) {
+      cb.open('k');
+      cb.line(`const _bd = (k - _pc) * ${NR};`);
+      cb.open('n');
+      body();
+      cb.close('for (let n = _jc; n < _jc + _nc; n++)');
+      cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+    } else {
+      cb.open('n');
+      cb.line(`const _bd = ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)} - _pc * ${NR};`);
+      cb.open('k');
+      const v = cb.value(bLoad);
+      cb.line(`Bp[_bd + k * ${NR}] = ${v};`);
+      cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+      cb.close('for (let n = _jc; n < _jc + _nc; n++)');
+    }
+  };
+
+  const packA = (): void => {
+    // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
+    const mInner = strideOf(spec.aIdx, 'm') < strideOf(spec.aIdx, 'k');
+    if (mInner) {
+      cb.open('k');
+      cb.line(`const _ad = (k - _pc) * ${MR};`);
+      cb.open('m');
+      const v = cb.value(aLoad);
+      cb.line(`Ap[_ad + ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)}] = ${v};`);
+      cb.close('for (let m = _ic; m < _ic + _mc; m++)');
+      cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+    } else {
+      cb.open('m');
+      cb.line(`const _ad = ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)} - _pc * ${MR};`);
+      cb.open('k');
+      const v = cb.value(aLoad);
+      cb.line(`Ap[_ad + k * ${MR}] = ${v};`);
+      cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+      cb.close('for (let m = _ic; m < _ic + _mc; m++)');
+    }
+  };
+
+  const microKernel = (): void => {
+    if (useWasm) {
+      cb.line(`G(${apOff}, ${bpOff}, ${ctOff} + (_ic - _c0) * ${NCP * 4}, _kc, _mcp, _ncp, ${NCP * 4}, _pc > 0 ? 1 : 0);`);
+      return;
+    }
+    const L: string[] = [];
+    L.push(`for (let _jr = 0; _jr < _ncp; _jr += ${NR}) {`);
+    L.push(`  const _pbb = _jr * _kc;`);
+    L.push(`  for (let _ir = 0; _ir < _mcp; _ir += ${MR}) {`);
+    L.push(`    let _pa = _ir * _kc, _pb = _pbb;`);
+    const accs: string[] = [];
+    for (let i = 0; i < MR; i++) for (let j = 0; j < NR; j++) accs.push(`c${i}_${j}`);
+    L.push(`    let ${accs.map((a) => `${a} = 0`).join(', ')};`);
+    L.push(`    for (let _k = 0; _k < _kc; _k++) {`);
+    for (let i = 0; i < MR; i++) L.push(`      const a${i} = Ap[_pa + ${i}];`);
+    for (let j = 0; j < NR; j++) {
+      L.push(`      const q${j} = Bp[_pb + ${j}];`);
+      for (let i = 0; i < MR; i++) L.push(`      c${i}_${j} += a${i} * q${j};`);
+    }
+    L.push(`      _pa += ${MR}; _pb += ${NR};`);
+    L.push('    }');
+    L.push(`    let _co = (_ic - _c0 + _ir) * ${NCP} + _jr;`);
+    L.push('    if (_pc > 0) {');
+    for (let i = 0; i < MR; i++) {
+      L.push(`      ${Array.from({ length: NR }, (_, j) => `Ct[_co + ${j}] += c${i}_${j};`).join(' ')}`);
+      if (i < MR - 1) L.push(`      _co += ${NCP};`);
+    }
+    L.push('    } else {');
+    for (let i = 0; i < MR; i++) {
+      L.push(`      ${Array.from({ length: NR }, (_, j) => `Ct[_co + ${j}] = c${i}_${j};`).join(' ')}`);
+      if (i < MR - 1) L.push(`      _co += ${NCP};`);
+    }
+    L.push('    }');
+    L.push('  }');
+    L.push('}');
+    for (const l of L) cb.line(l);
+  };
+
+  const epilogue = (accSrc: (() => string) | null): void => {
+    cb.open('m');
+    if (accSrc) cb.line(`const _cr = (m - _c0) * ${NCP} - _jc;`);
+    cb.open('n');
+    const nDepth = cb.depth;
+    cb.accResolver = (id) => {
+      if (id !== 0) throw new Error(`cpu codegen: matmul ${spec.name} epilogue reads acc ${id}`);
+      return { src: accSrc ? accSrc() : '0', depth: accSrc ? nDepth : 0 };
+    };
+    for (const o of spec.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? spec.dtype, o.index, o.expr);
+    cb.close('for (let n = _jc; n < _jc + _nc; n++)');
+    cb.close('for (let m = _c0; m < _c1; m++)');
+  };
+
+  // ---- the function body
+  if (packBOnce) cb.line('let _bPacked = -1;');
+  cb.line('let _r = start;');
+  cb.open('b');
+  cb.line(`const b = (_r / ${M}) | 0;`);
+  cb.line(`const _c0 = _r - b * ${M};`);
+  cb.line(`const _bEnd = end - b * ${M} < ${M} ? end - b * ${M} : ${M};`);
+  cb.line(`const _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
+  if (K === 0) {
+    cb.line('const _jc = 0, _nc = ' + N + ';');
+    epilogue(null);
+  } else {
+    cb.open();
+    cb.line(`const _nc = ${N} - _jc < ${NC} ? ${N} - _jc : ${NC};`);
+    cb.line(`const _ncp = ((_nc + ${NR - 1}) / ${NR} | 0) * ${NR};`);
+    cb.open();
+    cb.line(`const _kc = ${K} - _pc < ${KC} ? ${K} - _pc : ${KC};`);
+    cb.line(`const _kcNR = _kc * ${NR}, _kcMR = _kc * ${MR};`);
+    if (packBOnce) {
+      cb.line(`if (_bPacked !== ${bDependsOnBatch ? 'b' : '0'}) {`);
+      packB();
+      cb.line(`  _bPacked = ${bDependsOnBatch ? 'b' : '0'};`);
+      cb.line('}');
+    } else {
+      packB();
+    }
+    cb.open();
+    cb.line(`const _mc = _c1 - _ic < ${MC} ? _c1 - _ic : ${MC};`);
+    cb.line(`const _mcp = ((_mc + ${MR - 1}) / ${MR} | 0) * ${MR};`);
+    packA();
+    microKernel();
+    cb.close(`for (let _ic = _c0; _ic < _c1; _ic += ${MC})`);
+    cb.close(`for (let _pc = 0; _pc < ${K}; _pc += ${KC})`);
+    epilogue(() => 'Ct[_cr + n]');
+    cb.close(`for (let _jc = 0; _jc < ${N}; _jc += ${NC})`);
+  }
+  cb.line(`_r = b * ${M} + _c1;`);
+  cb.close('while (_r < end)');
+  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', 'G'];
+  return {
+    kind: 'js',
+    name: spec.name,
+    source: wrapFunction(spec.name, params, cb.finish()),
+    bufs,
+    scratch,
+    tables: [],
+    total: batch * M,
+    splittable: true,
+    workPerItem: Math.max(1, 2 * N * K),
+    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: ctOff + ctElems * 4 } } : {}),
+  };
+}
+
+/** Integer GEMM: exact 32-bit wrap-around like the host (Math.imul, | 0). */
+function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[]): JsKernelCode {
+  const cb = new CodeBuilder();
+  const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
+  const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
+  emitRangeLoops(cb, [spec.batch, spec.m], ['b', 'm'], () => {
+    emitNestedLoops(cb, [spec.n], ['n'], () => {
+      cb.line('let _acc = 0;');
+      emitNestedLoops(cb, [spec.k], ['k'], () => {
+        const a = cb.value({ op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype });
+        const b = cb.value({ op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype });
+        cb.line(`_acc = (_acc + Math.imul(${a}, ${b})) | 0;`);
+      });
+      if (spec.dtype === 'u32') cb.line('_acc = _acc >>> 0;');
+      const d = cb.depth;
+      cb.accResolver = () => ({ src: '_acc', depth: d });
+      for (const o of spec.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? spec.dtype, o.index, o.expr);
+    });
+  });
+  return {
+    kind: 'js',
+    name: spec.name,
+    source: wrapFunction(spec.name, ['start', 'end', ...bufs.map(bufName)], cb.finish()),
+    bufs,
+    scratch: [],
+    tables: [],
+    total: spec.batch * spec.m,
+    splittable: true,
+    workPerItem: Math.max(1, 2 * spec.n * spec.k),
+  };
+}
+
+/** A MatmulKernel as a GEMM spec. */
+export function matmulSpec(k: MatmulKernel): GemmSpec {
+  return {
+    name: k.name,
+    batch: k.batch,
+    m: k.m,
+    n: k.n,
+    k: k.k,
+    dtype: k.dtype,
+    aBuf: k.a.buf,
+    aIdx: stridedIdx(k.a.offset, [
+      ['b', k.a.strides[0]],
+      ['m', k.a.strides[1]],
+      ['k', k.a.strides[2]],
+    ]),
+    bBuf: k.b.buf,
+    bIdx: stridedIdx(k.b.offset, [
+      ['b', k.b.strides[0]],
+      ['k', k.b.strides[1]],
+      ['n', k.b.strides[2]],
+    ]),
+    outputs: k.outputs,
+  };
+}
+
+export function emitMatmul(k: MatmulKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}): JsKernelCode {
+  return emitGemm(matmulSpec(k), dtypes, bufs, opts);
+}
