@@ -72,7 +72,9 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, opts: CrossE
     'softmax_cross_entropy',
     (lg: Tensor, lb: Tensor) => {
       const logp = logSoftmax(lg);
-      const nll = ops.neg(ops.squeeze(ops.takeAlongAxis(logp, ops.expandDims(lb, -1), -1), -1));
+      // pick log p[label] with a one-hot mask (iota == label): elementwise, so it fuses
+      // into the softmax kernel where a gather would need a kernel of its own
+      const nll = ops.neg(ops.sum(ops.mul(logp, ops.oneHot(lb, k, lg.dtype)), -1));
       if (ls === 0) return nll;
       const smooth = ops.neg(ops.mean(logp, -1));
       return ops.add(ops.mul(nll, 1 - ls), ops.mul(smooth, ls));

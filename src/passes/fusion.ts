@@ -112,7 +112,16 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
         }
         roots.set(v, r);
         if (r.size > 1 && cost(v) > RECOMPUTE_COST_LIMIT) {
-          M.add(v);
+          // a view (reshape, broadcast, ...) is free to recompute: keep what it views instead
+          let target = v;
+          for (;;) {
+            const pe = producer.get(target)!;
+            const src = pe.inputs[0];
+            if (!VIEW.has(pe.prim) || pe.inputs.length !== 1 || !(src instanceof Var) || isSource(src) || M.has(src)) break;
+            target = src;
+          }
+          if (target !== v && (M.has(target) || isSource(target))) continue;
+          M.add(target);
           changed = true;
         }
       }
@@ -321,10 +330,16 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
     return F.map((_, d) => (axes.includes(d) ? idx.var(`r${r++}`) : idx.var(`o${o++}`)));
   };
 
-  /** A reduction (non-materialised, only this root) whose input has shape F, if any. */
-  const findRowReduction = (root: Var, F: readonly number[]): number[] | undefined => {
+  /**
+   * The row layout for a root of shape F: a reduction (not materialised, needed by this root
+   * only) whose input has shape F (the root is written in the row loop: LayerNorm, softmax), or
+   * else one whose output has shape F (the root is written once per outer index after the
+   * reduction: a mean, a loss, a bias gradient with its optimizer update).
+   */
+  const findRowReduction = (root: Var, F: readonly number[]): { F: readonly number[]; axes: number[]; inRow: boolean } | undefined => {
     const seen = new Set<Var>();
     const stack: Var[] = [root];
+    let outerCandidate: { F: readonly number[]; axes: number[]; inRow: boolean } | undefined;
     while (stack.length) {
       const v = stack.pop()!;
       if (seen.has(v)) continue;
@@ -334,19 +349,23 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
       if (v !== root && (M.has(v) || bufOf.has(v) || epilogueOf.has(v))) continue;
       if (e.prim in REDUCE && v !== root) {
         const x = e.inputs[0] as Var;
-        if (shapeEq(x.aval.shape, F)) return e.params.axes as number[];
+        const axes = e.params.axes as number[];
+        if (shapeEq(x.aval.shape, F)) return { F, axes, inRow: true };
+        if (!outerCandidate && shapeEq(v.aval.shape, F)) outerCandidate = { F: x.aval.shape, axes, inRow: false };
       }
       if (!(isInlinable(e.prim) || e.prim in REDUCE)) continue;
       for (const a of e.inputs) if (a instanceof Var) stack.push(a);
     }
-    return undefined;
+    return outerCandidate;
   };
 
   const buildLoop = (w: Var): void => {
     const e = producer.get(w)!;
     const isReduce = e.prim in REDUCE;
-    const F = isReduce ? (e.inputs[0] as Var).aval.shape : w.aval.shape;
-    const axes = isReduce ? (e.params.axes as number[]) : (findRowReduction(w, F) ?? []);
+    const found = isReduce ? undefined : findRowReduction(w, w.aval.shape);
+    const F = isReduce ? (e.inputs[0] as Var).aval.shape : (found?.F ?? w.aval.shape);
+    const axes = isReduce ? (e.params.axes as number[]) : (found?.axes ?? []);
+    const inRow = found?.inRow ?? false;
     const outer = F.filter((_, d) => !axes.includes(d));
     const row = axes.map((d) => F[d]!);
     const ranges = new Map<string, number>();
@@ -365,17 +384,17 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
       ctx.reductions.push({ id, op: REDUCE[e.prim]!, expr, dtype: w.aval.dtype });
       outIndex = linearize(outerIdx, w.aval.shape);
       outExpr = { op: 'acc', id, dtype: w.aval.dtype };
-    } else if (axes.length) {
+    } else if (inRow) {
       const fIdx = fullIndex(F, axes);
       outIndex = linearize(fIdx, F);
       outExpr = valueAt(w, fIdx, ctx);
     } else {
-      outIndex = linearize(outerIdx, F);
+      outIndex = linearize(outerIdx, w.aval.shape);
       outExpr = valueAt(w, outerIdx, ctx);
     }
     const buf = newBuf(w, outKind(w));
     const out: KernelOutput[] = [{ buf, index: outIndex, expr: outExpr }];
-    const rowOutputs: KernelOutput[] = !isReduce && axes.length ? out : [];
+    const rowOutputs: KernelOutput[] = inRow ? out : [];
     const outerOutputs: KernelOutput[] = rowOutputs.length ? [] : out;
     kernels.push({ kind: 'loop', name: kname(w, e.prim), outer, row, reductions: ctx.reductions, outerOutputs, rowOutputs });
   };

@@ -12,6 +12,12 @@ import { ProgramBuilder } from './rewrite.js';
 
 type Params = Readonly<Record<string, unknown>>;
 
+const ELEMENTWISE_PRIMS = new Set([
+  'neg', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'logistic', 'sqrt', 'rsqrt', 'erf', 'abs', 'sign', 'floor', 'ceil', 'round', 'not',
+  'add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'rem', 'and', 'or', 'xor', 'shift_left', 'shift_right_logical',
+  'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'select', 'cast',
+]);
+
 /** What a rule may return: an existing atom to use instead, a replacement equation, or nothing. */
 type RuleResult = Atom | { prim: string; params: Params; inputs: Atom[] } | undefined;
 type Rule = (ins: Atom[], params: Params, out: Var, producer: (a: Atom) => Eqn | undefined) => RuleResult;
@@ -106,6 +112,19 @@ function onePass(p: Program, origins?: Map<Var, string>): { program: Program; ch
         ins = r.inputs;
       }
       if (prim === '') continue;
+    }
+    // constant folding: an elementwise op over broadcast constants is a broadcast constant
+    if (ELEMENTWISE_PRIMS.has(prim) && e.outputs.length === 1 && e.outputs[0]!.aval.shape.length > 0) {
+      const cs = ins.map((a) => constantOf(a, producer));
+      if (cs.every((c) => c !== undefined)) {
+        const vals = ins.map((a, i) => HostArray.scalar(cs[i]!, a.aval.dtype));
+        const [r] = PRIMS[prim as PrimName].impl(vals, params as never, { wide: false });
+        const out = e.outputs[0]!;
+        prim = 'broadcast_in_dim';
+        params = { shape: [...out.aval.shape], dims: [] };
+        ins = [new Literal(r!.data[0]!, r!.dtype)];
+        changed = true;
+      }
     }
     // constant folding: scalar outputs of literal-only inputs
     if (!HIGHER_ORDER.has(prim) && e.outputs.length === 1 && ins.length > 0 && ins.every((a) => a instanceof Literal) && e.outputs[0]!.aval.shape.length === 0) {
