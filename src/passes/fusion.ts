@@ -19,7 +19,7 @@ import { NexgradError } from '../ir/errors.js';
 import type { ConvParams, DotParams } from '../ir/primitive.js';
 import { type Atom, type Eqn, Literal, type Program, Var } from '../ir/program.js';
 import { shapeEq, sizeOf } from '../ir/shape.js';
-import { affineStrides, delinearize, type Idx, idx, idxKey, idxRange, linearize, type Ranges } from '../codegen/index_expr.js';
+import { affineStrides, delinearize, type Idx, idx, idxKey, idxRange, idxSubst, linearize, type Ranges } from '../codegen/index_expr.js';
 import type { BinaryFn, BufferDecl, CmpFn, GraphOutput, Kernel, KernelGraph, KernelOutput, SExpr, StridedOperand, UnaryFn } from '../codegen/kernel.js';
 import type { Origins } from './inline.js';
 
@@ -56,7 +56,12 @@ function newCtx(ranges: Map<string, number>, extra: Partial<Ctx> = {}): Ctx {
   return { ranges, memo: new Map(), reductions: [], reduceIds: new Map(), ...extra };
 }
 
-const sameIndex = (a: readonly Idx[], b: readonly Idx[]): boolean => a.length === b.length && a.every((x, i) => idxKey(x) === idxKey(b[i]!));
+/** Equal index lists, where a loop variable of extent 1 equals 0. */
+const sameIndex = (a: readonly Idx[], b: readonly Idx[], ranges: Ranges): boolean => {
+  const unit = new Map<string, Idx>([...ranges].filter(([, n]) => n === 1).map(([k]) => [k, idx.const(0)]));
+  const norm = (x: Idx): string => idxKey(unit.size ? idxSubst(x, unit, ranges) : x);
+  return a.length === b.length && a.every((x, i) => norm(x) === norm(b[i]!));
+};
 
 export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
   const producer = new Map<Var, Eqn>();
@@ -214,7 +219,7 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
 
   const computeValue = (v: Var, index: readonly Idx[], ctx: Ctx): SExpr => {
     if (ctx.anchor && v === ctx.anchor.v) {
-      if (!sameIndex(index, ctx.anchor.index)) throw new NexgradError('fusion: internal: anchor read off its own index in an epilogue');
+      if (!sameIndex(index, ctx.anchor.index, ctx.ranges)) throw new NexgradError('fusion: internal: anchor read off its own index in an epilogue');
       return { op: 'acc', id: 0, dtype: v.aval.dtype };
     }
     if (bufOf.has(v)) return load(v, index);
@@ -230,7 +235,7 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
       const L = ctx.layout;
       const x = ins[0] as Var;
       const axes = e.params.axes as number[];
-      if (L && shapeEq(x.aval.shape, L.F) && axes.join() === L.axes.join() && sameIndex(index, L.outerIdx)) {
+      if (L && shapeEq(x.aval.shape, L.F) && axes.join() === L.axes.join() && sameIndex(index, L.outerIdx, ctx.ranges)) {
         let id = ctx.reduceIds.get(v);
         if (id === undefined) {
           const fIdx = fullIndex(L.F, L.axes);
