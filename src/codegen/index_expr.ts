@@ -81,30 +81,37 @@ export const idx = {
     if (k === 0) return { c: 0, terms: [] };
     return { c: x.c * k, terms: x.terms.map((t) => ({ coef: t.coef * k, atom: t.atom })) };
   },
-  /** floor(x / d) for x >= 0. */
+  /** floor(x / d). */
   div(x: Idx, d: number, ranges: Ranges): Idx {
     if (d === 1) return x;
-    // split terms into multiples of d and a remainder; if the remainder stays in [0, d) it vanishes
-    const mult = x.terms.filter((t) => t.coef % d === 0);
-    const rest: Idx = { c: x.c - (x.c - (((x.c % d) + d) % d)), terms: x.terms.filter((t) => t.coef % d !== 0) };
-    const cMult = x.c - rest.c;
-    const [lo, hi] = idxRange(rest, ranges);
-    const head: Idx = { c: cMult / d, terms: mult.map((t) => ({ coef: t.coef / d, atom: t.atom })) };
-    if (lo >= 0 && hi < d) return head;
-    if (rest.terms.length === 0 && mult.length === 0) return idx.const(Math.floor(x.c / d));
-    const [xlo, xhi] = idxRange(x, ranges);
-    if (xlo >= 0 && xhi < d) return idx.const(0);
-    return { c: 0, terms: [{ coef: 1, atom: { k: 'div', a: x, d } }] };
+    const [q, r, k, fits] = splitBy(x, d, ranges);
+    const head = idx.add(q, idx.const(-k));
+    if (fits) return head;
+    return idx.add(head, { c: 0, terms: [{ coef: 1, atom: { k: 'div', a: r, d } }] });
   },
-  /** x mod d for x >= 0. */
+  /** x mod d (non-negative, as floor division defines it). */
   mod(x: Idx, d: number, ranges: Ranges): Idx {
     if (d === 1) return idx.const(0);
-    const rest: Idx = { c: ((x.c % d) + d) % d, terms: x.terms.filter((t) => t.coef % d !== 0) };
-    const [lo, hi] = idxRange(rest, ranges);
-    if (lo >= 0 && hi < d) return rest;
-    return { c: 0, terms: [{ coef: 1, atom: { k: 'mod', a: rest, d } }] };
+    const [, r, , fits] = splitBy(x, d, ranges);
+    if (fits) return r;
+    return { c: 0, terms: [{ coef: 1, atom: { k: 'mod', a: r, d } }] };
   },
 };
+
+/**
+ * Writes x = d*(q - k) + r with r >= 0 over the ranges (k shifts a possibly negative remainder
+ * up by k*d), so emitted divisions and modulos only ever see non-negative operands. `fits`
+ * says r < d everywhere (then floor(r/d) = 0 and r mod d = r).
+ */
+function splitBy(x: Idx, d: number, ranges: Ranges): [Idx, Idx, number, boolean] {
+  const rc = ((x.c % d) + d) % d;
+  const q: Idx = { c: (x.c - rc) / d, terms: x.terms.filter((t) => t.coef % d === 0).map((t) => ({ coef: t.coef / d, atom: t.atom })) };
+  let r: Idx = { c: rc, terms: x.terms.filter((t) => t.coef % d !== 0) };
+  const [lo, hi] = idxRange(r, ranges);
+  const k = lo < 0 ? Math.ceil(-lo / d) : 0;
+  if (k) r = idx.add(r, idx.const(k * d));
+  return [q, r, k, hi + k * d < d];
+}
 
 function atomRange(a: IdxAtom, ranges: Ranges): [number, number] {
   switch (a.k) {
