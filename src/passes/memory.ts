@@ -59,6 +59,9 @@ export function planMemory(g: KernelGraph, donation: DonationInfo = { donated: [
   const outputAliases = new Map<number, number>();
   for (const pos of donation.donated) {
     const inBuf = g.inputs[pos]!;
+    // An input the program returns unchanged hands its storage back as that output: no other
+    // output may overwrite it.
+    if (outputBufs.has(inBuf)) continue;
     const inDecl = g.buffers[inBuf]!;
     const label = donation.labels?.[pos] ?? `input ${pos}`;
     const candidates = g.outputs.flatMap((o) => (o.kind === 'buffer' && g.buffers[o.buf]!.kind === 'output' && !outputAliases.has(o.buf) ? [o.buf] : []));
