@@ -56,6 +56,8 @@ export interface LoopKernel {
   readonly reductions: readonly { readonly id: number; readonly op: ReduceOp; readonly expr: SExpr; readonly dtype: DType }[];
   readonly outerOutputs: readonly KernelOutput[];
   readonly rowOutputs: readonly KernelOutput[];
+  /** The full index space the loops cover (kept axes -> o vars, reduced axes -> r vars). */
+  readonly space?: { readonly F: readonly number[]; readonly axes: readonly number[] };
 }
 
 export interface StridedOperand {

@@ -22,6 +22,7 @@ import { shapeEq, sizeOf } from '../ir/shape.js';
 import { affineStrides, delinearize, type Idx, idx, idxKey, idxRange, idxSubst, linearize, type Ranges } from '../codegen/index_expr.js';
 import type { BinaryFn, BufferDecl, CmpFn, GraphOutput, Kernel, KernelGraph, KernelOutput, SExpr, StridedOperand, UnaryFn } from '../codegen/kernel.js';
 import type { Origins } from './inline.js';
+import { mergeReductionKernels } from './merge_phases.js';
 
 const UNARY = new Set<string>(['neg', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'logistic', 'sqrt', 'rsqrt', 'erf', 'abs', 'sign', 'floor', 'ceil', 'round', 'not']);
 const BINARY = new Set<string>(['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'rem', 'and', 'or', 'xor', 'shift_left', 'shift_right_logical']);
@@ -98,7 +99,12 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
       if (c !== undefined) return c;
       const e = producer.get(v)!;
       let total = ELEMENTWISE.has(e.prim) ? (OP_COST[e.prim] ?? 1) : 0;
-      if (e.prim in REDUCE) total += 1000; // recomputing a reduction repeats a whole pass
+      // a reduction needed by several kernels is materialised itself (below), so what lies
+      // behind it does not make its consumers look expensive
+      if (e.prim in REDUCE) {
+        costMemo.set(v, 1);
+        return 1;
+      }
       for (const a of e.inputs) if (a instanceof Var) total += cost(a);
       costMemo.set(v, total);
       return total;
@@ -116,7 +122,7 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
           }
         }
         roots.set(v, r);
-        if (r.size > 1 && cost(v) > RECOMPUTE_COST_LIMIT) {
+        if (r.size > 1 && (producer.get(v)!.prim in REDUCE || cost(v) > RECOMPUTE_COST_LIMIT)) {
           // a view (reshape, broadcast, ...) is free to recompute: keep what it views instead
           let target = v;
           for (;;) {
@@ -356,7 +362,8 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
         const x = e.inputs[0] as Var;
         const axes = e.params.axes as number[];
         if (shapeEq(x.aval.shape, F)) return { F, axes, inRow: true };
-        if (!outerCandidate && shapeEq(v.aval.shape, F)) outerCandidate = { F: x.aval.shape, axes, inRow: false };
+        // the same elements up to unit axes (a keepdims reshape of the reduction, say)
+        if (!outerCandidate && shapeEq(v.aval.shape.filter((n) => n !== 1), F.filter((n) => n !== 1))) outerCandidate = { F: x.aval.shape, axes, inRow: false };
       }
       if (!(isInlinable(e.prim) || e.prim in REDUCE)) continue;
       for (const a of e.inputs) if (a instanceof Var) stack.push(a);
@@ -394,14 +401,16 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
       outIndex = linearize(fIdx, F);
       outExpr = valueAt(w, fIdx, ctx);
     } else {
-      outIndex = linearize(outerIdx, w.aval.shape);
-      outExpr = valueAt(w, outerIdx, ctx);
+      // w's index over the outer loops (equal to them unless w differs by unit axes)
+      const wIdx = shapeEq(outer, w.aval.shape) ? outerIdx : delinearize(linearize(outerIdx, outer), w.aval.shape, ranges);
+      outIndex = linearize(wIdx, w.aval.shape);
+      outExpr = valueAt(w, wIdx, ctx);
     }
     const buf = newBuf(w, outKind(w));
     const out: KernelOutput[] = [{ buf, index: outIndex, expr: outExpr }];
     const rowOutputs: KernelOutput[] = inRow ? out : [];
     const outerOutputs: KernelOutput[] = rowOutputs.length ? [] : out;
-    kernels.push({ kind: 'loop', name: kname(w, e.prim), outer, row, reductions: ctx.reductions, outerOutputs, rowOutputs });
+    kernels.push({ kind: 'loop', name: kname(w, e.prim), outer, row, reductions: ctx.reductions, outerOutputs, rowOutputs, space: { F, axes } });
   };
 
   /** Reads operand `a` through `index` (over the kernel's vars) as a strided buffer, if it is one. */
@@ -513,7 +522,7 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
     if (a instanceof Literal) return { kind: 'literal', value: a.value, dtype: a.dtype };
     return { kind: 'buffer', buf: ensureBuilt(a), shape: a.aval.shape, dtype: a.aval.dtype };
   });
-  return { buffers, kernels, inputs, outputs, consts };
+  return { buffers, kernels: mergeReductionKernels(kernels), inputs, outputs, consts };
 }
 
 export type { Ranges };

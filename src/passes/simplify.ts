@@ -81,6 +81,18 @@ const RULES: Partial<Record<string, Rule>> = {
   div: (ins, _p, out, producer) => (constantOf(ins[1]!, producer) === 1 && sameAval(ins[0]!, out) ? ins[0] : undefined),
 };
 
+/** dot_general(b, a) when `perm` reorders dot_general(a, b)'s output (batch, a free, b free) to (batch, b free, a free). */
+function swapDot(d: Eqn, perm: readonly number[]): { params: Params; inputs: Atom[] } | undefined {
+  const [lhs, rhs] = d.inputs as [Atom, Atom];
+  const { contracting, batch } = d.params as { contracting: [number[], number[]]; batch: [number[], number[]] };
+  const nb = batch[0].length;
+  const nl = lhs.aval.shape.length - nb - contracting[0].length;
+  const nr = rhs.aval.shape.length - nb - contracting[1].length;
+  const want = [...Array.from({ length: nb }, (_, i) => i), ...Array.from({ length: nr }, (_, i) => nb + nl + i), ...Array.from({ length: nl }, (_, i) => nb + i)];
+  if (nl === 0 || nr === 0 || perm.length !== want.length || perm.some((v, i) => v !== want[i])) return undefined;
+  return { params: { contracting: [contracting[1], contracting[0]], batch: [batch[1], batch[0]] }, inputs: [rhs, lhs] };
+}
+
 function literalKey(a: Atom): string {
   return a instanceof Literal ? `L${a.value}:${a.dtype}` : `v${a.id}`;
 }
@@ -91,6 +103,9 @@ function onePass(p: Program, origins?: Map<Var, string>): { program: Program; ch
   const cse = new Map<string, Var[]>();
   let changed = false;
   const producer = (a: Atom): Eqn | undefined => (a instanceof Var ? producers.get(a) : undefined);
+  const useCount = new Map<Var, number>();
+  for (const e of p.eqns) for (const a of e.inputs) if (a instanceof Var) useCount.set(a, (useCount.get(a) ?? 0) + 1);
+  for (const a of p.outputs) if (a instanceof Var) useCount.set(a, (useCount.get(a) ?? 0) + 1);
   for (const e of p.eqns) {
     let prim = e.prim;
     let params = e.params;
@@ -112,6 +127,19 @@ function onePass(p: Program, origins?: Map<Var, string>): { program: Program; ch
         ins = r.inputs;
       }
       if (prim === '') continue;
+    }
+    // transpose(dot_general(a, b)) that swaps the free blocks is dot_general(b, a)
+    if (prim === 'transpose' && e.inputs[0] instanceof Var && (useCount.get(e.inputs[0]) ?? 0) === 1) {
+      const d = producer(ins[0]!);
+      if (d?.prim === 'dot_general') {
+        const swapped = swapDot(d, params.perm as number[]);
+        if (swapped) {
+          prim = 'dot_general';
+          params = swapped.params;
+          ins = swapped.inputs;
+          changed = true;
+        }
+      }
     }
     // constant folding: an elementwise op over broadcast constants is a broadcast constant
     if (ELEMENTWISE_PRIMS.has(prim) && e.outputs.length === 1 && e.outputs[0]!.aval.shape.length > 0) {
