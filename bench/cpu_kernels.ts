@@ -3,8 +3,8 @@
  * 56x56: (3136 x 40) @ (40 x 160), plain and with bias + GELU), the conv paths (depthwise 7x7,
  * patchify stem, depthwise weight gradient) and a LayerNorm loop kernel. Median of repeats.
  *
- *   npx tsc -p tsconfig.json --outDir /tmp/nexgrad-build && node /tmp/nexgrad-build/bench/cpu_kernels.js
- *   (or: npx tsx bench/cpu_kernels.ts)
+ *   npm run build && node dist/bench/cpu_kernels.js
+ *   (or: npx tsc -p tsconfig.json --outDir /tmp/nexgrad-build && node /tmp/nexgrad-build/bench/cpu_kernels.js)
  *
  * Options: --js (JavaScript micro-kernel instead of WebAssembly SIMD), --threads N (worker
  * threads, main included), --compare-threads (interleave 1 and N threads), --reps N, --only NAME.

@@ -109,19 +109,34 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
       costMemo.set(v, total);
       return total;
     };
-    const roots = new Map<Var, Set<Var>>();
+    // Two notions of the kernels that need a value. rootsT: reductions are transparent (a
+    // reduction can run as a phase of its consumer's kernel, so statistics like LayerNorm's
+    // mean and variance do not count twice). rootsP: a reduction is a place of its own (its
+    // input is computed in the reduction's pass and again wherever else it is used).
+    const rootsT = new Map<Var, Set<Var>>();
+    const rootsP = new Map<Var, Set<Var>>();
     for (let k = p.eqns.length - 1; k >= 0; k--) {
       const e = p.eqns[k]!;
       for (const v of e.outputs) {
         if (M.has(v)) continue;
-        const r = new Set<Var>();
+        const rt = new Set<Var>();
+        const rp = new Set<Var>();
         for (const c of uses.get(v) ?? []) {
           for (const o of c.outputs) {
-            if (M.has(o) || !(isInlinable(c.prim) || c.prim in REDUCE)) r.add(o);
-            else for (const x of roots.get(o) ?? []) r.add(x);
+            if (M.has(o) || !(isInlinable(c.prim) || c.prim in REDUCE)) {
+              rt.add(o);
+              rp.add(o);
+              continue;
+            }
+            for (const x of rootsT.get(o) ?? []) rt.add(x);
+            if (c.prim in REDUCE) rp.add(o);
+            else for (const x of rootsP.get(o) ?? []) rp.add(x);
           }
         }
-        roots.set(v, r);
+        rootsT.set(v, rt);
+        rootsP.set(v, rp);
+        const isReduce = producer.get(v)!.prim in REDUCE;
+        const r = isReduce ? rt : rp;
         if (r.size > 1 && (producer.get(v)!.prim in REDUCE || cost(v) > RECOMPUTE_COST_LIMIT)) {
           // a view (reshape, broadcast, ...) is free to recompute: keep what it views instead
           let target = v;
@@ -371,8 +386,46 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
     return outerCandidate;
   };
 
+  /** Non-materialised reductions reachable from `from` through inlined values. */
+  const reachableReductions = (from: readonly Atom[]): Var[] => {
+    const out: Var[] = [];
+    const seen = new Set<Var>();
+    const stack = from.filter((a): a is Var => a instanceof Var);
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v) || M.has(v) || bufOf.has(v) || epilogueOf.has(v)) continue;
+      seen.add(v);
+      const e = producer.get(v);
+      if (!e || !(isInlinable(e.prim) || e.prim in REDUCE)) continue;
+      if (e.prim in REDUCE) out.push(v);
+      for (const a of e.inputs) if (a instanceof Var) stack.push(a);
+    }
+    return out;
+  };
+  const spaceKey = (r: Var): string => {
+    const e = producer.get(r)!;
+    return `${e.inputs[0]!.aval.shape.join(',')}|${(e.params.axes as number[]).join(',')}`;
+  };
+
+  /**
+   * A reduction that a root needs both directly and through a reduction over another space
+   * (GRN: the spatial sum of squares feeds the channel mean and the output) would run in two
+   * kernels: materialise it once instead.
+   */
+  const materialiseSharedReductions = (w: Var): void => {
+    const e = producer.get(w)!;
+    const S = reachableReductions(e.prim in REDUCE ? e.inputs : [w]);
+    const inS = new Set(S);
+    for (const r of S) {
+      for (const d of reachableReductions(producer.get(r)!.inputs)) {
+        if (inS.has(d) && spaceKey(d) !== spaceKey(r)) M.add(d);
+      }
+    }
+  };
+
   const buildLoop = (w: Var): void => {
     const e = producer.get(w)!;
+    materialiseSharedReductions(w);
     const isReduce = e.prim in REDUCE;
     const found = isReduce ? undefined : findRowReduction(w, w.aval.shape);
     const F = isReduce ? (e.inputs[0] as Var).aval.shape : (found?.F ?? w.aval.shape);

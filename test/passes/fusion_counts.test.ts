@@ -179,7 +179,7 @@ describe('one ConvNeXt V2 block (dim 16, 8x8, batch 2, NHWC)', () => {
     const listing = printKernelGraph(graph);
     expect(graph.kernels.length, listing).toBe(7);
     expect(kinds(graph.kernels)).toEqual({ conv: 1, loop: 4, matmul: 2 });
-    expect(graph.kernels.map((k) => k.name)).toEqual(['k0_conv', 'k1_layer_norm', 'k2_matmul', 'k3_grn', 'k4_grn', 'k5_grn', 'k6_matmul']);
+    expect(graph.kernels.map((k) => k.name)).toEqual(['k0_conv', 'k1_layer_norm', 'k2_gelu', 'k3_grn', 'k4_grn', 'k5_grn', 'k6_matmul']);
     expect(graph.kernels.filter(isCopy).length).toBe(0);
     // the residual add and pwconv2's bias are in the last matmul's epilogue
     const last = graph.kernels[6]!;
@@ -202,7 +202,7 @@ describe('one ConvNeXt V2 block (dim 16, 8x8, batch 2, NHWC)', () => {
     // Two kernels only move data: for the depthwise weight-gradient conv the input transposed
     // to (C, H, W, N), and its result transposed back to OIHW together with the reversed kernel
     // (conv operands must be contiguous).
-    expect(graph.kernels.filter(isCopy).map((k) => k.name), listing).toEqual(['k30_transpose', 'k32_transpose+k29_reshape']);
+    expect(graph.kernels.filter(isCopy).map((k) => k.name), listing).toEqual(['k31_transpose', 'k33_transpose+k30_reshape']);
     checkAgainstInterpreter(g, [params, x, ct], 1e-4);
   });
 });

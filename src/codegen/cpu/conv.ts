@@ -20,7 +20,7 @@ import type { DType } from '../../ir/dtype.js';
 import { stridesOf } from '../../ir/shape.js';
 import { delinearize, idx, type Idx, idxSubst, linearize, type Ranges } from '../index_expr.js';
 import type { ConvKernel, KernelOutput, SExpr } from '../kernel.js';
-import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, wrapFunction } from './emit.js';
+import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, wrapFunction } from './common.js';
 import { emitGemm, type GemmSpec } from './matmul.js';
 import { bufName, CodeBuilder } from './scope.js';
 import { type DwRowConfig, type WgRowConfig, wasmSimdAvailable } from './wasm.js';
@@ -80,7 +80,7 @@ export function convGeometry(k: ConvKernel): ConvGeom {
   };
 }
 
-export type ConvPath = 'gemm' | 'depthwise' | 'depthwise_wgrad' | 'generic';
+export type ConvPath = 'gemm' | 'gemm_transposed' | 'depthwise' | 'depthwise_wgrad' | 'generic';
 
 const isFloatDt = (d: DType): boolean => d === 'f32' || d === 'f64' || d === 'f16' || d === 'bf16';
 
@@ -92,9 +92,25 @@ export function convPath(k: ConvKernel): ConvPath {
   const noPad = p.padding.every(([lo, hi]) => lo === 0 && hi === 0);
   const noLhsDil = p.lhsDilation.every((d) => d === 1);
   if (g.G === 1 && g.BG === 1 && noPad && noLhsDil) return 'gemm';
+  if (g.G === 1 && g.BG === 1 && isUnpatchify(k, g)) return 'gemm_transposed';
   if (g.BG === 1 && g.G > 1 && g.G === g.C && g.O === g.C && g.I === 1) return 'depthwise';
   if (g.G === 1 && g.BG > 1 && g.BG === g.O && g.N === g.BG) return 'depthwise_wgrad';
   return 'generic';
+}
+
+/**
+ * The input gradient of a non-overlapping patchify conv (kernel == stride s): lhs dilation s,
+ * kernel s, window stride 1, no rhs dilation, padding (s-1, s-1) and output = input * s. Each
+ * output position q reads exactly one tap: input q / s with kernel index (s-1) - q % s.
+ */
+function isUnpatchify(k: ConvKernel, g: ConvGeom): boolean {
+  const p = k.params;
+  for (let d = 0; d < g.nsp; d++) {
+    const s = p.lhsDilation[d]!;
+    if (g.kSp[d] !== s || p.windowStrides[d] !== 1 || (p.rhsDilation[d] !== 1 && s !== 1)) return false;
+    if (p.padding[d]![0] !== s - 1 || p.padding[d]![1] !== s - 1 || g.outSp[d] !== g.inSp[d]! * s) return false;
+  }
+  return g.nsp > 0 && p.lhsDilation.some((s) => s > 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -199,6 +215,44 @@ function gemmSpecOf(k: ConvKernel, g: ConvGeom): GemmSpec {
   return { name: k.name, batch: 1, m: M, n: Nn, k: K, dtype: k.dtype, aBuf: k.lhs.buf, aIdx, bBuf: k.rhs.buf, bIdx, outputs };
 }
 
+/**
+ * Unpatchify as a GEMM: rows (batch, input position p), columns (r..., output feature) with
+ * r_d in [0, s_d), contraction over input features; out[n, co, p*s + r] = sum_ci
+ * x[n, ci, p] * w[co, ci, (s-1) - r]. Every output element is written exactly once.
+ */
+function gemmSpecOfTransposed(k: ConvKernel, g: ConvGeom): GemmSpec {
+  const p = k.params;
+  const S = p.lhsDilation;
+  const rowsShape = [g.N, ...g.inSp];
+  const colsShape = [...S, g.O];
+  const M = rowsShape.reduce((a, b) => a * b, 1);
+  const Nn = colsShape.reduce((a, b) => a * b, 1);
+  const K = g.C;
+  const ranges: Ranges = new Map([
+    ['b', 1],
+    ['m', Math.max(M, 1)],
+    ['n', Math.max(Nn, 1)],
+    ['k', Math.max(K, 1)],
+  ]);
+  const rd: Dim[] = [{ size: g.N, ls: g.lsN, rs: 0 }];
+  for (let d = 0; d < g.nsp; d++) rd.push({ size: g.inSp[d]!, ls: g.lsSp[d]!, rs: 0 });
+  const aIdx = idx.add(gatherIdx('m', mergeDims(rd), 'ls', ranges), idx.scale(idx.var('k'), g.lsC));
+  const col = delinearize(idx.var('n'), colsShape, ranges);
+  const bIdx = idx.add(
+    idx.scale(col[g.nsp]!, g.rsO),
+    idx.scale(idx.var('k'), g.rsI),
+    ...g.rsSp.map((st, d) => idx.add(idx.const((S[d]! - 1) * st), idx.scale(col[d]!, -st))),
+  );
+  const row = delinearize(idx.var('m'), rowsShape, ranges);
+  const sub = new Map<string, Idx>([
+    [g.vN, row[0]!],
+    [g.vC, col[g.nsp]!],
+  ]);
+  g.vSp.forEach((v, d) => sub.set(v, idx.add(idx.scale(row[1 + d]!, S[d]!), col[d]!)));
+  const outputs = mapOutputs(k.outputs, (x) => idxSubst(x, sub, ranges));
+  return { name: k.name, batch: 1, m: M, n: Nn, k: K, dtype: k.dtype, aBuf: k.lhs.buf, aIdx, bBuf: k.rhs.buf, bIdx, outputs };
+}
+
 // ---------------------------------------------------------------------------------------
 // direct paths
 
@@ -253,7 +307,7 @@ function emitDepthwise(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, D
         cb.line(`for (let _c = 0; _c < ${C}; _c++) ACC[_c] += ${X}[_xb + _c * ${g.lsC}] * ${W}[_ws + _c * ${g.rsO}];`);
       }
     });
-    emitEpilogueOverChannel(cb, k, g, dtypes, g.vC, C, (c) => `ACC[${c}]`);
+    emitEpilogueOverChannel(cb, k, dtypes, g.vC, C, (c) => `ACC[${c}]`);
   });
   return {
     kind: 'js',
@@ -345,7 +399,7 @@ function emitDepthwiseWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<numbe
   cb.line(`D(${xpOff} + (${vy} - _oy0) * ${sy * ROWE * 4}, ${wpOff}, ${accOff}, ${OW});`);
   cb.open(vx);
   cb.line(`const _ab = ${vx} * ${Cp};`);
-  emitEpilogueOverChannel(cb, k, g, dtypes, g.vC, C, (c) => `ACC[_ab + ${c}]`);
+  emitEpilogueOverChannel(cb, k, dtypes, g.vC, C, (c) => `ACC[_ab + ${c}]`);
   cb.close(`for (let ${vx} = 0; ${vx} < ${OW}; ${vx}++)`);
   cb.close(`for (let ${vy} = _oy0; ${vy} < _oy1; ${vy}++)`);
   cb.line(`_r = ${g.vN} * ${OH} + _oy1;`);
@@ -435,7 +489,7 @@ function emitDepthwiseWgradWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<
   cb.open(vy);
   cb.open(vx);
   cb.line(`const _ab = ((${vy} - start) * ${OX} + ${vx}) * ${Cp};`);
-  emitEpilogueOverChannel(cb, k, g, dtypes, g.vC, O, (c) => `ACC[_ab + ${c}]`);
+  emitEpilogueOverChannel(cb, k, dtypes, g.vC, O, (c) => `ACC[_ab + ${c}]`);
   cb.close(`for (let ${vx} = 0; ${vx} < ${OX}; ${vx}++)`);
   cb.close(`for (let ${vy} = start; ${vy} < end; ${vy}++)`);
   return {
@@ -457,13 +511,12 @@ function emitDepthwiseWgradWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<
 }
 
 /** A loop over one output variable (the channel) storing the epilogue outputs. */
-function emitEpilogueOverChannel(cb: CodeBuilder, k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, v: string, size: number, accOf: (c: string) => string): void {
+function emitEpilogueOverChannel(cb: CodeBuilder, k: ConvKernel, dtypes: ReadonlyMap<number, DType>, v: string, size: number, accOf: (c: string) => string): void {
   emitNestedLoops(cb, [size], [v], () => {
     const d = cb.depth;
     cb.accResolver = () => ({ src: accOf(v), depth: d });
     for (const o of k.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? k.dtype, o.index, o.expr);
   });
-  void g;
 }
 
 /**
@@ -514,12 +567,12 @@ function emitDepthwiseWgrad(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<numb
   for (let d = 0; d < g.nsp; d++) cb.line('}');
   cb.line('}');
   // epilogue over the range's output positions, channel innermost
-  const outVars = [...g.vSp];
+  const outVars = g.vSp.length ? [...g.vSp] : ['_y'];
   cb.line(`const ${g.vN} = 0;`);
   cb.defineVars(g.vN);
-  emitRangeLoops(cb, g.outSp.length ? [...g.outSp] : [1], outVars.length ? outVars : ['_unused'], () => {
-    cb.line(`const _ab = (_f + ${outVars.length ? outVars[outVars.length - 1] : '0'} - _lo - start) * ${O};`);
-    emitEpilogueOverChannel(cb, k, g, dtypes, g.vC, O, (c) => `ACC[_ab + ${c}]`);
+  emitRangeLoops(cb, g.outSp.length ? [...g.outSp] : [1], outVars, () => {
+    cb.line(`const _ab = (_f + ${outVars[outVars.length - 1]} - _lo - start) * ${O};`);
+    emitEpilogueOverChannel(cb, k, dtypes, g.vC, O, (c) => `ACC[_ab + ${c}]`);
   });
   return {
     kind: 'js',
@@ -608,8 +661,6 @@ function emitGeneric(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DTy
   // epilogue over the output space; acc = ACC[canonical index]
   const outShape = k.outShape.length ? [...k.outShape] : [1];
   const vars = outShape.map((_, i) => `o${i}`);
-  const ranges: Ranges = new Map(vars.map((v, i) => [v, Math.max(outShape[i]!, 1)]));
-  void ranges;
   const accIdx = linearize([idx.var(g.vN), idx.var(g.vC), ...g.vSp.map((v) => idx.var(v))], [Nb, g.O, ...g.outSp]);
   const total = outShape.reduce((a, b) => a * b, 1);
   cb.line('{');
@@ -641,6 +692,8 @@ export function emitConv(k: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs
   switch (path) {
     case 'gemm':
       return { ...emitGemm(gemmSpecOf(k, g), dtypes, bufs, opts), name: k.name };
+    case 'gemm_transposed':
+      return { ...emitGemm(gemmSpecOfTransposed(k, g), dtypes, bufs, opts), name: k.name };
     case 'depthwise':
       return depthwiseWasmOk(k, g, opts) ? emitDepthwiseWasm(k, g, dtypes, bufs) : emitDepthwise(k, g, dtypes, bufs);
     case 'depthwise_wgrad':

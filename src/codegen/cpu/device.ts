@@ -1,6 +1,6 @@
 /**
  * The CPU device: compiles a planned KernelGraph into JavaScript functions (plus WebAssembly SIMD
- * GEMM micro-kernels) and runs them over typed arrays.
+ * micro-kernels for GEMMs and depthwise convolutions) and runs them over typed arrays.
  *
  * Storage: inputs are the caller's arrays; consts the graph's values; temporaries live in arena
  * storages (one ArrayBuffer per MemoryPlan storage, allocated on the first run, with every
@@ -8,18 +8,25 @@
  * its array; other outputs get a fresh typed array per call. After the first call a run
  * allocates nothing but its fresh outputs (host kernels, which call the reference
  * implementation, allocate their own temporaries: reported separately as hostTempBytes).
+ *
+ * Threads (option `threads`, default 1): kernels with enough work have their range split
+ * between the main thread and worker threads (threads.ts). Every buffer then lives in a
+ * SharedArrayBuffer: the arena, consts and fresh outputs are allocated shared, and inputs that
+ * are not shared are copied into shared staging arrays on each call (outputs of a threaded
+ * executable are shared, so feeding them back costs nothing).
  */
-import { castScalar, type DType, type HostData } from '../../ir/dtype.js';
+import { availableParallelism } from 'node:os';
+import { castScalar, type DType, type HostData, roundBf16, roundF16 } from '../../ir/dtype.js';
 import { HostArray } from '../../ir/host.js';
 import { erf } from '../../ir/hostmath.js';
-import { roundBf16, roundF16 } from '../../ir/dtype.js';
-import { PRIMS } from '../../ir/primitives/index.js';
 import type { PrimName } from '../../ir/primitive.js';
+import { PRIMS } from '../../ir/primitives/index.js';
 import { sizeOf } from '../../ir/shape.js';
 import type { Device, Executable, MemoryPlan, RunStats } from '../device.js';
 import type { HostKernel, KernelGraph } from '../kernel.js';
 import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type KernelCode } from './emit.js';
 import { fastErf } from './math.js';
+import { workerPool, type WorkerPool } from './threads.js';
 import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
 
 /** Round half to even, as the host's `round`. */
@@ -61,11 +68,20 @@ export interface CpuDeviceOptions extends EmitOptions {
   readonly exactErf?: boolean;
   /** Record per-kernel wall time (ms) in `Executable.kernelTimes`. */
   readonly profile?: boolean;
+  /**
+   * Threads per kernel (main thread included); 1 (default) runs everything on the calling
+   * thread; 'auto' uses os.availableParallelism(). Not combined with exactErf.
+   */
+  readonly threads?: number | 'auto';
+  /** Minimum estimated work (flops-ish) for splitting a kernel across threads. */
+  readonly splitMinWork?: number;
 }
 
 export interface CpuRunStats extends RunStats {
   /** Temporaries allocated by host kernels (reference implementations) during the call. */
   readonly hostTempBytes: number;
+  /** Bytes of non-shared inputs copied into shared staging (threaded executables). */
+  readonly stagedBytes: number;
 }
 
 export interface CpuExecutable extends Executable {
@@ -73,6 +89,10 @@ export interface CpuExecutable extends Executable {
   /** Accumulated milliseconds per kernel (when compiled with profile: true). */
   readonly kernelTimes: Float64Array | null;
   readonly kernelNames: readonly string[];
+  /** Threads the executable splits kernels across (1: none). */
+  readonly threads: number;
+  /** Indices of the kernels whose range is split across threads (known after the first run). */
+  readonly splitKernels: readonly number[];
 }
 
 /** Builds the kernel function from generated source. */
@@ -85,27 +105,42 @@ interface Step {
   readonly run: () => void;
 }
 
+const isShared = (d: HostData): boolean => typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer;
+
+function newArray(d: DType, n: number, shared: boolean): HostData {
+  const C = typedCtor(d);
+  return shared ? new C(new SharedArrayBuffer(Math.max(n, 1) * C.BYTES_PER_ELEMENT) as unknown as ArrayBuffer, 0, n) : new C(n);
+}
+
 function hostData(a: HostArray, d: DType): HostData {
   const C = typedCtor(d);
   return a.data instanceof C ? a.data : C.from(a.data as ArrayLike<number>);
 }
 
+const DEFAULT_SPLIT_MIN_WORK = 400_000;
+
 class CpuExecutableImpl implements CpuExecutable {
   readonly kernelCount: number;
   readonly sources: readonly string[];
   readonly kernelNames: readonly string[];
+  readonly threads: number;
+  readonly splitKernels: number[] = [];
   kernelTimes: Float64Array | null;
-  lastRun: CpuRunStats = { allocatedBytes: 0, hostTempBytes: 0 };
+  lastRun: CpuRunStats = { allocatedBytes: 0, hostTempBytes: 0, stagedBytes: 0 };
 
   private readonly B: (HostData | null)[];
   private readonly dtypes: Map<number, DType>;
   private readonly sizes: Map<number, number>;
   private readonly codes: KernelCode[];
   private readonly fns: (KernelFn | null)[];
-  private readonly args: unknown[][] = [];
   private steps: Step[] = [];
   private initialized = false;
   private hostTemp = 0;
+  private readonly shared: boolean;
+  private pool: WorkerPool | null = null;
+  private execId = 0;
+  private posted: (HostData | null)[] = [];
+  private staging: (HostData | null)[] = [];
 
   constructor(
     private readonly graph: KernelGraph,
@@ -122,10 +157,20 @@ class CpuExecutableImpl implements CpuExecutable {
     this.sources = this.codes.map((c) => c.source);
     this.kernelNames = this.codes.map((c) => c.name);
     this.kernelTimes = opts.profile ? new Float64Array(this.kernelCount) : null;
+    const want = opts.threads === 'auto' ? availableParallelism() : Math.max(1, Math.floor(opts.threads ?? 1));
+    const splittable = this.codes.some((c) => c.kind === 'js' && c.splittable && c.total >= 2);
+    this.threads = want > 1 && !opts.exactErf && typeof SharedArrayBuffer !== 'undefined' && splittable ? want : 1;
+    this.shared = this.threads > 1;
     for (const c of graph.consts) {
       const d = this.dtypes.get(c.buf);
       if (!d) throw new Error(`cpu: const for unknown buffer ${c.buf}`);
-      this.B[c.buf] = hostData(c.value, d);
+      let data = hostData(c.value, d);
+      if (this.shared && !isShared(data)) {
+        const s = newArray(d, data.length, true);
+        s.set(data as Float64Array);
+        data = s;
+      }
+      this.B[c.buf] = data;
     }
   }
 
@@ -146,9 +191,9 @@ class CpuExecutableImpl implements CpuExecutable {
       if (s >= 0) need[s] = Math.max(need[s] ?? 0, b.size * hostBytes(b.dtype));
     });
     const storages = need.map((n) => {
-      const sz = Math.ceil(n / 8) * 8;
+      const sz = Math.max(8, Math.ceil(n / 8) * 8);
       bytes += sz;
-      return new ArrayBuffer(sz);
+      return this.shared ? new SharedArrayBuffer(sz) : new ArrayBuffer(sz);
     });
     const inputSet = new Set(graph.inputs);
     const constSet = new Set(graph.consts.map((c) => c.buf));
@@ -156,10 +201,10 @@ class CpuExecutableImpl implements CpuExecutable {
       const s = plan.storageOf[b.id] ?? -1;
       const C = typedCtor(b.dtype);
       if (s >= 0) {
-        this.B[b.id] = new C(storages[s]!, 0, b.size);
+        this.B[b.id] = new C(storages[s]! as ArrayBuffer, 0, b.size);
       } else if (!inputSet.has(b.id) && !constSet.has(b.id) && !plan.outputAliases.has(b.id) && !this.isFreshOutput(b.id)) {
         // a buffer the plan did not place: private storage
-        this.B[b.id] = new C(b.size);
+        this.B[b.id] = newArray(b.dtype, b.size, this.shared);
         bytes += b.size * C.BYTES_PER_ELEMENT;
       }
     }
@@ -194,6 +239,12 @@ class CpuExecutableImpl implements CpuExecutable {
       if (c.wasm.kind === 'dwrow') return instantiateDwRow(mem, c.wasm.cfg);
       return instantiateWgRow(mem, c.wasm.cfg);
     };
+    if (this.shared) {
+      this.pool = workerPool(this.threads - 1);
+      this.execId = this.pool.compile({ codes: this.codes.map((c) => (c.kind === 'js' ? c : null)), pools: pool, wasmBytes }, this);
+      bytes += (this.threads - 1) * ([...pools.values()].reduce((a, p) => a + p.byteLength, 0) + (mem ? mem.buffer.byteLength : 0));
+    }
+    const minWork = this.opts.splitMinWork ?? DEFAULT_SPLIT_MIN_WORK;
     // steps
     this.steps = this.codes.map((c, ki) => {
       if (c.kind === 'host') return { run: () => this.runHost(c.kernel) };
@@ -210,19 +261,33 @@ class CpuExecutableImpl implements CpuExecutable {
       const total = c.total;
       const extra = [...scratch, ...(c.wasm ? [wasmFn(c)] : [])];
       const args = new Array<unknown>(2 + bufIds.length + extra.length);
-      args[0] = 0;
-      args[1] = total;
       extra.forEach((e, i) => (args[2 + bufIds.length + i] = e));
-      this.args.push(args);
       if (total === 0) return { run: () => {} };
       const nb = bufIds.length;
-      return {
-        run: () => {
-          for (let i = 0; i < nb; i++) args[2 + i] = B[bufIds[i]!];
-          fn.apply(null, args as [number, number, ...unknown[]]);
-        },
+      const call = (start: number, end: number): void => {
+        args[0] = start;
+        args[1] = end;
+        for (let i = 0; i < nb; i++) args[2 + i] = B[bufIds[i]!];
+        fn.apply(null, args as [number, number, ...unknown[]]);
       };
+      const pool = this.pool;
+      const T = this.threads;
+      if (pool && c.splittable && total >= 2 && total * c.workPerItem >= minWork) {
+        const parts = Math.min(T, total);
+        this.splitKernels.push(ki);
+        const cuts = Array.from({ length: parts + 1 }, (_, i) => Math.round((i * total) / parts));
+        return {
+          run: () => {
+            for (let w = 1; w < parts; w++) pool.dispatch(w - 1, ki, cuts[w]!, cuts[w + 1]!);
+            call(0, cuts[1]!);
+            for (let w = 1; w < parts; w++) pool.wait(w - 1);
+          },
+        };
+      }
+      return { run: () => call(0, total) };
     });
+    this.posted = new Array<HostData | null>(this.B.length).fill(null);
+    this.staging = new Array<HostData | null>(graph.inputs.length).fill(null);
     this.initialized = true;
     return bytes;
   }
@@ -254,17 +319,32 @@ class CpuExecutableImpl implements CpuExecutable {
     const { graph, plan } = this;
     if (inputs.length !== graph.inputs.length) throw new Error(`cpu: expected ${graph.inputs.length} inputs, got ${inputs.length}`);
     let allocated = 0;
+    let staged = 0;
     this.hostTemp = 0;
     if (!this.initialized) allocated += this.init();
     const B = this.B;
-    // bind inputs
+    const shared = this.shared;
+    // bind inputs (threaded: non-shared inputs go through shared staging arrays)
+    const stagedFrom: (HostData | null)[] = shared ? new Array<HostData | null>(inputs.length).fill(null) : [];
     graph.inputs.forEach((buf, i) => {
       const a = inputs[i]!;
       const d = this.dtypeOf(buf);
       const n = this.sizes.get(buf)!;
       if (a.data.length !== n) throw new Error(`cpu: input ${i} has ${a.data.length} elements, expected ${n} (${d})`);
-      const data = hostData(a, d);
+      let data = hostData(a, d);
       if (data !== a.data) allocated += data.byteLength;
+      if (shared && !isShared(data)) {
+        let st = this.staging[i];
+        if (!st) {
+          st = newArray(d, n, true);
+          this.staging[i] = st;
+          allocated += st.byteLength;
+        }
+        st.set(data as Float64Array);
+        staged += st.byteLength;
+        stagedFrom[i] = a.data;
+        data = st;
+      }
       B[buf] = data;
     });
     // bind outputs
@@ -275,9 +355,8 @@ class CpuExecutableImpl implements CpuExecutable {
       if (alias !== undefined) {
         B[o.buf] = B[graph.inputs[alias]!]!;
       } else if ((plan.storageOf[o.buf] ?? -1) < 0 && !graph.inputs.includes(o.buf) && !graph.consts.some((c) => c.buf === o.buf)) {
-        const C = typedCtor(this.dtypeOf(o.buf));
         if (!fresh.has(B[o.buf] as HostData)) {
-          const arr = new C(this.sizes.get(o.buf)!);
+          const arr = newArray(this.dtypeOf(o.buf), this.sizes.get(o.buf)!, shared);
           allocated += arr.byteLength;
           B[o.buf] = arr;
           fresh.add(arr);
@@ -285,15 +364,31 @@ class CpuExecutableImpl implements CpuExecutable {
       }
     }
     // run
-    const times = this.kernelTimes;
-    if (times) {
-      for (let i = 0; i < this.steps.length; i++) {
-        const t0 = performance.now();
-        this.steps[i]!.run();
-        times[i]! += performance.now() - t0;
+    const pool = this.pool;
+    if (pool) {
+      const bind: [number, HostData][] = [];
+      for (let id = 0; id < B.length; id++) {
+        const arr = B[id];
+        if (arr && arr !== this.posted[id]) {
+          bind.push([id, arr]);
+          this.posted[id] = arr;
+        }
       }
-    } else {
-      for (const s of this.steps) s.run();
+      pool.begin(this.execId, bind);
+    }
+    try {
+      const times = this.kernelTimes;
+      if (times) {
+        for (let i = 0; i < this.steps.length; i++) {
+          const t0 = performance.now();
+          this.steps[i]!.run();
+          times[i]! += performance.now() - t0;
+        }
+      } else {
+        for (const s of this.steps) s.run();
+      }
+    } finally {
+      if (pool) pool.end();
     }
     // results: each returned array distinct, never a caller's input (unless donated) or a const
     const returned = new Set<HostData>();
@@ -307,11 +402,17 @@ class CpuExecutableImpl implements CpuExecutable {
       let data = B[o.buf];
       if (!data) throw new Error(`cpu: output buffer ${o.buf} was never bound`);
       const n = sizeOf(o.shape);
-      const donated = plan.outputAliases.has(o.buf);
+      const aliasPos = plan.outputAliases.get(o.buf);
+      const donated = aliasPos !== undefined;
+      if (donated && shared && stagedFrom[aliasPos]) {
+        // a donated input that went through staging: update the caller's array in place
+        const orig = stagedFrom[aliasPos]!;
+        (orig as Float64Array).set(data as Float64Array);
+        data = orig;
+      }
       const own = fresh.has(data) || donated;
       if (!own || returned.has(data) || (!donated && inputArrays.has(data)) || data.length !== n) {
-        const C = typedCtor(o.dtype);
-        const copy = new C(n);
+        const copy = newArray(o.dtype, n, shared);
         copy.set(data.length === n ? (data as ArrayLike<number> as Float64Array) : (data.subarray(0, n) as Float64Array));
         allocated += copy.byteLength;
         data = copy;
@@ -319,17 +420,18 @@ class CpuExecutableImpl implements CpuExecutable {
       returned.add(data);
       return new HostArray(o.dtype, [...o.shape], data);
     });
-    this.lastRun = { allocatedBytes: allocated, hostTempBytes: this.hostTemp };
+    this.lastRun = { allocatedBytes: allocated, hostTempBytes: this.hostTemp, stagedBytes: staged };
     return results;
   }
 }
 
-/** A CPU device with options (WebAssembly SIMD GEMM on by default, profiling off). */
+/** A CPU device with options (WebAssembly SIMD kernels on by default, one thread, profiling off). */
 export function createCpuDevice(opts: CpuDeviceOptions = {}): Device {
   const wasm = opts.wasm ?? true;
+  const threads = opts.threads === 'auto' ? availableParallelism() : Math.max(1, Math.floor(opts.threads ?? 1));
   return {
     name: 'cpu',
-    id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:1thread`,
+    id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}`,
     compile(graph: KernelGraph, plan: MemoryPlan): CpuExecutable {
       return new CpuExecutableImpl(graph, plan, opts);
     },

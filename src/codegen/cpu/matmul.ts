@@ -16,7 +16,7 @@
 import type { DType } from '../../ir/dtype.js';
 import { affineStrides, idx, type Idx, idxVars } from '../index_expr.js';
 import type { KernelOutput, MatmulKernel, SExpr } from '../kernel.js';
-import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './emit.js';
+import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
 
@@ -42,6 +42,8 @@ export interface GemmTiles {
   readonly mc: number;
   readonly nc: number;
   readonly kc: number;
+  /** Rows per Ct chunk when K has several blocks (default: about 4 MB of Ct). */
+  readonly rch?: number;
 }
 
 /** Default cache blocking. */
@@ -93,7 +95,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const NCP = NC;
   const singleK = K <= KC;
   const singleN = N <= NC;
-  const RCH = singleK ? MC : Math.max(MC, Math.floor(Math.max(1, (1 << 20) / NCP) / MC) * MC);
+  const RCH = singleK ? MC : Math.max(MC, Math.floor((t.rch ?? Math.max(1, (1 << 20) / NCP)) / MC) * MC);
   const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
   const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
   const bDependsOnBatch = idxVars(spec.bIdx).has('b');

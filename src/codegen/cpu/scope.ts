@@ -418,6 +418,3 @@ export class CodeBuilder {
     this.line(`${bufName(buf)}[${i}] = ${storeValue(v, dtype)};`);
   }
 }
-
-/** Runtime helpers the generated code refers to by name. */
-export const HELPER_NAMES = ['erf', 'roundF16', 'roundBf16', 'roundEven'] as const;

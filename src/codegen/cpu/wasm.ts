@@ -367,6 +367,22 @@ export function instantiateWgRow(mem: WasmMemory, cfg: WgRowConfig, shared = fal
   return inst.exports.wgrow as WgRowFn;
 }
 
+/** The compiled module and export name a kernel's WebAssembly use needs (for worker threads). */
+export function wasmModuleFor(use: { kind: 'gemm_f32' } | { kind: 'dwrow'; cfg: DwRowConfig } | { kind: 'wgrow'; cfg: WgRowConfig }): { module: object; name: string } {
+  switch (use.kind) {
+    case 'gemm_f32':
+      return { module: cachedModule(`gemm${WASM_MR}x${WASM_NRV}`, () => gemmModuleBytes(WASM_MR, WASM_NRV)), name: 'gemm' };
+    case 'dwrow': {
+      const c = use.cfg;
+      return { module: cachedModule(`dw:${c.cg}:${c.kh}:${c.kw}:${c.sxB}:${c.dxB}:${c.dyB}:${c.cpB}`, () => dwRowModuleBytes(c)), name: 'dwrow' };
+    }
+    case 'wgrow': {
+      const c = use.cfg;
+      return { module: cachedModule(`wg:${c.cg}:${c.q0n}:${c.q1n}:${c.ow}:${c.sxB}:${c.rxB}:${c.ryB}:${c.cpB}`, () => wgRowModuleBytes(c)), name: 'wgrow' };
+    }
+  }
+}
+
 /** A memory of at least `bytes` bytes. */
 export function makeMemory(bytes: number, shared = false): WasmMemory {
   const pages = Math.max(1, Math.ceil(bytes / 65536));

@@ -1,0 +1,252 @@
+/**
+ * Worker threads for the CPU backend. A pool of workers (threads - 1; the main thread takes a
+ * share too) holds copies of each threaded executable's kernels, with their own scratch and
+ * WebAssembly memory; buffers are SharedArrayBuffer-backed typed arrays bound once per run.
+ *
+ * Protocol: a run starts with a 'session' message (the buffers whose arrays changed since the
+ * last run); the worker then serves jobs from a shared control block until the session ends:
+ * ctrl[SEQ] is bumped with (op, kernel, start, end) and Atomics.notify; the worker runs
+ * kernel(start, end), stores ctrl[DONE] = seq and notifies. The main thread runs its own part
+ * of the range meanwhile and then waits on ctrl[DONE] (Atomics.wait is allowed on Node's main
+ * thread). Job dispatch costs a few microseconds, so only kernels with enough work are split.
+ */
+import { Worker } from 'node:worker_threads';
+import { roundBf16, roundF16 } from '../../ir/dtype.js';
+import type { JsKernelCode } from './common.js';
+import { ERF_PARTS } from './math.js';
+import { wasmModuleFor } from './wasm.js';
+
+const SEQ = 0;
+const OP = 1;
+const KI = 2;
+const START = 3;
+const END_ = 4;
+const DONE = 5;
+const ERR = 6;
+const OP_RUN = 0;
+const OP_END = 1;
+
+function roundEvenSrc(): string {
+  return `function roundEven(x) { const r = Math.round(x); return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r; }`;
+}
+
+/** The worker's script (CommonJS, evaluated by `new Worker(src, { eval: true })`). */
+function workerSource(): string {
+  return `
+'use strict';
+const { parentPort, workerData } = require('node:worker_threads');
+const f32buf = new Float32Array(1);
+const u32view = new Uint32Array(f32buf.buffer);
+const roundF16 = ${roundF16.toString()};
+const roundBf16 = ${roundBf16.toString()};
+${roundEvenSrc()}
+const erf = new Function('T', 'T0', workerData.erf.src)(workerData.erf.T, workerData.erf.T0);
+const H = { erf, roundF16, roundBf16, roundEven };
+const ctrl = new Int32Array(workerData.ctrl);
+const execs = new Map();
+
+function compile(msg) {
+  const pools = new Map();
+  let mem = null;
+  if (msg.wasmBytes > 0) mem = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(msg.wasmBytes / 65536)) });
+  const exec = { B: [], steps: [] };
+  for (const [key, size] of msg.pools) {
+    const type = key.split(':')[0];
+    pools.set(key, type === 'f64' ? new Float64Array(size) : type === 'f32' ? new Float32Array(size) : new Int32Array(size));
+  }
+  for (const k of msg.kernels) {
+    if (!k) { exec.steps.push(null); continue; }
+    const fn = new Function('H', 'T', k.source)(H, k.tables);
+    const extra = k.scratch.map((s, i) => {
+      if (s.wasmByteOffset !== undefined) {
+        const C = s.type === 'f64' ? Float64Array : s.type === 'f32' ? Float32Array : Int32Array;
+        return new C(mem.buffer, s.wasmByteOffset, s.size);
+      }
+      return pools.get(s.type + ':' + i);
+    });
+    if (k.wasm) extra.push(new WebAssembly.Instance(k.wasm.module, { env: { mem } }).exports[k.wasm.name]);
+    const bufs = k.bufs;
+    const nb = bufs.length;
+    const args = new Array(2 + nb + extra.length);
+    extra.forEach((e, i) => (args[2 + nb + i] = e));
+    const B = exec.B;
+    exec.steps.push((start, end) => {
+      args[0] = start;
+      args[1] = end;
+      for (let i = 0; i < nb; i++) args[2 + i] = B[bufs[i]];
+      fn.apply(null, args);
+    });
+  }
+  execs.set(msg.id, exec);
+}
+
+function serve(exec, seq0) {
+  let last = seq0;
+  for (;;) {
+    Atomics.wait(ctrl, ${SEQ}, last);
+    const seq = Atomics.load(ctrl, ${SEQ});
+    if (seq === last) continue;
+    last = seq;
+    if (ctrl[${OP}] === ${OP_END}) {
+      Atomics.store(ctrl, ${DONE}, seq);
+      Atomics.notify(ctrl, ${DONE});
+      return;
+    }
+    try {
+      exec.steps[ctrl[${KI}]](ctrl[${START}], ctrl[${END_}]);
+    } catch (e) {
+      ctrl[${ERR}] = 1;
+      parentPort.postMessage({ type: 'error', message: String(e && e.stack || e) });
+    }
+    Atomics.store(ctrl, ${DONE}, seq);
+    Atomics.notify(ctrl, ${DONE});
+  }
+}
+
+parentPort.on('message', (msg) => {
+  if (msg.type === 'compile') compile(msg);
+  else if (msg.type === 'drop') execs.delete(msg.id);
+  else if (msg.type === 'session') {
+    const exec = execs.get(msg.id);
+    for (const [id, arr] of msg.bind) exec.B[id] = arr;
+    serve(exec, msg.seq0);
+  }
+});
+`;
+}
+
+interface PoolWorker {
+  readonly worker: Worker;
+  readonly ctrl: Int32Array;
+  seq: number;
+  error: string | null;
+}
+
+/** What a worker needs to build an executable's kernels. */
+export interface ThreadedExecSpec {
+  readonly codes: readonly (JsKernelCode | null)[];
+  /** Scratch pool slots ("type:index" -> elements), as the main thread lays them out. */
+  readonly pools: ReadonlyMap<string, number>;
+  readonly wasmBytes: number;
+}
+
+let nextExecId = 1;
+
+export class WorkerPool {
+  private readonly workers: PoolWorker[] = [];
+  private readonly drops = new FinalizationRegistry<number>((id) => {
+    for (const w of this.workers) w.worker.postMessage({ type: 'drop', id });
+  });
+
+  constructor(readonly size: number) {
+    const src = workerSource();
+    for (let i = 0; i < size; i++) {
+      const ctrl = new Int32Array(new SharedArrayBuffer(64));
+      const worker = new Worker(src, { eval: true, workerData: { ctrl: ctrl.buffer, erf: { src: ERF_PARTS.src, T: ERF_PARTS.T, T0: ERF_PARTS.T0 } } });
+      const pw: PoolWorker = { worker, ctrl, seq: 0, error: null };
+      worker.on('message', (m: { type: string; message?: string }) => {
+        if (m.type === 'error') pw.error = m.message ?? 'worker error';
+      });
+      worker.on('error', (e) => {
+        pw.error = String(e);
+      });
+      // after the listeners (adding a 'message' listener refs the worker again)
+      worker.unref();
+      this.workers.push(pw);
+    }
+  }
+
+  /** Sends an executable's kernels to every worker; returns its id. */
+  compile(spec: ThreadedExecSpec, owner: object): number {
+    const id = nextExecId++;
+    const kernels = spec.codes.map((c) =>
+      c
+        ? {
+            source: c.source,
+            tables: c.tables,
+            bufs: c.bufs,
+            scratch: c.scratch,
+            wasm: c.wasm ? wasmModuleFor(c.wasm) : null,
+          }
+        : null,
+    );
+    for (const w of this.workers) w.worker.postMessage({ type: 'compile', id, kernels, pools: [...spec.pools], wasmBytes: spec.wasmBytes });
+    this.drops.register(owner, id);
+    return id;
+  }
+
+  /** Starts a run: binds changed buffers and puts the workers into their job loops. */
+  begin(id: number, bind: readonly [number, unknown][]): void {
+    for (const w of this.workers) {
+      w.seq = Atomics.load(w.ctrl, SEQ);
+      w.worker.postMessage({ type: 'session', id, bind, seq0: w.seq });
+    }
+  }
+
+  /** Runs kernel ki on [start, end) in worker w (asynchronously). */
+  dispatch(w: number, ki: number, start: number, end: number): void {
+    const pw = this.workers[w]!;
+    const c = pw.ctrl;
+    c[OP] = OP_RUN;
+    c[KI] = ki;
+    c[START] = start;
+    c[END_] = end;
+    pw.seq = (pw.seq + 1) | 0;
+    Atomics.store(c, SEQ, pw.seq);
+    Atomics.notify(c, SEQ);
+  }
+
+  /** Waits for worker w's last job. */
+  wait(w: number): void {
+    const pw = this.workers[w]!;
+    const c = pw.ctrl;
+    for (;;) {
+      const d = Atomics.load(c, DONE);
+      if (d === pw.seq) break;
+      Atomics.wait(c, DONE, d, 1000);
+      if (pw.error) break;
+    }
+    if (c[ERR] || pw.error) {
+      c[ERR] = 0;
+      const msg = pw.error ?? 'kernel failed in a worker thread';
+      pw.error = null;
+      throw new Error(`cpu worker: ${msg}`);
+    }
+  }
+
+  /** Ends the run: workers return to their message loops. */
+  end(): void {
+    for (let w = 0; w < this.workers.length; w++) {
+      // a job may still be running (when the main thread's part threw): let it finish first
+      try {
+        this.wait(w);
+      } catch {
+        // its error was reported by whoever waited first, or is superseded by the main error
+      }
+      const pw = this.workers[w]!;
+      pw.ctrl[OP] = OP_END;
+      pw.seq = (pw.seq + 1) | 0;
+      Atomics.store(pw.ctrl, SEQ, pw.seq);
+      Atomics.notify(pw.ctrl, SEQ);
+    }
+    for (let w = 0; w < this.workers.length; w++) {
+      try {
+        this.wait(w);
+      } catch {
+        // reported by the failing job already
+      }
+    }
+  }
+}
+
+const pools = new Map<number, WorkerPool>();
+
+/** The process-wide pool with `size` workers. */
+export function workerPool(size: number): WorkerPool {
+  let p = pools.get(size);
+  if (!p) {
+    p = new WorkerPool(size);
+    pools.set(size, p);
+  }
+  return p;
+}
