@@ -89,7 +89,7 @@ function unarySrc(fn: string, a: string, dtype: DType): string {
       s = `(1 / Math.sqrt(${a}))`;
       break;
     case 'erf':
-      s = `erf(${a})`;
+      s = dtype === 'f64' ? `erf(${a})` : `erf32(${a})`;
       break;
     case 'abs':
       s = `Math.abs(${a})`;
