@@ -61,11 +61,26 @@ export interface LoopKernel {
 }
 
 export interface StridedOperand {
+  readonly kind?: 'strided';
   readonly buf: number;
   readonly offset: number;
   /** [batch, rows, cols] element strides. */
   readonly strides: readonly [number, number, number];
 }
+
+/**
+ * An operand computed while the GEMM packs it (a prologue): a scalar expression over the loop
+ * variables b, m, k (for A) or b, k, n (for B). GRN's scale and shift before the second
+ * pointwise matmul, say, without a pass of their own.
+ */
+export interface ExprOperand {
+  readonly kind: 'expr';
+  readonly expr: SExpr;
+}
+
+export type MatmulOperand = StridedOperand | ExprOperand;
+
+export const isExprOperand = (o: MatmulOperand): o is ExprOperand => o.kind === 'expr';
 
 /**
  * C[b, m, n] = sum_k A[b, m, k] * B[b, k, n], accumulated in f32 (f64 for f64); the epilogue
@@ -80,9 +95,9 @@ export interface MatmulKernel {
   readonly k: number;
   readonly dtype: DType;
   /** A as [batch, m, k]. */
-  readonly a: StridedOperand;
+  readonly a: MatmulOperand;
   /** B as [batch, k, n]. */
-  readonly b: StridedOperand;
+  readonly b: MatmulOperand;
   readonly outputs: readonly KernelOutput[];
 }
 
@@ -157,8 +172,10 @@ export function kernelIO(k: Kernel): { reads: number[]; writes: number[] } {
       outs = [...k.outerOutputs, ...k.rowOutputs];
       break;
     case 'matmul':
-      reads.add(k.a.buf);
-      reads.add(k.b.buf);
+      for (const op of [k.a, k.b]) {
+        if (isExprOperand(op)) visit(op.expr, seen);
+        else reads.add(op.buf);
+      }
       outs = k.outputs;
       break;
     case 'conv':
@@ -234,7 +251,10 @@ export function printKernel(k: Kernel): string {
       lines.push(...fmtOutputs(k.rowOutputs, '  row: '));
       break;
     case 'matmul':
-      lines.push(`matmul ${k.name} b=${k.batch} m=${k.m} n=${k.n} k=${k.k} A=buf${k.a.buf}+${k.a.offset}[${k.a.strides.join(',')}] B=buf${k.b.buf}+${k.b.offset}[${k.b.strides.join(',')}]`);
+      {
+        const op = (o: MatmulOperand): string => (isExprOperand(o) ? `(${printSExpr(o.expr)})` : `buf${o.buf}+${o.offset}[${o.strides.join(',')}]`);
+        lines.push(`matmul ${k.name} b=${k.batch} m=${k.m} n=${k.n} k=${k.k} A=${op(k.a)} B=${op(k.b)}`);
+      }
       lines.push(...fmtOutputs(k.outputs, '  '));
       break;
     case 'conv':

@@ -3,7 +3,7 @@
 import { HostArray } from '../ir/host.js';
 import { allocHost, type DType } from '../ir/dtype.js';
 import type { MemoryPlan } from './device.js';
-import type { Kernel, KernelGraph, KernelOutput, SExpr } from './kernel.js';
+import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand, type SExpr } from './kernel.js';
 
 type Json = unknown;
 
@@ -39,7 +39,10 @@ export function serializeLowered(g: KernelGraph, plan: MemoryPlan): string {
     switch (k.kind) {
       case 'loop':
         return { ...k, reductions: k.reductions.map((r) => ({ ...r, expr: ref(r.expr) })), outerOutputs: outs(k.outerOutputs), rowOutputs: outs(k.rowOutputs) };
-      case 'matmul':
+      case 'matmul': {
+        const op = (o: MatmulOperand) => (isExprOperand(o) ? { kind: 'expr', expr: ref(o.expr) } : o);
+        return { ...k, a: op(k.a), b: op(k.b), outputs: outs(k.outputs) };
+      }
       case 'conv':
         return { ...k, outputs: outs(k.outputs) };
       case 'host':
@@ -87,7 +90,10 @@ export function deserializeLowered(text: string): { graph: KernelGraph; plan: Me
     switch (k.kind) {
       case 'loop':
         return { ...k, reductions: k.reductions.map((r: any) => ({ ...r, expr: get(r.expr) })), outerOutputs: outs(k.outerOutputs), rowOutputs: outs(k.rowOutputs) };
-      case 'matmul':
+      case 'matmul': {
+        const op = (o: any) => (o.kind === 'expr' ? { kind: 'expr', expr: get(o.expr) } : o);
+        return { ...k, a: op(k.a), b: op(k.b), outputs: outs(k.outputs) };
+      }
       case 'conv':
         return { ...k, outputs: outs(k.outputs) };
       default:

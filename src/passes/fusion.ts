@@ -20,7 +20,7 @@ import type { ConvParams, DotParams } from '../ir/primitive.js';
 import { type Atom, type Eqn, Literal, type Program, Var } from '../ir/program.js';
 import { shapeEq, sizeOf } from '../ir/shape.js';
 import { affineStrides, delinearize, type Idx, idx, idxKey, idxRange, idxSubst, linearize, type Ranges } from '../codegen/index_expr.js';
-import type { BinaryFn, BufferDecl, CmpFn, GraphOutput, Kernel, KernelGraph, KernelOutput, SExpr, StridedOperand, UnaryFn } from '../codegen/kernel.js';
+import type { BinaryFn, BufferDecl, CmpFn, ExprOperand, GraphOutput, Kernel, KernelGraph, KernelOutput, MatmulOperand, SExpr, StridedOperand, UnaryFn } from '../codegen/kernel.js';
 import type { Origins } from './inline.js';
 import { mergeReductionKernels } from './merge_phases.js';
 
@@ -185,6 +185,19 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
     if (epilogueOf.has(w)) continue;
     epilogueOf.set(w, a);
     M.delete(a);
+  }
+
+  // A matmul operand computed by elementwise ops and views used by that matmul alone is its
+  // prologue: evaluated while the GEMM packs the operand, never stored (GRN's scale and shift
+  // before the second pointwise matmul).
+  for (const e of p.eqns) {
+    if (e.prim !== 'dot_general') continue;
+    for (const a of e.inputs) {
+      if (!(a instanceof Var) || isSource(a) || outputVars.has(a) || epilogueOf.has(a) || !M.has(a)) continue;
+      const pe = producer.get(a)!;
+      if (!isInlinable(pe.prim) || (uses.get(a) ?? []).length !== 1 || e.inputs.filter((x) => x === a).length !== 1) continue;
+      M.delete(a);
+    }
   }
 
   // ---------------------------------------------------------------- 2. kernels
@@ -509,8 +522,12 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
       };
       const rA = new Map([['b', B], ['m', Mm], ['k', K]]);
       const rB = new Map([['b', B], ['k', K], ['n', N]]);
-      const opA = stridedOperand(lhs, lhsIndex('b', 'm', 'k', rA), rA, ['b', 'm', 'k']) ?? pack(lhs, [B, Mm, K], (r) => lhsIndex('o0', 'o1', 'o2', r));
-      const opB = stridedOperand(rhs, rhsIndex('b', 'k', 'n', rB), rB, ['b', 'k', 'n']) ?? pack(rhs, [B, K, N], (r) => rhsIndex('o0', 'o1', 'o2', r));
+      const prologue = (a: Atom, index: Idx[], r: Map<string, number>): ExprOperand | undefined =>
+        a instanceof Var && !M.has(a) && !bufOf.has(a) && producer.has(a) ? { kind: 'expr', expr: valueAt(a, index, newCtx(r)) } : undefined;
+      const opA: MatmulOperand =
+        stridedOperand(lhs, lhsIndex('b', 'm', 'k', rA), rA, ['b', 'm', 'k']) ?? prologue(lhs, lhsIndex('b', 'm', 'k', rA), rA) ?? pack(lhs, [B, Mm, K], (r) => lhsIndex('o0', 'o1', 'o2', r));
+      const opB: MatmulOperand =
+        stridedOperand(rhs, rhsIndex('b', 'k', 'n', rB), rB, ['b', 'k', 'n']) ?? prologue(rhs, rhsIndex('b', 'k', 'n', rB), rB) ?? pack(rhs, [B, K, N], (r) => rhsIndex('o0', 'o1', 'o2', r));
       const rE = new Map([['b', B], ['m', Mm], ['n', N]]);
       const outIdx = [...delinearize(idx.var('b'), batchShape, rE), ...delinearize(idx.var('m'), mShape, rE), ...delinearize(idx.var('n'), nShape, rE)];
       const ctx = newCtx(rE, { anchor: { v: a, index: outIdx }, root });

@@ -11,7 +11,7 @@
 import type { DType } from '../../ir/dtype.js';
 import { PRIMS } from '../../ir/primitives/index.js';
 import { affineStrides } from '../index_expr.js';
-import type { Kernel, KernelGraph, LoopKernel, SExpr } from '../kernel.js';
+import { isExprOperand, type Kernel, type KernelGraph, type LoopKernel, type SExpr } from '../kernel.js';
 import { emitConv } from './conv.js';
 import { emitMatmul } from './matmul.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, emitRangeLoopsPrefix, type JsKernelCode, type KernelCode, REDUCE_INIT, reduceUpdate, type ScratchSpec, wrapFunction } from './common.js';
@@ -250,8 +250,10 @@ export function kernelBuffers(k: Kernel): number[] {
       });
       break;
     case 'matmul':
-      ids.add(k.a.buf);
-      ids.add(k.b.buf);
+      for (const op of [k.a, k.b]) {
+        if (isExprOperand(op)) visit(op.expr, seen);
+        else ids.add(op.buf);
+      }
       k.outputs.forEach((o) => {
         ids.add(o.buf);
         visit(o.expr, seen);

@@ -15,7 +15,7 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import { affineStrides, idx, type Idx, idxVars } from '../index_expr.js';
-import type { KernelOutput, MatmulKernel, SExpr } from '../kernel.js';
+import { isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand, type SExpr } from '../kernel.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
@@ -34,6 +34,10 @@ export interface GemmSpec {
   readonly bBuf: number;
   /** Element index of B[b, k, n] (variables b, k, n). */
   readonly bIdx: Idx;
+  /** A prologue: A[b, m, k] as an expression (then aBuf/aIdx are unused). */
+  readonly aExpr?: SExpr;
+  /** A prologue: B[b, k, n] as an expression (then bBuf/bIdx are unused). */
+  readonly bExpr?: SExpr;
   /** Epilogue outputs over variables b, m, n with `acc 0`. */
   readonly outputs: readonly KernelOutput[];
 }
@@ -98,7 +102,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const RCH = singleK ? MC : Math.max(MC, Math.floor((t.rch ?? Math.max(1, (1 << 20) / NCP)) / MC) * MC);
   const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
   const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
-  const bDependsOnBatch = idxVars(spec.bIdx).has('b');
+  const bDependsOnBatch = spec.bExpr ? true : idxVars(spec.bIdx).has('b');
   const packBOnce = singleK && singleN && (!bDependsOnBatch || batch === 1);
 
   // scratch layout (wasm: byte offsets into the executable's memory; views over it)
@@ -123,12 +127,12 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
       ];
 
   const cb = new CodeBuilder();
-  const aLoad: SExpr = { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype };
-  const bLoad: SExpr = { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
+  const aLoad: SExpr = spec.aExpr ?? { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype };
+  const bLoad: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
 
   const packB = (): void => {
     // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
-    const nInner = strideOf(spec.bIdx, 'n') <= strideOf(spec.bIdx, 'k');
+    const nInner = spec.bExpr ? true : strideOf(spec.bIdx, 'n') <= strideOf(spec.bIdx, 'k');
     const body = (): void => {
       const v = cb.value(bLoad);
       cb.line(`Bp[_bd + ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)}] = ${v};`);
@@ -153,7 +157,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const packA = (): void => {
     // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
-    const mInner = strideOf(spec.aIdx, 'm') < strideOf(spec.aIdx, 'k');
+    const mInner = spec.aExpr ? false : strideOf(spec.aIdx, 'm') < strideOf(spec.aIdx, 'k');
     if (mInner) {
       cb.open('k');
       cb.line(`const _ad = (k - _pc) * ${MR};`);
@@ -287,8 +291,8 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
     emitNestedLoops(cb, [spec.n], ['n'], () => {
       cb.line('let _acc = 0;');
       emitNestedLoops(cb, [spec.k], ['k'], () => {
-        const a = cb.value({ op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype });
-        const b = cb.value({ op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype });
+        const a = cb.value(spec.aExpr ?? { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype });
+        const b = cb.value(spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype });
         cb.line(`_acc = (_acc + Math.imul(${a}, ${b})) | 0;`);
       });
       if (spec.dtype === 'u32') cb.line('_acc = _acc >>> 0;');
@@ -312,6 +316,12 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
 
 /** A MatmulKernel as a GEMM spec. */
 export function matmulSpec(k: MatmulKernel): GemmSpec {
+  const strided = (o: MatmulOperand, vars: readonly [string, string, string]): { buf: number; idx: Idx; expr?: SExpr } =>
+    isExprOperand(o)
+      ? { buf: -1, idx: idx.const(0), expr: o.expr }
+      : { buf: o.buf, idx: stridedIdx(o.offset, vars.map((v, i) => [v, o.strides[i]!] as [string, number])) };
+  const a = strided(k.a, ['b', 'm', 'k']);
+  const b = strided(k.b, ['b', 'k', 'n']);
   return {
     name: k.name,
     batch: k.batch,
@@ -319,18 +329,12 @@ export function matmulSpec(k: MatmulKernel): GemmSpec {
     n: k.n,
     k: k.k,
     dtype: k.dtype,
-    aBuf: k.a.buf,
-    aIdx: stridedIdx(k.a.offset, [
-      ['b', k.a.strides[0]],
-      ['m', k.a.strides[1]],
-      ['k', k.a.strides[2]],
-    ]),
-    bBuf: k.b.buf,
-    bIdx: stridedIdx(k.b.offset, [
-      ['b', k.b.strides[0]],
-      ['k', k.b.strides[1]],
-      ['n', k.b.strides[2]],
-    ]),
+    aBuf: a.buf,
+    aIdx: a.idx,
+    bBuf: b.buf,
+    bIdx: b.idx,
+    ...(a.expr ? { aExpr: a.expr } : {}),
+    ...(b.expr ? { bExpr: b.expr } : {}),
     outputs: k.outputs,
   };
 }
