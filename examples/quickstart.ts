@@ -33,7 +33,7 @@ console.log(ng.trace(gradFn, params, x, labels).toString());
 
 console.log('\n== values ==');
 const [value, grads] = ng.valueAndGrad(loss)(params, x, labels);
-console.log('loss (eager, reference interpreter):', value.item());
+console.log('loss (eager, on the CPU backend):', value.item());
 console.log('d loss / d b2:', grads.b2.tolist());
 
 const step = ng.jit((p: typeof params, xs: ng.Tensor, ys: ng.Tensor) => {

@@ -17,6 +17,7 @@ export * as random from './ir/random.js';
 export { grad, valueAndGrad, vjp, jvp, customVjp, checkpoint, type GradOptions } from './autodiff/index.js';
 export { jit, type JitOptions, type Jitted } from './passes/jit.js';
 export { availableBackends, type BackendName } from './passes/backends.js';
+export { setEagerBackend } from './passes/eager.js';
 export * as nn from './nn/index.js';
 export * as io from './nn/io.js';
 export * as convnextv2 from './convnextv2/index.js';
