@@ -13,6 +13,7 @@ import { treeMap } from '../ir/pytree.js';
 import * as random from '../ir/random.js';
 import { fmtShape, sizeOf } from '../ir/shape.js';
 import { Tensor } from '../ir/tensor.js';
+import { namedLeaves } from './tree_paths.js';
 
 export type FloatDType = random.FloatDType;
 
@@ -91,25 +92,7 @@ export function scaleInit<T>(tree: T, scale: number): T {
 
 /** Flattens a parameter tree into dotted names (arrays give numeric segments), in tree order. */
 export function flattenParams(tree: unknown, prefix = ''): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
-  const walk = (x: unknown, path: string): void => {
-    if (x instanceof Tensor) {
-      out.set(path, x);
-      return;
-    }
-    if (x === null || x === undefined) return;
-    if (Array.isArray(x)) {
-      x.forEach((c, i) => walk(c, path ? `${path}.${i}` : String(i)));
-      return;
-    }
-    if (typeof x === 'object') {
-      for (const [k, v] of Object.entries(x as Record<string, unknown>)) walk(v, path ? `${path}.${k}` : k);
-      return;
-    }
-    throw new OpError('flattenParams', `${path || '(root)'} is a ${typeof x}; parameter leaves must be Tensors`);
-  };
-  walk(tree, prefix);
-  return out;
+  return new Map(namedLeaves(tree, 'flattenParams', prefix).map((l) => [l.name, l.tensor] as const));
 }
 
 /**
