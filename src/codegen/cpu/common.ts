@@ -3,7 +3,7 @@
  * wrapper, and the range / nested loop builders (see emit.ts for the calling convention).
  */
 import type { CodeBuilder } from './scope.js';
-import type { DwRowConfig, WgRowConfig } from './wasm.js';
+import type { DwRowConfig, WasmFunc, WgRowConfig } from './wasm.js';
 import type { HostKernel, ReduceOp } from '../kernel.js';
 
 /** A scratch array a kernel needs (allocated once per executable). */
@@ -40,7 +40,8 @@ export interface JsKernelCode {
  * memory, which holds the kernel's scratch views; `bytes` is how much of it the kernel uses.
  */
 export type WasmUse =
-  | { readonly kind: 'gemm_f32'; readonly bytes: number }
+  /** With `epilogue`, the function is the micro-kernel combined with it (wasm.ts, gemmEpilogueModuleBytes). */
+  | { readonly kind: 'gemm_f32'; readonly bytes: number; readonly epilogue?: WasmFunc }
   | { readonly kind: 'dwrow'; readonly bytes: number; readonly cfg: DwRowConfig }
   | { readonly kind: 'wgrow'; readonly bytes: number; readonly cfg: WgRowConfig };
 
@@ -56,6 +57,13 @@ export type KernelCode = JsKernelCode | HostKernelCode;
 export interface EmitOptions {
   /** Use the WebAssembly SIMD GEMM micro-kernel for f32 matmuls (default: when available). */
   readonly wasm?: boolean;
+  /**
+   * Compile f32 matmul epilogues to WebAssembly SIMD where they are expressible (default: on,
+   * with the WebAssembly GEMM; see wasm_epilogue.ts). true / 'f32x4' computes in f32 lanes
+   * (rounding every operation to f32, as XLA does); 'f64x2' computes in f64 lanes, about half
+   * as fast, and matches the JavaScript epilogue bit for bit; false keeps the JavaScript one.
+   */
+  readonly wasmEpilogue?: boolean | 'f64x2' | 'f32x4';
 }
 
 export function safeName(name: string): string {

@@ -27,7 +27,7 @@ import type { HostKernel, KernelGraph } from '../kernel.js';
 import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type KernelCode } from './emit.js';
 import { fastErf } from './math.js';
 import { workerPool, type WorkerPool } from './threads.js';
-import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
+import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateGemmEpilogue, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
 
 /** Round half to even, as the host's `round`. */
 function roundEven(x: number): number {
@@ -235,7 +235,7 @@ class CpuExecutableImpl implements CpuExecutable {
     }
     const wasmFn = (c: JsKernelCode): unknown => {
       if (!c.wasm || !mem) return undefined;
-      if (c.wasm.kind === 'gemm_f32') return (gemm ??= instantiateGemm(mem));
+      if (c.wasm.kind === 'gemm_f32') return c.wasm.epilogue ? instantiateGemmEpilogue(mem, c.wasm.epilogue) : (gemm ??= instantiateGemm(mem));
       if (c.wasm.kind === 'dwrow') return instantiateDwRow(mem, c.wasm.cfg);
       return instantiateWgRow(mem, c.wasm.cfg);
     };

@@ -10,6 +10,11 @@
  * the micro-kernel accumulates into Ct; after the last K block the epilogue reads Ct. When B
  * has a single block and does not depend on the batch, it is packed once per call.
  *
+ * With the WebAssembly GEMM, an epilogue that wasm_epilogue.ts can express runs there (over
+ * the whole Ct tile, in the same module as the micro-kernel: G(0, ...) is the micro-kernel,
+ * G(1, rows, nc) the epilogue), its other loads staged into a scratch area S behind Ct;
+ * otherwise the JavaScript epilogue below reads Ct element by element.
+ *
  * The range [start, end) is over the flattened (batch, row) space, so row blocks can run on
  * different threads (each with its own scratch).
  */
@@ -19,6 +24,7 @@ import { isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
+import { emitWasmEpilogueJs, type EpilogueGeometry, planWasmEpilogue } from './wasm_epilogue.js';
 
 export interface GemmSpec {
   readonly name: string;
@@ -114,11 +120,18 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const apOff = 0;
   const bpOff = align(apOff + apElems * elemBytes);
   const ctOff = align(bpOff + bpElems * elemBytes);
+  // the epilogue in WebAssembly when expressible (wasm_epilogue.ts), with its staging area S
+  const epiMode = opts.wasmEpilogue ?? true;
+  const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
+  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
+  const combined = epi?.func ? 1 : 0;
+  const wasmBytes = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
   const scratch: ScratchSpec[] = useWasm
     ? [
         { type: 'f32', size: apElems, wasmByteOffset: apOff },
         { type: 'f32', size: bpElems, wasmByteOffset: bpOff },
         { type: 'f32', size: ctElems, wasmByteOffset: ctOff },
+        ...(epi ? [{ type: 'f32' as const, size: epi.sElems, wasmByteOffset: epiGeom.sOff }] : []),
       ]
     : [
         { type: 'f64', size: apElems },
@@ -179,7 +192,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const microKernel = (): void => {
     if (useWasm) {
-      cb.line(`G(${apOff}, ${bpOff}, ${ctOff} + (_ic - _c0) * ${NCP * 4}, _kc, _mcp, _ncp, ${NCP * 4}, _pc > 0 ? 1 : 0);`);
+      cb.line(`G(${combined ? '0, ' : ''}${apOff}, ${bpOff}, ${ctOff} + (_ic - _c0) * ${NCP * 4}, _kc, _mcp, _ncp, ${NCP * 4}, _pc > 0 ? 1 : 0);`);
       return;
     }
     const L: string[] = [];
@@ -262,12 +275,13 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     microKernel();
     cb.close(`for (let _ic = _c0; _ic < _c1; _ic += ${MC})`);
     cb.close(`for (let _pc = 0; _pc < ${K}; _pc += ${KC})`);
-    epilogue(() => 'Ct[_cr + n]');
+    if (epi) emitWasmEpilogueJs(cb, epi, epiGeom);
+    else epilogue(() => 'Ct[_cr + n]');
     cb.close(`for (let _jc = 0; _jc < ${N}; _jc += ${NC})`);
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('while (_r < end)');
-  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', 'G'];
+  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), 'G'];
   return {
     kind: 'js',
     name: spec.name,
@@ -278,7 +292,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     total: batch * M,
     splittable: true,
     workPerItem: Math.max(1, 2 * N * K),
-    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: ctOff + ctElems * 4 } } : {}),
+    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}) } } : {}),
   };
 }
 

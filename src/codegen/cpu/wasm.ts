@@ -10,7 +10,7 @@
  * dwconv(...): see depthwiseModule below.
  */
 
-const uleb = (n: number): number[] => {
+export const uleb = (n: number): number[] => {
   const o: number[] = [];
   do {
     let b = n & 0x7f;
@@ -21,7 +21,7 @@ const uleb = (n: number): number[] => {
   return o;
 };
 
-const sleb = (n: number): number[] => {
+export const sleb = (n: number): number[] => {
   const o: number[] = [];
   for (;;) {
     const b = n & 0x7f;
@@ -34,29 +34,29 @@ const sleb = (n: number): number[] => {
   }
 };
 
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, bytes: number[]): number[] => [id, ...uleb(bytes.length), ...bytes];
-const str = (s: string): number[] => vec([...s].map((ch) => [ch.charCodeAt(0)]));
+export const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+export const section = (id: number, bytes: number[]): number[] => [id, ...uleb(bytes.length), ...bytes];
+export const str = (s: string): number[] => vec([...s].map((ch) => [ch.charCodeAt(0)]));
 
-const I32 = 0x7f;
-const V128 = 0x7b;
+export const I32 = 0x7f;
+export const V128 = 0x7b;
 
-const lget = (i: number): number[] => [0x20, ...uleb(i)];
-const lset = (i: number): number[] => [0x21, ...uleb(i)];
-const ltee = (i: number): number[] => [0x22, ...uleb(i)];
-const i32c = (v: number): number[] => [0x41, ...sleb(v)];
-const ADD = [0x6a];
-const SUB = [0x6b];
-const MUL = [0x6c];
-const GE_S = [0x4e];
-const BLOCK = [0x02, 0x40];
-const LOOP = [0x03, 0x40];
-const IF = [0x04, 0x40];
-const ELSE = [0x05];
-const END = [0x0b];
-const brIf = (l: number): number[] => [0x0d, ...uleb(l)];
-const br = (l: number): number[] => [0x0c, ...uleb(l)];
-const simd = (c: number, ...rest: number[]): number[] => [0xfd, ...uleb(c), ...rest];
+export const lget = (i: number): number[] => [0x20, ...uleb(i)];
+export const lset = (i: number): number[] => [0x21, ...uleb(i)];
+export const ltee = (i: number): number[] => [0x22, ...uleb(i)];
+export const i32c = (v: number): number[] => [0x41, ...sleb(v)];
+export const ADD = [0x6a];
+export const SUB = [0x6b];
+export const MUL = [0x6c];
+export const GE_S = [0x4e];
+export const BLOCK = [0x02, 0x40];
+export const LOOP = [0x03, 0x40];
+export const IF = [0x04, 0x40];
+export const ELSE = [0x05];
+export const END = [0x0b];
+export const brIf = (l: number): number[] => [0x0d, ...uleb(l)];
+export const br = (l: number): number[] => [0x0c, ...uleb(l)];
+export const simd = (c: number, ...rest: number[]): number[] => [0xfd, ...uleb(c), ...rest];
 const vload = (off: number): number[] => simd(0x00, 2, ...uleb(off));
 const vsplat32 = (off: number): number[] => simd(0x09, 2, ...uleb(off));
 const vstore = (off: number): number[] => simd(0x0b, 2, ...uleb(off));
@@ -64,17 +64,35 @@ const VZERO = simd(0x0c, ...new Array<number>(16).fill(0));
 const FADD = simd(0xe4);
 const FMUL = simd(0xe6);
 
-/** A module with one exported function over an imported memory. */
-function moduleBytes(name: string, nParams: number, locals: [number, number][], code: number[], shared: boolean): Uint8Array {
-  const body = [...vec(locals.map(([n, t]) => [...uleb(n), t])), ...code, ...END];
-  const type = section(1, vec([[0x60, ...vec(new Array<number[]>(nParams).fill([I32])), ...vec([])]]));
+/** A function of a generated module: `params` i32 parameters, no results, locals and body. */
+export interface WasmFunc {
+  readonly params: number;
+  readonly locals: readonly (readonly [number, number])[];
+  readonly code: readonly number[];
+}
+
+/**
+ * A module of functions over the imported memory `env.mem` that exports function `exportIndex`
+ * as `name` (functions call each other by index: `call` is 0x10 funcidx).
+ */
+export function funcsModuleBytes(funcs: readonly WasmFunc[], name: string, exportIndex: number, shared: boolean): Uint8Array {
+  const type = section(1, vec(funcs.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), ...vec([])])));
   // memory import: shared memories need a maximum (flags 0x03)
   const limits = shared ? [0x03, ...uleb(1), ...uleb(65536)] : [0x00, ...uleb(1)];
   const imp = section(2, vec([[...str('env'), ...str('mem'), 0x02, ...limits]]));
-  const fn = section(3, vec([uleb(0)]));
-  const exp = section(7, vec([[...str(name), 0x00, ...uleb(0)]]));
-  const codeSec = section(10, vec([[...uleb(body.length), ...body]]));
+  const fn = section(3, vec(funcs.map((_, i) => uleb(i))));
+  const exp = section(7, vec([[...str(name), 0x00, ...uleb(exportIndex)]]));
+  const bodies = funcs.map((f) => {
+    const body = [...vec(f.locals.map(([n, t]) => [...uleb(n), t])), ...f.code, ...END];
+    return [...uleb(body.length), ...body];
+  });
+  const codeSec = section(10, vec(bodies));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...type, ...imp, ...fn, ...exp, ...codeSec]);
+}
+
+/** A module with one exported function over an imported memory. */
+function moduleBytes(name: string, nParams: number, locals: [number, number][], code: number[], shared: boolean): Uint8Array {
+  return funcsModuleBytes([{ params: nParams, locals, code }], name, 0, shared);
 }
 
 /**
@@ -234,6 +252,23 @@ export type WgRowFn = (xp: number, dp: number, acc: number) => void;
 
 /** The GEMM micro-kernel module: MR rows x (4 * NRV) columns per register tile. */
 export function gemmModuleBytes(MR: number, NRV: number, shared = false): Uint8Array {
+  return funcsModuleBytes([gemmFunc(MR, NRV)], 'gemm', 0, shared);
+}
+
+const gemmFuncs = new Map<string, WasmFunc>();
+
+/** The GEMM micro-kernel function (see gemmModuleBytes; built once per register tile). */
+function gemmFunc(MR: number, NRV: number): WasmFunc {
+  const key = `${MR}x${NRV}`;
+  let f = gemmFuncs.get(key);
+  if (!f) {
+    f = buildGemmFunc(MR, NRV);
+    gemmFuncs.set(key, f);
+  }
+  return f;
+}
+
+function buildGemmFunc(MR: number, NRV: number): WasmFunc {
   const NR = 4 * NRV;
   const P = { ap: 0, bp: 1, ct: 2, K: 3, mcp: 4, ncp: 5, ldc: 6, accum: 7 };
   let nl = 8;
@@ -293,10 +328,32 @@ export function gemmModuleBytes(MR: number, NRV: number, shared = false): Uint8A
   e(END, END);
   e(lget(jr), i32c(NR), ADD, lset(jr), br(0));
   e(END, END);
-  return moduleBytes('gemm', 8, [
-    [nI32, I32],
-    [nV, V128],
-  ], c, shared);
+  return {
+    params: 8,
+    locals: [
+      [nI32, I32],
+      [nV, V128],
+    ],
+    code: c,
+  };
+}
+
+/**
+ * The GEMM micro-kernel and a matmul's epilogue function (wasm_epilogue.ts) in one module, so
+ * that a kernel still receives a single WebAssembly function: the export `gemm(op, ...)` runs
+ * the micro-kernel on its next 8 arguments when op is 0 and the epilogue on its next
+ * `epilogue.params` arguments otherwise.
+ */
+export function gemmEpilogueModuleBytes(epilogue: WasmFunc, shared = false): Uint8Array {
+  const g = gemmFunc(WASM_MR, WASM_NRV);
+  const P = Math.max(g.params, epilogue.params);
+  const CALL = (f: number): number[] => [0x10, ...uleb(f)];
+  const code: number[] = [...lget(0), ...IF];
+  for (let i = 0; i < epilogue.params; i++) code.push(...lget(1 + i));
+  code.push(...CALL(1), ...ELSE);
+  for (let i = 0; i < g.params; i++) code.push(...lget(1 + i));
+  code.push(...CALL(0), ...END);
+  return funcsModuleBytes([g, epilogue, { params: P + 1, locals: [], code }], 'gemm', 2, shared);
 }
 
 export type GemmFn = (ap: number, bp: number, ct: number, kc: number, mcp: number, ncp: number, ldc: number, accumulate: number) => void;
@@ -351,6 +408,39 @@ export function instantiateGemm(mem: WasmMemory, shared = false): GemmFn {
   return inst.exports.gemm as GemmFn;
 }
 
+/** A cache key for an epilogue function: its bytes (memoized per function object). */
+const epilogueKeys = new WeakMap<WasmFunc, string>();
+function epilogueKey(f: WasmFunc): string {
+  let k = epilogueKeys.get(f);
+  if (k === undefined) {
+    const parts: string[] = [String(f.params), f.locals.map(([n, t]) => `${n}:${t}`).join(',')];
+    const code = f.code;
+    for (let i = 0; i < code.length; i += 4096) parts.push(String.fromCharCode(...code.slice(i, i + 4096)));
+    k = `ge:${parts.join('|')}`;
+    epilogueKeys.set(f, k);
+  }
+  return k;
+}
+
+/** Instantiates the GEMM micro-kernel combined with a matmul epilogue (gemmEpilogueModuleBytes). */
+export function instantiateGemmEpilogue(mem: WasmMemory, epilogue: WasmFunc, shared = false): GemmEpilogueFn {
+  const mod = cachedModule(`${epilogueKey(epilogue)}${shared ? 's' : ''}`, () => gemmEpilogueModuleBytes(epilogue, shared));
+  const inst = new WA!.Instance(mod, { env: { mem } });
+  return inst.exports.gemm as GemmEpilogueFn;
+}
+
+/** Whether the engine accepts the combined GEMM + epilogue module. */
+export function validGemmEpilogue(epilogue: WasmFunc): boolean {
+  try {
+    return WA !== undefined && WA.validate(gemmEpilogueModuleBytes(epilogue));
+  } catch {
+    return false;
+  }
+}
+
+/** gemm(0, ...GemmFn arguments) or gemm(1, ...epilogue arguments). */
+export type GemmEpilogueFn = (op: number, ...args: number[]) => void;
+
 /** Instantiates a depthwise row kernel (modules cached per configuration). */
 export function instantiateDwRow(mem: WasmMemory, cfg: DwRowConfig, shared = false): DwRowFn {
   const key = `dw:${cfg.cg}:${cfg.kh}:${cfg.kw}:${cfg.sxB}:${cfg.dxB}:${cfg.dyB}:${cfg.cpB}${shared ? 's' : ''}`;
@@ -368,9 +458,13 @@ export function instantiateWgRow(mem: WasmMemory, cfg: WgRowConfig, shared = fal
 }
 
 /** The compiled module and export name a kernel's WebAssembly use needs (for worker threads). */
-export function wasmModuleFor(use: { kind: 'gemm_f32' } | { kind: 'dwrow'; cfg: DwRowConfig } | { kind: 'wgrow'; cfg: WgRowConfig }): { module: object; name: string } {
+export function wasmModuleFor(use: { kind: 'gemm_f32'; epilogue?: WasmFunc } | { kind: 'dwrow'; cfg: DwRowConfig } | { kind: 'wgrow'; cfg: WgRowConfig }): { module: object; name: string } {
   switch (use.kind) {
     case 'gemm_f32':
+      if (use.epilogue) {
+        const epi = use.epilogue;
+        return { module: cachedModule(epilogueKey(epi), () => gemmEpilogueModuleBytes(epi)), name: 'gemm' };
+      }
       return { module: cachedModule(`gemm${WASM_MR}x${WASM_NRV}`, () => gemmModuleBytes(WASM_MR, WASM_NRV)), name: 'gemm' };
     case 'dwrow': {
       const c = use.cfg;
