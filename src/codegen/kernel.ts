@@ -136,34 +136,37 @@ export interface KernelGraph {
   readonly consts: readonly { readonly buf: number; readonly value: HostArray }[];
 }
 
+/** The operands of a scalar expression node. */
+export function sexprChildren(e: SExpr): SExpr[] {
+  switch (e.op) {
+    case 'unary':
+    case 'cast':
+      return [e.a];
+    case 'binary':
+    case 'cmp':
+      return [e.a, e.b];
+    case 'select':
+      return [e.c, e.a, e.b];
+    default:
+      return [];
+  }
+}
+
+/** Calls fn once for every node of the DAG under e (`seen` may be shared across roots). */
+export function visitSExpr(e: SExpr, fn: (e: SExpr) => void, seen: Set<SExpr> = new Set()): void {
+  if (seen.has(e)) return;
+  seen.add(e);
+  fn(e);
+  for (const c of sexprChildren(e)) visitSExpr(c, fn, seen);
+}
+
 /** Buffers a kernel reads and writes. */
 export function kernelIO(k: Kernel): { reads: number[]; writes: number[] } {
   const reads = new Set<number>();
-  const visit = (e: SExpr, seen: Set<SExpr>): void => {
-    if (seen.has(e)) return;
-    seen.add(e);
-    switch (e.op) {
-      case 'load':
-        reads.add(e.buf);
-        break;
-      case 'unary':
-      case 'cast':
-        visit(e.a, seen);
-        break;
-      case 'binary':
-      case 'cmp':
-        visit(e.a, seen);
-        visit(e.b, seen);
-        break;
-      case 'select':
-        visit(e.c, seen);
-        visit(e.a, seen);
-        visit(e.b, seen);
-        break;
-      default:
-        break;
-    }
-  };
+  const visit = (e: SExpr, seen: Set<SExpr>): void =>
+    visitSExpr(e, (n) => {
+      if (n.op === 'load') reads.add(n.buf);
+    }, seen);
   const seen = new Set<SExpr>();
   let outs: readonly KernelOutput[] = [];
   switch (k.kind) {

@@ -7,7 +7,7 @@ import { NexgradError } from '../ir/errors.js';
 import { DTYPES } from '../ir/dtype.js';
 import type { MemoryPlan } from '../codegen/device.js';
 import { idxKey } from '../codegen/index_expr.js';
-import { type Kernel, type KernelGraph, kernelIO, type SExpr } from '../codegen/kernel.js';
+import { type Kernel, type KernelGraph, kernelIO, type SExpr, visitSExpr } from '../codegen/kernel.js';
 
 const bytesOf = (g: KernelGraph, b: number): number => {
   const d = g.buffers[b]!;
@@ -24,14 +24,10 @@ function readsOnlyInPlace(k: Kernel, inBuf: number, outBuf: number): boolean {
   const key = idxKey(out.index);
   let ok = true;
   const seen = new Set<SExpr>();
-  const visit = (e: SExpr): void => {
-    if (seen.has(e)) return;
-    seen.add(e);
-    if (e.op === 'load' && e.buf === inBuf && idxKey(e.index) !== key) ok = false;
-    if ('a' in e) visit(e.a);
-    if ('b' in e) visit(e.b);
-    if ('c' in e) visit(e.c);
-  };
+  const visit = (e: SExpr): void =>
+    visitSExpr(e, (n) => {
+      if (n.op === 'load' && n.buf === inBuf && idxKey(n.index) !== key) ok = false;
+    }, seen);
   k.outerOutputs.forEach((o) => visit(o.expr));
   return ok;
 }

@@ -11,7 +11,7 @@
 import type { DType } from '../../ir/dtype.js';
 import { PRIMS } from '../../ir/primitives/index.js';
 import { affineStrides } from '../index_expr.js';
-import { isExprOperand, type Kernel, type KernelGraph, type LoopKernel, type SExpr } from '../kernel.js';
+import { type Kernel, type KernelGraph, kernelIO, type LoopKernel, type SExpr } from '../kernel.js';
 import { emitConv } from './conv.js';
 import { emitMatmul } from './matmul.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, emitRangeLoopsPrefix, type JsKernelCode, type KernelCode, REDUCE_INIT, reduceUpdate, type ScratchSpec, wrapFunction } from './common.js';
@@ -214,65 +214,8 @@ function emitLoop(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: reado
 
 /** The buffers a kernel touches, in argument order. */
 export function kernelBuffers(k: Kernel): number[] {
-  const ids = new Set<number>();
-  const visit = (e: SExpr, seen: Set<unknown>): void => {
-    if (seen.has(e)) return;
-    seen.add(e);
-    switch (e.op) {
-      case 'load':
-        ids.add(e.buf);
-        break;
-      case 'unary':
-      case 'cast':
-        visit(e.a, seen);
-        break;
-      case 'binary':
-      case 'cmp':
-        visit(e.a, seen);
-        visit(e.b, seen);
-        break;
-      case 'select':
-        visit(e.c, seen);
-        visit(e.a, seen);
-        visit(e.b, seen);
-        break;
-      default:
-        break;
-    }
-  };
-  const seen = new Set<unknown>();
-  switch (k.kind) {
-    case 'loop':
-      k.reductions.forEach((r) => visit(r.expr, seen));
-      [...k.outerOutputs, ...k.rowOutputs].forEach((o) => {
-        ids.add(o.buf);
-        visit(o.expr, seen);
-      });
-      break;
-    case 'matmul':
-      for (const op of [k.a, k.b]) {
-        if (isExprOperand(op)) visit(op.expr, seen);
-        else ids.add(op.buf);
-      }
-      k.outputs.forEach((o) => {
-        ids.add(o.buf);
-        visit(o.expr, seen);
-      });
-      break;
-    case 'conv':
-      ids.add(k.lhs.buf);
-      ids.add(k.rhs.buf);
-      k.outputs.forEach((o) => {
-        ids.add(o.buf);
-        visit(o.expr, seen);
-      });
-      break;
-    case 'host':
-      k.inputs.forEach((i) => ids.add(i.buf));
-      k.outputs.forEach((o) => ids.add(o.buf));
-      break;
-  }
-  return [...ids].sort((a, b) => a - b);
+  const { reads, writes } = kernelIO(k);
+  return [...new Set([...reads, ...writes])].sort((a, b) => a - b);
 }
 
 /** Generates the CPU code of one kernel. */
