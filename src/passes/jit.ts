@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Executable, MemoryPlan } from '../codegen/device.js';
 import type { KernelGraph } from '../codegen/kernel.js';
 import { deserializeLowered, serializeLowered } from '../codegen/serialize.js';
@@ -20,8 +21,31 @@ import { isTracing } from '../ir/trace.js';
 import { type BackendName, getDevice } from './backends.js';
 import { dumpStages, lower } from './pipeline.js';
 
-/** Bumped whenever generated code or the cached format changes. */
-export const COMPILER_VERSION = 'nexgrad-0.1.0-k1';
+/** Bumped whenever the cached format changes. */
+export const COMPILER_VERSION = 'nexgrad-0.1.0-k2';
+
+let fingerprint: string | undefined;
+
+/**
+ * A hash of the compiler's own code (the passes and code generators this module was loaded
+ * with), part of every disk-cache key: a changed compiler never reads graphs an older one wrote.
+ */
+export function compilerFingerprint(): string {
+  if (fingerprint) return fingerprint;
+  const h = createHash('sha256').update(COMPILER_VERSION);
+  try {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    for (const dir of [here, path.join(here, '..', 'codegen'), path.join(here, '..', 'codegen', 'cpu')]) {
+      for (const f of fs.readdirSync(dir).sort()) {
+        if (/\.(js|ts)$/.test(f) && !f.endsWith('.d.ts')) h.update(f).update(fs.readFileSync(path.join(dir, f)));
+      }
+    }
+  } catch {
+    h.update(String(Date.now())); // sources not readable: never share cache entries
+  }
+  fingerprint = h.digest('hex').slice(0, 16);
+  return fingerprint;
+}
 
 export interface JitOptions {
   backend?: BackendName;
@@ -191,7 +215,7 @@ export function jit<F extends (...args: any[]) => any>(fn: F, opts: JitOptions =
       });
     });
     const dir = opts.cacheDir === false ? undefined : (opts.cacheDir ?? defaultCacheDir());
-    const key = createHash('sha256').update([programHash(program), backend, device.id, COMPILER_VERSION, donated.join(',')].join('|')).digest('hex');
+    const key = createHash('sha256').update([programHash(program), backend, device.id, compilerFingerprint(), donated.join(',')].join('|')).digest('hex');
     let graph: KernelGraph | undefined;
     let plan: MemoryPlan | undefined;
     const file = dir ? path.join(dir, `${key}.json`) : undefined;
