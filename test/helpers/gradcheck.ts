@@ -18,21 +18,12 @@ import * as ops from '../../src/ir/ops.js';
 import type { AbstractValue } from '../../src/ir/program.js';
 import { treeFlatten, treeLeaves, treeUnflatten } from '../../src/ir/pytree.js';
 import type { Tensor } from '../../src/ir/tensor.js';
+import { mulberry32 } from './rng.js';
+export { mulberry32 };
 
 // ---------------------------------------------------------------------------------------
 // random data
 
-/** mulberry32: a tiny 32-bit seeded generator, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Rng {
   private readonly u: () => number;

@@ -21,6 +21,8 @@ import { broadcastShapes, sizeOf } from '../../src/ir/shape.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import { bind1, currentTrace } from '../../src/ir/trace.js';
 import { gelu, layerNorm } from '../../src/nn/layers.js';
+import { mulberry32 } from './rng.js';
+export { mulberry32 };
 
 export interface Step {
   readonly kind: number;
@@ -95,16 +97,6 @@ const MAX_BIG = 1 << 16;
 /** Most primitive applications per program. */
 export const MAX_EQNS = 30;
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The concrete f32 inputs of a recipe: uniform in [-2, 2]. */
 export function recipeInputs(r: Recipe): Tensor[] {

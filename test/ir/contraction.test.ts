@@ -10,20 +10,11 @@ import type { ConvDims, ConvParams, DotParams, MaybeTensor } from '../../src/ir/
 import { PRIMS } from '../../src/ir/primitives/index.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import { bind1 } from '../../src/ir/trace.js';
+import { mulberry32 } from '../helpers/rng.js';
 
 // ---------------------------------------------------------------------------------------
 // helpers
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 

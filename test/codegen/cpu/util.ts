@@ -4,6 +4,8 @@ import { HostArray } from '../../../src/ir/host.js';
 import type { MemoryPlan } from '../../../src/codegen/device.js';
 import { idx, type Idx, linearize } from '../../../src/codegen/index_expr.js';
 import type { BinaryFn, BufferDecl, CmpFn, KernelGraph, SExpr, UnaryFn } from '../../../src/codegen/kernel.js';
+import { mulberry32 } from '../../helpers/rng.js';
+export { mulberry32 };
 
 export const v = (name: string): Idx => idx.var(name);
 export const ic = (c: number): Idx => idx.const(c);
@@ -40,16 +42,6 @@ export function simplePlan(g: KernelGraph, opts: { aliases?: Map<number, number>
   return { storageOf, storageBytes, outputAliases: opts.aliases ?? new Map(), peakBytes: storageBytes.reduce((a, b) => a + b, 0) };
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randArray(dtype: DType, shape: readonly number[], rng: () => number, lo = -1, hi = 1): HostArray {
   const n = shape.reduce((a, b) => a * b, 1);
