@@ -156,16 +156,30 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
 
   // An anchor whose consumers are all same-shape elementwise ops that end in one root gets that
   // root as its epilogue (bias, activation, residual add are applied as the result is stored).
+  // A leading chain of single-use reshapes/transposes (a conv computed in NHWC and returned in
+  // NCHW, a matmul over patches reshaped back to an image) becomes the epilogue's store index.
   const epilogueOf = new Map<Var, Var>(); // root -> anchor
+  const epilogueViews = new Map<Var, Eqn[]>(); // root -> the views from the anchor
   for (const e of p.eqns) {
     if (!ANCHOR.has(e.prim)) continue;
     const a = e.outputs[0]!;
     if (outputVars.has(a)) continue;
-    const shape = a.aval.shape;
+    const views: Eqn[] = [];
+    let start = a;
+    for (;;) {
+      const us = uses.get(start) ?? [];
+      if (us.length !== 1 || outputVars.has(start) || (start !== a && M.has(start))) break;
+      const c = us[0]!;
+      if (c.prim !== 'reshape' && c.prim !== 'transpose') break;
+      views.push(c);
+      start = c.outputs[0]!;
+    }
+    const shape = start.aval.shape;
     const reached = new Set<Var>();
     let ok = true;
+    if (start !== a && M.has(start)) reached.add(start);
     const seen = new Set<Var>();
-    const stack: Var[] = [a];
+    const stack: Var[] = reached.size ? [] : [start];
     while (stack.length && ok) {
       const v = stack.pop()!;
       if (seen.has(v)) continue;
@@ -182,10 +196,22 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
     }
     if (!ok || reached.size !== 1) continue;
     const w = [...reached][0]!;
-    if (epilogueOf.has(w)) continue;
+    if (epilogueOf.has(w) || ANCHOR.has(prim(w))) continue;
     epilogueOf.set(w, a);
+    epilogueViews.set(w, views);
     M.delete(a);
   }
+
+  /** Maps an index of the anchor's output through the views to the epilogue root's index. */
+  const throughViews = (root: Var, index: readonly Idx[], ranges: Ranges): Idx[] => {
+    let cur = [...index];
+    for (const v of epilogueViews.get(root) ?? []) {
+      const inShape = v.inputs[0]!.aval.shape;
+      if (v.prim === 'transpose') cur = (v.params.perm as number[]).map((q) => cur[q]!);
+      else cur = delinearize(linearize(cur, inShape), v.outputs[0]!.aval.shape, ranges);
+    }
+    return cur;
+  };
 
   // A matmul operand computed by elementwise ops and views used by that matmul alone is its
   // prologue: evaluated while the GEMM packs the operand, never stored (GRN's scale and shift
@@ -531,9 +557,10 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
       const rE = new Map([['b', B], ['m', Mm], ['n', N]]);
       const outIdx = [...delinearize(idx.var('b'), batchShape, rE), ...delinearize(idx.var('m'), mShape, rE), ...delinearize(idx.var('n'), nShape, rE)];
       const ctx = newCtx(rE, { anchor: { v: a, index: outIdx }, root });
-      const expr = valueAt(root, outIdx, ctx);
+      const rootIdx = throughViews(root, outIdx, rE);
+      const expr = valueAt(root, rootIdx, ctx);
       const buf = newBuf(root, outKind(root));
-      kernels.push({ kind: 'matmul', name: kname(root, 'matmul'), batch: B, m: Mm, n: N, k: K, dtype: a.aval.dtype, a: opA, b: opB, outputs: [{ buf, index: linearize(outIdx, root.aval.shape), expr }] });
+      kernels.push({ kind: 'matmul', name: kname(root, 'matmul'), batch: B, m: Mm, n: N, k: K, dtype: a.aval.dtype, a: opA, b: opB, outputs: [{ buf, index: linearize(rootIdx, root.aval.shape), expr }] });
       return;
     }
     // conv_general: contiguous operands
@@ -544,12 +571,13 @@ export function fuse(p: Program, origins: Origins = new Map()): KernelGraph {
     const rE = new Map<string, number>(outShape.map((n, i) => [`o${i}`, n]));
     const outIdx = outShape.map((_, i) => idx.var(`o${i}`));
     const ctx = newCtx(rE, { anchor: { v: a, index: outIdx }, root });
-    const expr = valueAt(root, outIdx, ctx);
+    const rootIdx = throughViews(root, outIdx, rE);
+    const expr = valueAt(root, rootIdx, ctx);
     const buf = newBuf(root, outKind(root));
     kernels.push({
       kind: 'conv', name: kname(root, 'conv'), params: pr, dtype: a.aval.dtype,
       lhs: { buf: lb, shape: lhs.aval.shape }, rhs: { buf: rb, shape: rhs.aval.shape }, outShape,
-      outputs: [{ buf, index: linearize(outIdx, outShape), expr }],
+      outputs: [{ buf, index: linearize(rootIdx, root.aval.shape), expr }],
     });
   };
 

@@ -9,6 +9,7 @@ import { checkProgram } from './check.js';
 import { fuse } from './fusion.js';
 import { inlineRegions, type Origins } from './inline.js';
 import { layoutNHWC } from './layout.js';
+import { patchifyConvs } from './patchify.js';
 import { type DonationInfo, planMemory } from './memory.js';
 import { simplify } from './simplify.js';
 
@@ -21,6 +22,7 @@ export const PASSES: readonly Pass[] = [
   { name: 'inline', run: (p, o) => inlineRegions(p, o) },
   { name: 'simplify', run: (p, o) => simplify(p, o) },
   { name: 'layout', run: (p, o) => layoutNHWC(p, o) },
+  { name: 'patchify', run: (p, o) => patchifyConvs(p, o) },
   { name: 'simplify-2', run: (p, o) => simplify(p, o) },
 ];
 

@@ -203,10 +203,47 @@ describe('one ConvNeXt V2 block (dim 16, 8x8, batch 2, NHWC)', () => {
     // Loop kernels over one index space share a pass: LayerNorm's mean and variance, x-hat and
     // the output, GELU's parts, the parameter gradients of a LayerNorm and of the biases.
     expect(graph.kernels.filter((k) => k.name.includes('+')).length, listing).toBeGreaterThanOrEqual(6);
-    // Two kernels only move data: for the depthwise weight-gradient conv the input transposed
-    // to (C, H, W, N), and its result transposed back to OIHW together with the reversed kernel
-    // (conv operands must be contiguous).
-    expect(graph.kernels.filter(isCopy).map((k) => k.name), listing).toEqual(['k30_transpose', 'k32_transpose+k29_reshape']);
+    // Two kernels only move data: the reversed depthwise kernel for the input-gradient conv, and
+    // for the weight-gradient conv the input transposed to (C, H, W, N) (conv operands must be
+    // contiguous); the weight gradient's transpose back to OIHW is its epilogue's store index.
+    expect(graph.kernels.filter(isCopy).map((k) => k.name), listing).toEqual(['k29_reshape', 'k30_transpose']);
     checkAgainstInterpreter(g, [params, x, ct], 1e-4);
+  });
+});
+
+describe('patchify convolutions (kernel == stride) become matmuls', () => {
+  it('a 4x4/4 stem conv with bias on NCHW input is one matmul reading the image in place', () => {
+    const x = random.normal(random.key(11), [2, 3, 16, 16]);
+    const w = random.normal(random.key(12), [8, 3, 4, 4]);
+    const b = random.normal(random.key(13), [8]);
+    const stem = (xx: Tensor, ww: Tensor, bb: Tensor) => conv2d({ weight: ww, bias: bb }, xx, { stride: 4 });
+    const { graph } = jit(stem, opts).lower(x, w, b);
+    const listing = printKernelGraph(graph);
+    // the matmul reads the NCHW image through its patch index, the bias is its epilogue, and
+    // the NCHW result is written through the epilogue's store index: one kernel
+    expect(kinds(graph.kernels), listing).toEqual({ matmul: 1 });
+    checkAgainstInterpreter(stem, [x, w, b], 1e-5);
+  });
+
+  it('LayerNorm before a 2x2/2 downsampler is the matmul prologue; a cropped input works', () => {
+    const down = (xx: Tensor, g: Tensor, bt: Tensor, ww: Tensor, bb: Tensor) =>
+      conv2d({ weight: ww, bias: bb }, layerNorm({ weight: g, bias: bt }, xx, { dataFormat: 'channels_first' }), { stride: 2 });
+    for (const hw of [8, 9]) {
+      const args = [random.normal(random.key(hw), [2, 4, hw, hw]), random.normal(random.key(21), [4]), random.normal(random.key(22), [4]), random.normal(random.key(23), [8, 4, 2, 2]), random.normal(random.key(24), [8])];
+      const { graph } = jit(down, opts).lower(...(args as [Tensor, Tensor, Tensor, Tensor, Tensor]));
+      const listing = printKernelGraph(graph);
+      expect(kinds(graph.kernels), listing).toEqual({ loop: 1, matmul: 1 }); // LN statistics, then the GEMM
+      const mm = graph.kernels.find((k) => k.kind === 'matmul');
+      expect(mm?.kind === 'matmul' && isExprOperand(mm.a), listing).toBe(true);
+      checkAgainstInterpreter(down, args, 1e-5);
+    }
+  });
+
+  it('a padded 3x3 convolution stays a convolution', () => {
+    const x = random.normal(random.key(31), [1, 4, 6, 6]);
+    const w = random.normal(random.key(32), [4, 4, 3, 3]);
+    const f = (xx: Tensor, ww: Tensor) => ops.conv2d(xx, ww, { padding: 1 });
+    expect(kinds(jit(f, opts).lower(x, w).graph.kernels).conv).toBe(1);
+    checkAgainstInterpreter(f, [x, w], 1e-5);
   });
 });
