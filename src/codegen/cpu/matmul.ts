@@ -61,7 +61,10 @@ export function gemmTiles(spec: GemmSpec, wasm: boolean): GemmTiles {
   const nr = wasm ? WASM_NR : JS_NR;
   const kc = spec.k <= 384 ? Math.max(spec.k, 1) : 256;
   const ncp = roundUp(spec.n, nr);
-  const nc = ncp <= 512 ? ncp : 256;
+  // an A prologue is evaluated once per column block: keep all columns in one block when the
+  // packed B panel (kc x nc) still fits comfortably in L2
+  const maxNc = spec.aExpr && kc * ncp * 4 <= 1 << 20 ? 2048 : 512;
+  const nc = ncp <= maxNc ? ncp : 256;
   return { mc: 64, nc, kc };
 }
 
