@@ -10,9 +10,9 @@ import { type Atom, Literal, Program, Var } from '../ir/program.js';
 import { type EagerExecutor, setEagerExecutor } from '../ir/trace.js';
 import { PRIMS } from '../ir/primitives/index.js';
 import { type BackendName, getDevice } from './backends.js';
+import { HIGHER_ORDER } from './inline.js';
 import { lower } from './pipeline.js';
 
-const HIGHER_ORDER = new Set(['region', 'checkpoint', 'custom_vjp']);
 
 /** Counters of the compiled eager path (single-op programs compiled, and runs). */
 export const eagerStats = { compiled: 0, runs: 0 };

@@ -23,12 +23,8 @@ import { affineStrides, delinearize, type Idx, idx, idxKey, idxRange, idxSubst, 
 import type { BinaryFn, BufferDecl, CmpFn, ExprOperand, GraphOutput, Kernel, KernelGraph, KernelOutput, MatmulOperand, SExpr, StridedOperand, UnaryFn } from '../codegen/kernel.js';
 import type { Origins } from './inline.js';
 import { mergeReductionKernels } from './merge_phases.js';
+import { BINARY, CMP, ELEMENTWISE, UNARY, VIEW } from './prim_kinds.js';
 
-const UNARY = new Set<string>(['neg', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'logistic', 'sqrt', 'rsqrt', 'erf', 'abs', 'sign', 'floor', 'ceil', 'round', 'not']);
-const BINARY = new Set<string>(['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'rem', 'and', 'or', 'xor', 'shift_left', 'shift_right_logical']);
-const CMP = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
-const ELEMENTWISE = new Set<string>([...UNARY, ...BINARY, ...CMP, 'select', 'cast']);
-const VIEW = new Set<string>(['reshape', 'transpose', 'broadcast_in_dim', 'slice', 'pad', 'concatenate', 'rev', 'iota']);
 const REDUCE: Readonly<Record<string, 'sum' | 'max' | 'min'>> = { reduce_sum: 'sum', reduce_max: 'max', reduce_min: 'min' };
 const ANCHOR = new Set<string>(['dot_general', 'conv_general']);
 

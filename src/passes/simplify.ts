@@ -8,15 +8,11 @@ import { PRIMS } from '../ir/primitives/index.js';
 import { type Atom, type Eqn, Literal, Program, Var } from '../ir/program.js';
 import { shapeEq } from '../ir/shape.js';
 import { HIGHER_ORDER } from './inline.js';
+import { ELEMENTWISE } from './prim_kinds.js';
 import { ProgramBuilder } from './rewrite.js';
 
 type Params = Readonly<Record<string, unknown>>;
 
-const ELEMENTWISE_PRIMS = new Set([
-  'neg', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'logistic', 'sqrt', 'rsqrt', 'erf', 'abs', 'sign', 'floor', 'ceil', 'round', 'not',
-  'add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'rem', 'and', 'or', 'xor', 'shift_left', 'shift_right_logical',
-  'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'select', 'cast',
-]);
 
 /** What a rule may return: an existing atom to use instead, a replacement equation, or nothing. */
 type RuleResult = Atom | { prim: string; params: Params; inputs: Atom[] } | undefined;
@@ -142,7 +138,7 @@ function onePass(p: Program, origins?: Map<Var, string>): { program: Program; ch
       }
     }
     // constant folding: an elementwise op over broadcast constants is a broadcast constant
-    if (ELEMENTWISE_PRIMS.has(prim) && e.outputs.length === 1 && e.outputs[0]!.aval.shape.length > 0) {
+    if (ELEMENTWISE.has(prim) && e.outputs.length === 1 && e.outputs[0]!.aval.shape.length > 0) {
       const cs = ins.map((a) => constantOf(a, producer));
       if (cs.every((c) => c !== undefined)) {
         const vals = ins.map((a, i) => HostArray.scalar(cs[i]!, a.aval.dtype));

@@ -379,22 +379,7 @@ function emitDepthwiseWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<numbe
   cb.line(`const _oy1 = end - ${g.vN} * ${OH} < ${OH} ? end - ${g.vN} * ${OH} : ${OH};`);
   // copy the padded input band for output rows [_oy0, _oy1)
   cb.line(`const _pr0 = _oy0 * ${sy}, _pr1 = (_oy1 - 1) * ${sy} + ${(KH - 1) * ry + 1};`);
-  cb.line('for (let _pr = _pr0; _pr < _pr1; _pr++) {');
-  cb.line(`  const _dst = (_pr - _pr0) * ${ROWE}, _iy = _pr - ${loY};`);
-  cb.line(`  if (_iy < 0 || _iy >= ${H}) { XP.fill(0, _dst, _dst + ${ROWE}); continue; }`);
-  if (loX > 0) cb.line(`  XP.fill(0, _dst, _dst + ${loX * Cp});`);
-  if (hiX > 0) cb.line(`  XP.fill(0, _dst + ${(loX + Wd) * Cp}, _dst + ${ROWE});`);
-  cb.line(`  const _src = ${g.vN} * ${g.lsN} + _iy * ${g.lsSp[0]};`);
-  if (g.lsC === 1 && g.lsSp[1] === C && Cp === C) {
-    cb.line(`  const _d0 = _dst + ${loX * Cp};`);
-    cb.line(`  for (let _i = 0; _i < ${Wd * C}; _i++) XP[_d0 + _i] = ${X}[_src + _i];`);
-  } else {
-    cb.line(`  for (let _ix = 0; _ix < ${Wd}; _ix++) {`);
-    cb.line(`    const _d1 = _dst + (_ix + ${loX}) * ${Cp}, _s1 = _src + _ix * ${g.lsSp[1]};`);
-    cb.line(`    for (let _c = 0; _c < ${C}; _c++) XP[_d1 + _c] = ${X}[_s1 + _c * ${g.lsC}];`);
-    cb.line('  }');
-  }
-  cb.line('}');
+  emitPaddedBand(cb, { X, src: `${g.vN} * ${g.lsN} + _iy * ${g.lsSp[0]}`, H, W: Wd, lo0: loY, lo1: loX, hi1: hiX, C, Cp, chStride: g.lsC, xStride: g.lsSp[1]! });
   cb.open(vy);
   cb.line(`D(${xpOff} + (${vy} - _oy0) * ${sy * ROWE * 4}, ${wpOff}, ${accOff}, ${OW});`);
   cb.open(vx);
@@ -465,22 +450,7 @@ function emitDepthwiseWgradWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<
   cb.line(`    for (let _o = 0; _o < ${O}; _o++) DP[_d + _o] = ${Wt}[_s + _o * ${g.rsO}];`);
   cb.line('  }');
   // the lhs image c: padded band of rows [_pr0, _pr1)
-  cb.line('  for (let _pr = _pr0; _pr < _pr1; _pr++) {');
-  cb.line(`    const _dst = (_pr - _pr0) * ${ROWE}, _iy = _pr - ${lo0};`);
-  cb.line(`    if (_iy < 0 || _iy >= ${H}) { XP.fill(0, _dst, _dst + ${ROWE}); continue; }`);
-  if (lo1 > 0) cb.line(`    XP.fill(0, _dst, _dst + ${lo1 * Cp});`);
-  if (hi1 > 0) cb.line(`    XP.fill(0, _dst + ${(lo1 + Wd) * Cp}, _dst + ${ROWE});`);
-  cb.line(`    const _src = _c * ${g.lsC} + _iy * ${g.lsSp[0]};`);
-  if (g.lsN === 1 && g.lsSp[1] === O && Cp === O) {
-    cb.line(`    const _d0 = _dst + ${lo1 * Cp};`);
-    cb.line(`    for (let _i = 0; _i < ${Wd * O}; _i++) XP[_d0 + _i] = ${X}[_src + _i];`);
-  } else {
-    cb.line(`    for (let _ix = 0; _ix < ${Wd}; _ix++) {`);
-    cb.line(`      const _d1 = _dst + (_ix + ${lo1}) * ${Cp}, _s1 = _src + _ix * ${g.lsSp[1]};`);
-    cb.line(`      for (let _o = 0; _o < ${O}; _o++) XP[_d1 + _o] = ${X}[_s1 + _o * ${g.lsN}];`);
-    cb.line('    }');
-  }
-  cb.line('  }');
+  emitPaddedBand(cb, { X, src: `_c * ${g.lsC} + _iy * ${g.lsSp[0]}`, H, W: Wd, lo0, lo1, hi1, C: O, Cp, chStride: g.lsN, xStride: g.lsSp[1]! });
   cb.line(`  for (let _y = start; _y < end; _y++) D(${xpOff} + (_y - start) * ${s0 * ROWE * 4}, ${dpOff}, ${accOff} + (_y - start) * ${OX * Cp * 4});`);
   cb.line('}');
   // epilogue
@@ -508,6 +478,33 @@ function emitDepthwiseWgradWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<
     workPerItem: 2 * OX * O * g.I * Q0 * Q1,
     wasm: { kind: 'wgrow', bytes: accOff + accElems * 4, cfg },
   };
+}
+
+/**
+ * Copies input rows [_pr0, _pr1) of one image into the zero-padded band XP[row][Wpad][Cp]
+ * (channels innermost, padded to Cp); `src` is the element offset of input row _iy.
+ */
+function emitPaddedBand(
+  cb: CodeBuilder,
+  o: { X: string; src: string; H: number; W: number; lo0: number; lo1: number; hi1: number; C: number; Cp: number; chStride: number; xStride: number },
+): void {
+  const ROWE = (o.lo1 + o.W + o.hi1) * o.Cp;
+  cb.line('for (let _pr = _pr0; _pr < _pr1; _pr++) {');
+  cb.line(`  const _dst = (_pr - _pr0) * ${ROWE}, _iy = _pr - ${o.lo0};`);
+  cb.line(`  if (_iy < 0 || _iy >= ${o.H}) { XP.fill(0, _dst, _dst + ${ROWE}); continue; }`);
+  if (o.lo1 > 0) cb.line(`  XP.fill(0, _dst, _dst + ${o.lo1 * o.Cp});`);
+  if (o.hi1 > 0) cb.line(`  XP.fill(0, _dst + ${(o.lo1 + o.W) * o.Cp}, _dst + ${ROWE});`);
+  cb.line(`  const _src = ${o.src};`);
+  if (o.chStride === 1 && o.xStride === o.C && o.Cp === o.C) {
+    cb.line(`  const _d0 = _dst + ${o.lo1 * o.Cp};`);
+    cb.line(`  for (let _i = 0; _i < ${o.W * o.C}; _i++) XP[_d0 + _i] = ${o.X}[_src + _i];`);
+  } else {
+    cb.line(`  for (let _ix = 0; _ix < ${o.W}; _ix++) {`);
+    cb.line(`    const _d1 = _dst + (_ix + ${o.lo1}) * ${o.Cp}, _s1 = _src + _ix * ${o.xStride};`);
+    cb.line(`    for (let _ch = 0; _ch < ${o.C}; _ch++) XP[_d1 + _ch] = ${o.X}[_s1 + _ch * ${o.chStride}];`);
+    cb.line('  }');
+  }
+  cb.line('}');
 }
 
 /** A loop over one output variable (the channel) storing the epilogue outputs. */

@@ -451,7 +451,7 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
       return set(node);
     };
     const vals = computed.map((o) => value(o.expr));
-    computed.forEach((o, i) => {
+    computed.forEach((_o, i) => {
       const a = outAddr[i]!;
       const mo = address(a, off);
       e(lget(vals[i]!));

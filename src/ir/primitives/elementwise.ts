@@ -1,10 +1,9 @@
 /** Elementwise primitives: unary, binary, comparisons, select and cast. */
 import { castScalar, type DType, isFloat } from '../dtype.js';
 import { OpError } from '../errors.js';
-import type { HostArray } from '../host.js';
 import { erf as erfScalar } from '../hostmath.js';
 import * as ops from '../ops.js';
-import type { ImplContext, MaybeTensor, PrimDef, PrimParams } from '../primitive.js';
+import type { ImplContext, PrimDef, PrimParams } from '../primitive.js';
 import type { AbstractValue } from '../program.js';
 import type { Tensor } from '../tensor.js';
 import { alloc, avalStr, expectArity, expectSame, finish } from './util.js';

@@ -174,7 +174,7 @@ const pad: PrimDef<PrimParams['pad']> = {
     return [out];
   },
   jvp: (_x, [t], p) => [t ? bind1('pad', [t], { ...p, value: 0 }) : null],
-  vjp: ([x], _y, [ct], p) => {
+  vjp: (_x, _y, [ct], p) => {
     if (!ct) return [null];
     // restore cropped regions as zeros, then take every (interior+1)-th element after lo
     const full = bind1('pad', [ct], { lo: p.lo.map((l) => Math.max(-l, 0)), hi: p.hi.map((h) => Math.max(-h, 0)), interior: p.lo.map(() => 0), value: 0 });
