@@ -1,5 +1,5 @@
 /** The backends jit can compile for, and why one is unavailable. */
-import type { Device } from '../codegen/device.js';
+import type { Device } from '../codegen/kernel/device.js';
 import { cpuDevice, createCpuDevice } from '../codegen/cpu/device.js';
 import { NexgradError } from '../ir/errors.js';
 

@@ -3,7 +3,7 @@
  * single-op program, compiled once per (primitive, params, input types) and cached.
  * Higher-order primitives (regions, checkpoints) run their bodies op by op.
  */
-import type { Executable } from '../codegen/device.js';
+import type { Executable } from '../codegen/kernel/device.js';
 import { HostArray } from '../ir/host.js';
 import type { PrimName } from '../ir/primitive.js';
 import { type Atom, Literal, Program, Var } from '../ir/program.js';

@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Executable, MemoryPlan } from '../codegen/device.js';
-import type { KernelGraph } from '../codegen/kernel.js';
-import { deserializeLowered, serializeLowered } from '../codegen/serialize.js';
+import type { Executable, MemoryPlan } from '../codegen/kernel/device.js';
+import type { KernelGraph } from '../codegen/kernel/kernel_graph.js';
+import { deserializeLowered, serializeLowered } from '../codegen/kernel/serialize.js';
 import { NexgradError } from '../ir/errors.js';
 import { HostArray } from '../ir/host.js';
 import { traceTree } from '../ir/functional.js';
@@ -34,11 +34,11 @@ export function compilerFingerprint(): string {
   if (fingerprint) return fingerprint;
   const h = createHash('sha256').update(COMPILER_VERSION);
   try {
+    // every compiler folder, recursively: the passes and src/codegen with every backend in it
     const here = path.dirname(fileURLToPath(import.meta.url));
-    for (const dir of [here, path.join(here, '..', 'codegen'), path.join(here, '..', 'codegen', 'cpu')]) {
-      for (const f of fs.readdirSync(dir).sort()) {
-        if (/\.(js|ts)$/.test(f) && !f.endsWith('.d.ts')) h.update(f).update(fs.readFileSync(path.join(dir, f)));
-      }
+    for (const dir of [here, path.join(here, '..', 'codegen')]) {
+      const files = (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts')).sort();
+      for (const f of files) h.update(f).update(fs.readFileSync(path.join(dir, f)));
     }
   } catch {
     h.update(String(Date.now())); // sources not readable: never share cache entries

@@ -1,6 +1,6 @@
 /** The small interface every backend implements: compile a planned KernelGraph, run it. */
-import type { HostArray } from '../ir/host.js';
-import type { KernelGraph } from './kernel.js';
+import type { HostArray } from '../../ir/host.js';
+import type { KernelGraph } from './kernel_graph.js';
 
 /**
  * Where each buffer lives. Inputs live in the caller's arrays; temporaries share arena
