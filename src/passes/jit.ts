@@ -14,7 +14,7 @@ import { treeFlatten, type TreeDef, treeUnflatten } from '../ir/pytree.js';
 import { Tensor } from '../ir/tensor.js';
 import { isTracing } from '../ir/trace.js';
 import { getDevice } from './backends.js';
-import { argumentArrays, type ArgSig, checkArity, checkOptions, declaredArity, flatArgs, type JitOptions, leafPaths, signature, sigKey } from './jit_args.js';
+import { argumentArrays, type ArgSig, checkArity, checkOptions, declaredArity, flatArgs, type JitOptions, leafPaths, signature, sigKey, traceError } from './jit_args.js';
 import { cacheKey, defaultCacheDir, readCached, writeCached } from './jit_cache.js';
 import { dumpStages, lower } from './pipeline.js';
 
@@ -63,7 +63,12 @@ export function jit<F extends (...args: any[]) => any>(fn: F, opts: JitOptions =
     const device = getDevice(backend);
     const t0 = performance.now();
     const fixed = args.map((_, i) => statics.includes(i));
-    const traced = traceTree('jit', fn, args, fixed);
+    let traced: ReturnType<typeof traceTree>;
+    try {
+      traced = traceTree('jit', fn, args, fixed);
+    } catch (e) {
+      throw traceError(e, args, arity);
+    }
     stats.traces++;
     const program = traced.program;
     const labels: string[] = [];

@@ -68,8 +68,12 @@ export function declaredArity(fn: (...args: never[]) => unknown): { min: number;
   return { min: fn.length, max: names.length };
 }
 
+/**
+ * Extra arguments (beyond the declared parameters, without a rest parameter) are refused: they
+ * would be ignored. Fewer arguments are allowed (TypeScript's optional parameters); a trace that
+ * then fails is reported by `traceError`.
+ */
 export function checkArity(args: readonly unknown[], arity: { min: number; max: number }, checked: CheckedOptions): void {
-  if (args.length < arity.min) throw new NexgradError(`jit: the function takes ${arity.min}${arity.max > arity.min ? ' or more' : ''} arguments, got ${args.length}`);
   if (args.length > arity.max) throw new NexgradError(`jit: the function takes at most ${arity.max} arguments, got ${args.length} (extra arguments would be ignored)`);
   for (const i of [...checked.donate, ...checked.statics]) {
     if (i >= args.length) throw new NexgradError(`jit: ${checked.donate.includes(i) ? 'donate' : 'staticArgnums'} names argument ${i}, but the call has ${args.length} arguments`);
@@ -159,4 +163,21 @@ export function argumentArrays(leaves: readonly Tensor[], donated: readonly bool
     const shared = arrays.some((b, j) => j !== i && (b === a || (a instanceof HostArray && b instanceof HostArray && overlaps(a, b))));
     return shared ? device.copy(a) : a;
   });
+}
+
+/**
+ * A failure while tracing the user's function that is not already a NexgradError (a TypeError
+ * from reading a missing or null argument, say), reported with what the call passed.
+ */
+export function traceError(e: unknown, args: readonly unknown[], arity: { min: number; max: number }): unknown {
+  if (!(e instanceof Error)) return e;
+  const notes: string[] = [];
+  if (args.length < arity.min) notes.push(`the call passed ${args.length} arguments and the function declares ${arity.min}`);
+  args.forEach((a, i) => {
+    if (a === null || a === undefined) notes.push(`argument ${i} is ${a}`);
+  });
+  if (e instanceof NexgradError && notes.length === 0) return e;
+  const err = new NexgradError(`jit: tracing the function failed: ${e.message}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+  (err as Error & { cause?: unknown }).cause = e;
+  return err;
 }
