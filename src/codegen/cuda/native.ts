@@ -223,8 +223,8 @@ export function loadCudaAddon(): { addon: CudaAddon } | { reason: string } {
   try {
     const nodeModule = nodeBuiltin<typeof import('node:module')>('module')!;
     const url = nodeBuiltin<typeof import('node:url')>('url')!;
-    const require = nodeModule.createRequire(url.pathToFileURL(found.path).href);
-    loaded = { addon: require(found.path) as CudaAddon };
+    const requireAddon = nodeModule.createRequire(url.pathToFileURL(found.path).href);
+    loaded = { addon: requireAddon(found.path) as CudaAddon };
   } catch (error) {
     loaded = { reason: `the CUDA addon failed to load: ${(error as Error).message}` };
   }
