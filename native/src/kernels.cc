@@ -92,18 +92,12 @@ class CompileWorker : public Napi::AsyncWorker {
 // Runs on the libuv pool, so several kernels compile in parallel and the event loop stays free.
 // Every failure, bad arguments included, arrives as a rejection.
 Napi::Value Compile(const Napi::CallbackInfo& info) {
-  CompileRequest request;
-  try {
-    request = ReadCompileRequest(info, "compile");
-  } catch (const Napi::Error& error) {
-    Napi::Promise::Deferred rejected = Napi::Promise::Deferred::New(info.Env());
-    rejected.Reject(error.Value());
-    return rejected.Promise();
-  }
-  auto* worker = new CompileWorker(info.Env(), std::move(request));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // the worker deletes itself after OnOK
-  return promise;
+  return PromiseOrReject(info.Env(), [&]() -> Napi::Value {
+    auto* worker = new CompileWorker(info.Env(), ReadCompileRequest(info, "compile"));
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();  // the worker deletes itself after OnOK
+    return promise;
+  });
 }
 
 Napi::Value CompileSync(const Napi::CallbackInfo& info) {

@@ -114,7 +114,7 @@ Napi::Value CopyHostToDevice(const Napi::CallbackInfo& info) {
 
 // copyDeviceToHost(src, dst, stream?) -> Promise<void>: fills `dst` (its whole byte length)
 // once the stream reaches the copy.
-Napi::Value CopyDeviceToHost(const Napi::CallbackInfo& info) {
+Napi::Value CopyDeviceToHostOrThrow(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonState& state = OpenState(env, "copyDeviceToHost");
   CUdeviceptr src = PointerArg(info, 0, "copyDeviceToHost", "source");
@@ -143,6 +143,10 @@ Napi::Value CopyDeviceToHost(const Napi::CallbackInfo& info) {
   }
   EnqueueHostWork(env, stream, work.release());
   return promise;
+}
+
+Napi::Value CopyDeviceToHost(const Napi::CallbackInfo& info) {
+  return PromiseOrReject(info.Env(), [&] { return CopyDeviceToHostOrThrow(info); });
 }
 
 Napi::Value CopyDeviceToDevice(const Napi::CallbackInfo& info) {

@@ -84,6 +84,19 @@ struct HostBytes {
 HostBytes HostBytesArg(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* what);
 HostBytes HostBytesOf(const Napi::Value& value);  // {nullptr, 0} when not a buffer (or detached)
 
+// Runs `body` (which returns a promise); a throw becomes a rejected promise, so functions that
+// return promises report every failure, bad arguments included, the same way.
+template <typename Body>
+Napi::Value PromiseOrReject(Napi::Env env, Body body) {
+  try {
+    return body();
+  } catch (const Napi::Error& error) {
+    Napi::Promise::Deferred rejected = Napi::Promise::Deferred::New(env);
+    rejected.Reject(error.Value());
+    return rejected.Promise();
+  }
+}
+
 // "0x7f00..." for messages.
 std::string HexPointer(CUdeviceptr ptr);
 

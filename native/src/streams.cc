@@ -90,7 +90,7 @@ Napi::Value DestroyStream(const Napi::CallbackInfo& info) {
 }
 
 // A promise resolved once all work queued on the stream so far has finished.
-Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+Napi::Value SynchronizeOrThrow(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonState& state = OpenState(env, "synchronize");
   CUstream stream = StreamArg(state, info, 0, "synchronize");
@@ -102,6 +102,10 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   Napi::Promise promise = work->deferred->Promise();
   EnqueueHostWork(env, stream, work.release());
   return promise;
+}
+
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  return PromiseOrReject(info.Env(), [&] { return SynchronizeOrThrow(info); });
 }
 
 // Blocks the calling thread: for short waits only (the promise form is the default).
