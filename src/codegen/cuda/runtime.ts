@@ -64,9 +64,11 @@ export class CubinDiskCache {
 
   read(key: string): CubinCacheRead {
     const fs = node<Fs>('fs');
+    const file = this.file(key);
     let fd: number;
     try {
-      fd = fs.openSync(this.file(key), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      // O_NOFOLLOW: a link planted in the folder is refused rather than followed.
+      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       return { miss: code === 'ENOENT' ? 'absent' : `unreadable (${code ?? 'error'})` };
