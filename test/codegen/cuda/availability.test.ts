@@ -8,6 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { cudaAvailability, cudaUnavailableMessage, loadCudaAddon, packKernelArgs } from '../../../src/codegen/cuda/native.js';
 import { CudaRuntime } from '../../../src/codegen/cuda/runtime.js';
+import { runSmoke } from '../../../bench/gpu/smoke_checks.js';
 import { buildFakeDriver, buildFakeNvrtc } from './fake_cuda.js';
 import { ADDON, CUDA_HEADERS, inChild, loaderKnows, ROOT, tempDir } from './helpers.js';
 
@@ -48,6 +49,16 @@ describe('CUDA addon: build and availability', () => {
       expect(cudaUnavailableMessage()).toBe('CUDA unavailable: no CUDA driver: libcuda.so.1 not found');
       expect(() => CudaRuntime.open()).toThrow('CUDA unavailable: no CUDA driver: libcuda.so.1 not found');
     }
+  });
+
+  test('the GPU smoke test, dry-run here, reports the missing driver and writes it down', async () => {
+    if (loaderKnows('libcuda.so.1')) return; // a driver machine runs the real smoke test (bench/gpu/check.sh)
+    const out = path.join(dir, 'smoke.json');
+    const lines: string[] = [];
+    expect(await runSmoke(out, (line) => lines.push(line))).toBe(2);
+    const reason = CUDA_HEADERS ? 'no CUDA driver: libcuda.so.1 not found' : expect.stringContaining('the CUDA addon is not built');
+    expect(lines).toEqual([CUDA_HEADERS ? `CUDA unavailable: ${reason}` : expect.stringMatching(/^CUDA unavailable: the CUDA addon is not built/)]);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ available: false, reason });
   });
 
   test('a missing driver is named, and every device call says CUDA is unavailable', () => {

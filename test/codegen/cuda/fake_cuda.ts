@@ -4,7 +4,7 @@
  * exports exactly the symbols (and _v2 ABI names) the header maps to.
  *
  * The full fake runs "device" memory in host memory and implements a few kernels on the host
- * (saxpy, iota_u32, fault), stream callbacks on their own threads, events with wall-clock
+ * (saxpy, iota_u32, fault and the smoke test's kernels), stream callbacks on their own threads, events with wall-clock
  * time and graph capture/replay of launches, so every path through the addon can be exercised.
  * Each call the tests look at is appended to $FAKE_CUDA_LOG.
  */
@@ -16,6 +16,7 @@ export const CUDA_INCLUDE = '/usr/local/cuda/include';
 
 const DRIVER_C = String.raw`
 #include <cuda.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,25 +194,60 @@ CUresult CUDAAPI cuEventElapsedTime(float* ms, CUevent a, CUevent b) {
   *ms = (float)((y->seconds - x->seconds) * 1000.0); return CUDA_SUCCESS;
 }
 
-/* Kernels, run on the host over grid.x * block.x threads. */
-typedef void (*kernel_impl)(unsigned threads, void** params);
-static void k_saxpy(unsigned threads, void** p) {  /* (float* y, const float* x, float a, int n) */
+/* Kernels, run on the host: the thread count is grid * block, as on the device. */
+typedef void (*kernel_impl)(unsigned grid, unsigned block, void** params);
+static void k_saxpy(unsigned grid, unsigned block, void** p) {  /* (float* y, const float* x, float a, int n) */
   float* y = *(float**)p[0]; const float* x = *(const float**)p[1]; float a = *(float*)p[2]; int n = *(int*)p[3];
-  for (unsigned t = 0; t < threads; t++) if ((int)t < n) y[t] = a * x[t] + y[t];
+  for (unsigned t = 0; t < grid * block; t++) if ((int)t < n) y[t] = a * x[t] + y[t];
 }
-static void k_iota(unsigned threads, void** p) {  /* (unsigned* out, unsigned base, int n) */
+static void k_iota(unsigned grid, unsigned block, void** p) {  /* (unsigned* out, unsigned base, int n) */
   unsigned* out = *(unsigned**)p[0]; unsigned base = *(unsigned*)p[1]; int n = *(int*)p[2];
-  for (unsigned t = 0; t < threads; t++) if ((int)t < n) out[t] = base + t;
+  for (unsigned t = 0; t < grid * block; t++) if ((int)t < n) out[t] = base + t;
 }
-static void k_fault(unsigned threads, void** p) { sticky = CUDA_ERROR_ILLEGAL_ADDRESS; }
+static void k_fault(unsigned grid, unsigned block, void** p) { sticky = CUDA_ERROR_ILLEGAL_ADDRESS; }
+/* The smoke test's kernels (bench/gpu/kernels.ts), so its checks run here end to end. */
+static void k_gelu(unsigned grid, unsigned block, void** p) {  /* (a, b, float c, out, int n) */
+  const float* a = *(float**)p[0]; const float* b = *(float**)p[1]; float c = *(float*)p[2];
+  float* out = *(float**)p[3]; int n = *(int*)p[4];
+  for (unsigned t = 0; t < grid * block; t++) {
+    if ((int)t >= n) continue;
+    float x = a[t] * b[t] + c;
+    out[t] = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  }
+}
+static void k_row_sum(unsigned grid, unsigned block, void** p) {  /* (in, out, int n): one row per block */
+  const float* in = *(float**)p[0]; float* out = *(float**)p[1]; int n = *(int*)p[2];
+  for (unsigned r = 0; r < grid; r++) {
+    float s = 0; for (int i = 0; i < n; i++) s += in[(size_t)r * n + i];
+#ifdef FAKE_SABOTAGE
+    s += 0.01f;  /* a wrong kernel, to show the smoke test notices */
+#endif
+    out[r] = s;
+  }
+}
+static float bf16(unsigned short bits) { unsigned u = (unsigned)bits << 16; float f; memcpy(&f, &u, 4); return f; }
+static void k_mma(unsigned grid, unsigned block, void** p) {  /* (a 16x16 row, b 16x8 col, c, d) */
+  const unsigned short* a = *(unsigned short**)p[0]; const unsigned short* b = *(unsigned short**)p[1];
+  const float* c = *(float**)p[2]; float* d = *(float**)p[3];
+  for (int m = 0; m < 16; m++) for (int n = 0; n < 8; n++) {
+    float s = c[m * 8 + n];
+    for (int k = 0; k < 16; k++) s += bf16(a[m * 16 + k]) * bf16(b[n * 16 + k]);
+    d[m * 8 + n] = s;
+  }
+}
 struct fake_kernel { const char* name; int count; size_t sizes[8]; kernel_impl impl; };
-static const struct fake_kernel kernels[] = {
+#define FAKE_KERNELS 8
+static const struct fake_kernel kernels[FAKE_KERNELS] = {
   {"saxpy", 4, {8, 8, 4, 4}, k_saxpy},
+  {"axpy", 4, {8, 8, 4, 4}, k_saxpy},
   {"iota_u32", 3, {8, 4, 4}, k_iota},
   {"fault", 1, {8}, k_fault},
+  {"mul_add_gelu", 5, {8, 8, 4, 8, 4}, k_gelu},
+  {"row_sum", 3, {8, 8, 4}, k_row_sum},
+  {"mma_bf16_16x8x16", 4, {8, 8, 8, 8}, k_mma},
 };
 struct fake_function { const struct fake_kernel* kernel; int max_dynamic_shared; };
-struct fake_module { char* text; struct fake_function functions[3]; };
+struct fake_module { char* text; struct fake_function functions[FAKE_KERNELS]; };
 
 static void set_log(unsigned n, CUjit_option* keys, void** values, const char* text) {
   char* buffer = 0; size_t size = 0;
@@ -238,7 +274,7 @@ CUresult CUDAAPI cuModuleGetFunction(CUfunction* f, CUmodule m, const char* name
   char pattern[256];
   snprintf(pattern, sizeof pattern, " %s(", name);
   if (!strstr(mod->text, pattern)) return CUDA_ERROR_NOT_FOUND;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < FAKE_KERNELS && kernels[i].name; i++) {
     if (strcmp(kernels[i].name, name) == 0) {
       mod->functions[i].kernel = &kernels[i];
       mod->functions[i].max_dynamic_shared = 49152;
@@ -264,7 +300,7 @@ CUresult CUDAAPI cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v)
 static void run_node(struct fake_node* node) {
   void* params[8];
   for (int i = 0; i < node->count; i++) params[i] = node->params[i];
-  ((struct fake_function*)node->fn)->kernel->impl(node->grid * node->block, params);
+  ((struct fake_function*)node->fn)->kernel->impl(node->grid, node->block, params);
 }
 CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                 unsigned bz, unsigned shared, CUstream s, void** params, void** extra) {
@@ -377,6 +413,8 @@ export interface FakeDriverOptions {
   readonly devices?: number;
   /** Device memory of the full fake in bytes (default 64 MiB). */
   readonly memory?: number;
+  /** Make row_sum wrong by 0.01 per row. */
+  readonly sabotage?: boolean;
 }
 
 function gcc(dir: string, name: string, source: string, defines: string[]): string {
@@ -384,7 +422,7 @@ function gcc(dir: string, name: string, source: string, defines: string[]): stri
   const file = path.join(dir, `${name}.c`);
   const lib = path.join(dir, `${name}.so`);
   writeFileSync(file, source);
-  execFileSync('gcc', ['-shared', '-fPIC', '-O1', `-I${CUDA_INCLUDE}`, ...defines, '-o', lib, file, '-lpthread'], {
+  execFileSync('gcc', ['-shared', '-fPIC', '-O1', `-I${CUDA_INCLUDE}`, ...defines, '-o', lib, file, '-lpthread', '-lm'], {
     stdio: 'pipe',
   });
   return lib;
@@ -395,7 +433,7 @@ export function buildFakeDriver(dir: string, name: string, options: FakeDriverOp
   const defines =
     options.initResult !== undefined
       ? [`-DFAKE_INIT_RESULT=${options.initResult}`]
-      : ['-DFAKE_FULL', `-DFAKE_DEVICES=${options.devices ?? 1}`, `-DFAKE_MEMORY=${options.memory ?? 64 << 20}ul`];
+      : ['-DFAKE_FULL', `-DFAKE_DEVICES=${options.devices ?? 1}`, `-DFAKE_MEMORY=${options.memory ?? 64 << 20}ul`, ...(options.sabotage ? ['-DFAKE_SABOTAGE'] : [])];
   return gcc(dir, name, DRIVER_C, defines);
 }
 

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { BROKEN, ELEMENTWISE, MMA_BF16, ROW_SUM } from './kernels_handwritten.js';
+import { BROKEN, ELEMENTWISE, MMA_BF16, ROW_SUM } from '../../../bench/gpu/kernels.js';
 import { compileWithNvcc, NVCC } from './nvcc.js';
 
 const EM_CUDA = 190;

@@ -1,8 +1,16 @@
 /**
  * Hand-written CUDA kernels of the three kinds the dialect will emit (an elementwise chain, a
- * warp-shuffle reduction, a tensor-core tile), shared by the nvcc compile check and the GPU
- * smoke test. No #include: NVRTC compiles them as they are, and bf16 travels as raw bits.
+ * warp-shuffle reduction, a tensor-core tile), shared by the nvcc compile check
+ * (test/codegen/cuda/nvcc.test.ts) and the GPU smoke test (smoke.ts). No #include: NVRTC
+ * compiles them as they are, and bf16 travels as raw bits.
  */
+
+/** y[i] = a * x[i] + y[i], i < n (the graph-replay check launches it repeatedly). */
+export const AXPY = `extern "C" __global__ void axpy(float* __restrict__ y, const float* __restrict__ x, float a, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = a * x[i] + y[i];
+}
+`;
 
 /** out[i] = gelu_tanh(a[i] * b[i] + c), i < n. */
 export const ELEMENTWISE = `extern "C" __global__ void mul_add_gelu(const float* __restrict__ a, const float* __restrict__ b,
