@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { BROKEN, ELEMENTWISE, MMA_BF16, ROW_SUM } from '../../../bench/gpu/kernels.js';
+import { AXPY, BROKEN, ELEMENTWISE, MMA_BF16, ROW_SUM } from '../../../bench/gpu/kernels.js';
 import { compileWithNvcc, NVCC } from './nvcc.js';
 
 const EM_CUDA = 190;
@@ -22,23 +22,25 @@ describe('nvcc compile check (no GPU needed)', () => {
     expect(existsSync(NVCC), `${NVCC} (CUDA toolkit)`).toBe(true);
   });
 
-  test('elementwise, warp-shuffle reduction and mma.sync bf16 kernels compile; a broken one reports its error', async () => {
+  test('elementwise, axpy, warp-shuffle reduction and mma.sync bf16 kernels compile; a broken one reports its error', async () => {
     const results = await compileWithNvcc([
       { name: 'mul_add_gelu', source: ELEMENTWISE },
+      { name: 'axpy', source: AXPY },
       { name: 'row_sum', source: ROW_SUM },
       { name: 'mma_bf16_16x8x16', source: MMA_BF16 },
       { name: 'broken', source: BROKEN },
     ]);
     expect(results.map((r) => [r.name, r.ok])).toEqual([
       ['mul_add_gelu', true],
+      ['axpy', true],
       ['row_sum', true],
       ['mma_bf16_16x8x16', true],
       ['broken', false],
     ]);
-    for (const result of results.slice(0, 3)) {
+    for (const result of results.slice(0, 4)) {
       expect(isCudaElfDefining(result.cubin!, result.name), result.name).toBe(true);
     }
-    const broken = results[3]!;
+    const broken = results[4]!;
     expect(broken.cubin).toBeUndefined();
     expect(broken.log).toMatch(/broken\.cu\(2\): error: identifier "undeclared_scale" is undefined/);
   });
