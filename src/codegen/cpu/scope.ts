@@ -6,9 +6,9 @@
  * outside the innermost loop.
  */
 import { castScalar, type DType } from '../../ir/dtype.js';
-import type { Idx, IdxAtom } from '../index_expr.js';
-import { idxKey } from '../index_expr.js';
-import type { SExpr } from '../kernel.js';
+import type { Idx, IdxAtom } from '../kernel/index_expr.js';
+import { idxKey } from '../kernel/index_expr.js';
+import { type KernelOutput, type SExpr, sexprChildren } from '../kernel/kernel_graph.js';
 
 /** Buffer argument name for a buffer id. */
 export const bufName = (id: number): string => `b${id}`;
@@ -258,7 +258,7 @@ export class CodeBuilder {
   }
 
   private atomDepth(a: IdxAtom): number {
-    if (a.k === 'var') return this.depthOfVar(a.name);
+    if (a.k === 'var') return this.depthOfVar(a.axis.name);
     return this.idxDepth(a.a);
   }
 
@@ -272,7 +272,7 @@ export class CodeBuilder {
   private atomSrc(a: IdxAtom): string {
     switch (a.k) {
       case 'var':
-        return this.jsVar(a.name);
+        return this.jsVar(a.axis.name);
       case 'div':
         return `((${this.index(a.a)}) / ${a.d} | 0)`;
       case 'mod':
@@ -293,9 +293,8 @@ export class CodeBuilder {
    */
   index(x: Idx): string {
     if (x.terms.length === 0) return numLit(x.c);
-    if (x.terms.length === 1 && x.c === 0 && x.terms[0]!.coef === 1 && x.terms[0]!.atom.k === 'var') {
-      return this.jsVar(x.terms[0]!.atom.name);
-    }
+    const only = x.terms[0]!.atom;
+    if (x.terms.length === 1 && x.c === 0 && x.terms[0]!.coef === 1 && only.k === 'var') return this.jsVar(only.axis.name);
     const key = idxKey(x);
     const hit = this.idxCache.get(key);
     if (hit) return hit.name;
@@ -337,29 +336,9 @@ export class CodeBuilder {
     const m = memo.get(e);
     if (m !== undefined) return m;
     let d = 0;
-    switch (e.op) {
-      case 'const':
-        d = 0;
-        break;
-      case 'load':
-      case 'index':
-        d = this.idxDepth(e.index);
-        break;
-      case 'acc':
-        d = this.accResolver(e.id).depth;
-        break;
-      case 'unary':
-      case 'cast':
-        d = this.nodeDepth(e.a, memo);
-        break;
-      case 'binary':
-      case 'cmp':
-        d = Math.max(this.nodeDepth(e.a, memo), this.nodeDepth(e.b, memo));
-        break;
-      case 'select':
-        d = Math.max(this.nodeDepth(e.c, memo), this.nodeDepth(e.a, memo), this.nodeDepth(e.b, memo));
-        break;
-    }
+    if (e.op === 'load' || e.op === 'index') d = this.idxDepth(e.index);
+    else if (e.op === 'acc') d = this.accResolver(e.id).depth;
+    for (const c of sexprChildren(e)) d = Math.max(d, this.nodeDepth(c, memo));
     memo.set(e, d);
     return d;
   }
@@ -376,7 +355,7 @@ export class CodeBuilder {
     let src: string;
     switch (e.op) {
       case 'load':
-        src = `${bufName(e.buf)}[${this.index(e.index)}]`;
+        src = `${bufName(e.buf)}[${this.index(e.index)}${e.dyn ? ` + ${this.valueAt(e.dyn, memo)}` : ''}]`;
         break;
       case 'index': {
         const s = this.index(e.index);
@@ -403,6 +382,8 @@ export class CodeBuilder {
       case 'select':
         src = `(${this.valueAt(e.c, memo)} ? ${this.valueAt(e.a, memo)} : ${this.valueAt(e.b, memo)})`;
         break;
+      case 'threefry':
+        throw new Error('cpu codegen: threefry must be expanded by the lowering before emission');
     }
     const d = this.nodeDepth(e, memo);
     const name = this.fresh();
@@ -411,10 +392,15 @@ export class CodeBuilder {
     return name;
   }
 
-  /** Emits `buf[index] = value` (rounded for f16/bf16) in the current scope. */
-  store(buf: number, dtype: DType, index: Idx, e: SExpr): void {
-    const v = this.value(e);
-    const i = this.index(index);
-    this.line(`${bufName(buf)}[${i}] = ${storeValue(v, dtype)};`);
+  /**
+   * Emits an output's store in the current scope: `buf[index (+ dyn)] = value` (rounded for
+   * f16/bf16), `+=` for an accumulating store, guarded by `when`.
+   */
+  store(o: KernelOutput, dtype: DType): void {
+    const v = this.value(o.expr);
+    const at = `${bufName(o.buf)}[${this.index(o.index)}${o.dyn ? ` + ${this.value(o.dyn)}` : ''}]`;
+    let stmt = o.accumulate ? `${at} = ${storeValue(`${at} + ${v}`, dtype)};` : `${at} = ${storeValue(v, dtype)};`;
+    if (o.when) stmt = `if (${this.value(o.when)}) ${stmt}`;
+    this.line(stmt);
   }
 }
