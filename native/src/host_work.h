@@ -26,8 +26,8 @@ struct HostWork {
   size_t stagingBucket = 0;
 };
 
-// Adds a stream callback that completes `work` (taking ownership). On failure frees the
-// staging buffer and throws the driver's error; promise work counts as pending until done.
+// Adds a stream callback that completes `work` (taking ownership). On failure throws the
+// driver's error (the staging buffer is not reused); promise work counts as pending until done.
 void EnqueueHostWork(Napi::Env env, CUstream stream, HostWork* work);
 
 }  // namespace nexgrad

@@ -194,6 +194,7 @@ Napi::Value SetMaxDynamicSharedMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   KernelFunction& function = FunctionArg(OpenState(env, "setMaxDynamicSharedMemory"), info, 0, "setMaxDynamicSharedMemory");
   const size_t bytes = SizeArg(info, 1, "setMaxDynamicSharedMemory", "bytes");
+  if (bytes > INT32_MAX) ThrowRangeError(env, "setMaxDynamicSharedMemory: bytes must be below 2^31");
   Check(env, Driver().cuFuncSetAttribute(function.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                          static_cast<int>(bytes)),
         "cuFuncSetAttribute", function.name);
@@ -257,6 +258,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   ReadDims(info, 1, "grid", grid);
   ReadDims(info, 2, "block", block);
   const size_t shared = SizeArg(info, 3, "launch", "shared memory bytes");
+  if (shared > UINT32_MAX) ThrowRangeError(env, "launch: shared memory bytes must be below 2^32");
   CUstream stream = StreamArg(state, info, 4, "launch");
   const std::string signature = StringArg(info, 5, "launch", "signature");
   HostBytes packed = HostBytesArg(info, 6, "launch", "packed arguments");

@@ -60,7 +60,8 @@ void EnqueueHostWork(Napi::Env env, CUstream stream, HostWork* raw) {
   const bool promised = work->kind != HostWork::Kind::kReleaseStaging;
   CUresult result = Driver().cuStreamAddCallback(stream, OnStreamPoint, work.get(), 0);
   if (result != CUDA_SUCCESS) {
-    if (work->staging != nullptr) work->state->pinned.Release(work->staging, work->stagingBucket);
+    // A copy already queued may still use the staging buffer: leak it rather than hand it to
+    // the next copy while the device might write it.
     throw CudaError(env, result, "cuStreamAddCallback");
   }
   if (promised) work->state->AddPending(env);

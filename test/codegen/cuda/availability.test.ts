@@ -138,11 +138,18 @@ describe('CUDA addon: build and availability', () => {
   test('a fake driver and NVRTC make CUDA available', () => {
     const lib = buildFakeDriver(dir, 'full_available', {});
     const nvrtc = buildFakeNvrtc(dir);
-    const status = inChild<StatusLike & { nvrtcVersion: string; driverVersion: number }>(
+    const result = inChild<{ status: StatusLike & { nvrtcVersion: string; driverVersion: number }; noArch: { message: string }; options: string }>(
       { NEXGRAD_CUDA_LIBCUDA: lib, NEXGRAD_CUDA_LIBNVRTC: nvrtc },
-      'done(addon.status());',
+      `const status = addon.status();
+       let noArch;
+       await addon.compile('extern "C" __global__ void k() {}', 'k').catch((e) => { noArch = fail(e); });
+       const { cubin } = await addon.compile('extern "C" __global__ void k() {}', 'k', ['-arch=sm_80']);
+       done({ status, noArch, options: Buffer.from(cubin).toString('latin1').split('\\n')[1] });`,
     );
-    expect(status).toMatchObject({ available: true, reason: '', deviceCount: 1, nvrtcVersion: '12.8', driverVersion: 13000 });
+    expect(result.status).toMatchObject({ available: true, reason: '', deviceCount: 1, nvrtcVersion: '12.8', driverVersion: 13000 });
+    // Before open() there is no device to take the architecture from; a named one compiles.
+    expect(result.noArch.message).toBe('compile: no -arch option and no open device to take it from');
+    expect(result.options).toBe('-arch=sm_80 ');
   });
 });
 
