@@ -69,6 +69,8 @@ export interface CpuDeviceOptions extends EmitOptions {
   readonly threads?: number | 'auto';
   /** Minimum estimated work (flops-ish) for splitting a kernel across threads. */
   readonly splitMinWork?: number;
+  /** Emulate a device's storage-buffer limit (tests of the buffer-limit pass); default none. */
+  readonly maxStorageBuffers?: number;
 }
 
 export interface CpuRunStats extends RunStats {
@@ -407,8 +409,8 @@ export function createCpuDevice(opts: CpuDeviceOptions = {}): Device {
   return {
     name: 'cpu',
     syncRead: true,
-    id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}`,
-    caps: UNLIMITED_CAPS,
+    id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}${opts.maxStorageBuffers ? `:max${opts.maxStorageBuffers}buffers` : ''}`,
+    caps: opts.maxStorageBuffers ? { ...UNLIMITED_CAPS, maxStorageBuffers: opts.maxStorageBuffers } : UNLIMITED_CAPS,
     alloc: (dtype, shape) => HostArray.zeros(dtype, shape),
     upload: (host) => host,
     read: (a) => Promise.resolve(own(a)),
