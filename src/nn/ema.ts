@@ -6,14 +6,26 @@
 import { OpError } from '../ir/errors.js';
 import * as ops from '../ir/ops.js';
 import { treeFlatten, treeUnflatten } from '../ir/pytree.js';
+import { HostArray } from '../ir/host.js';
 import { fmtShape } from '../ir/shape.js';
 import { Tensor } from '../ir/tensor.js';
 import { namedLeaves } from './tree_paths.js';
 
-/** The initial EMA: a copy of the parameters (the same tensors; tensors are immutable). */
+/**
+ * The initial EMA: a copy of the parameters, with storage of its own. (Returning the same
+ * Tensor objects would make the EMA an alias of the parameters: once a train step donates the
+ * parameters, their buffers are reused and the EMA would read garbage or throw.) Tracers inside
+ * trace/jit have no storage yet and are returned as they are.
+ */
 export function emaInit<P>(params: P): P {
   const { def, leaves } = treeFlatten(params, 'emaInit', 'params');
-  return treeUnflatten<P>(def, leaves);
+  return treeUnflatten<P>(def, leaves.map(copyTensor));
+}
+
+function copyTensor(t: Tensor): Tensor {
+  const h = t._host;
+  if (h === undefined) return t;
+  return Tensor._concrete(new HostArray(h.dtype, [...h.shape], h.data.slice()));
 }
 
 /** decay * ema + (1 - decay) * params, per leaf (float leaves; others are copied from params). */
