@@ -250,6 +250,9 @@ function parseHeader(prefix: Uint8Array, total: number, source: string | undefin
     if (name === METADATA_KEY) continue;
     entries.push(parseEntry(name, raw, dataLen, limits, (p) => fail(p, name)));
   }
+  if (entries.length > limits.maxTensors) {
+    throw fail(`header has ${entries.length} tensor entries, more than the limit of ${limits.maxTensors} (limits.maxTensors)`);
+  }
 
   // Sort by (begin, end): the writer's order. Then non-empty ranges must not overlap.
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -394,16 +397,10 @@ function scanHeader(b: Uint8Array, lim: Required<ReadLimits>): string | undefine
   const kinds: number[] = []; // open container bytes, outermost first
   const counts: number[] = []; // commas seen in each open container
   let values = 0;
-  let inString = false;
   for (let i = 0; i < b.length; i++) {
     const c = b[i]!;
-    if (inString) {
-      if (c === BACKSLASH) i++;
-      else if (c === QUOTE) inString = false;
-      continue;
-    }
     if (c === QUOTE) {
-      inString = true;
+      i = stringEnd(b, i);
     } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       if (kinds.length >= 3) return 'header nests deeper than a safetensors header can (3 levels)';
       kinds.push(c);
@@ -429,6 +426,22 @@ function scanHeader(b: Uint8Array, lim: Required<ReadLimits>): string | undefine
     }
   }
   return undefined;
+}
+
+/**
+ * The index of the quote that closes the string opened at `open` (or b.length when none does).
+ * indexOf is native, so long names and metadata values cost next to nothing; a quote preceded
+ * by an odd number of backslashes is escaped.
+ */
+function stringEnd(b: Uint8Array, open: number): number {
+  let q = open;
+  for (;;) {
+    q = b.indexOf(QUOTE, q + 1);
+    if (q < 0) return b.length;
+    let slashes = 0;
+    while (b[q - 1 - slashes] === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) return q;
+  }
 }
 
 function parseMetadata(raw: unknown, fail: Fail, lim: Required<ReadLimits>): Record<string, string> {
