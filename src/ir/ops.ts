@@ -68,11 +68,13 @@ export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions = {
   } else if (Array.isArray(data)) {
     shape = inferShape(data as Nested);
     const out: number[] = [];
+    let allBool = true;
     const walk = (x: Nested, dim: number): void => {
       if (dim === shape.length) {
         if (typeof x !== 'number' && typeof x !== 'boolean') {
           throw new OpError('tensor', `ragged or non-numeric nested array (expected shape ${fmtShape(shape)})`);
         }
+        if (typeof x === 'number') allBool = false;
         out.push(Number(x));
         return;
       }
@@ -83,7 +85,8 @@ export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions = {
     };
     walk(data as Nested, 0);
     flat = out;
-    dtype ??= 'f32';
+    // nested JS booleans make a bool tensor, as numpy/JAX arrays of Python bools do
+    dtype ??= allBool && out.length > 0 ? 'bool' : 'f32';
   } else {
     throw new OpError('tensor', `cannot make a tensor from ${data === null ? 'null' : typeof data}`);
   }
@@ -155,9 +158,11 @@ export function full(shape: readonly number[], value: number, dtype: DType = 'f3
   return broadcastTo(scalar(value, dtype), shape);
 }
 export function zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+  checkShape('zeros', shape);
   return full(shape, 0, dtype);
 }
 export function ones(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+  checkShape('ones', shape);
   return full(shape, 1, dtype);
 }
 export function zerosLike(x: Tensor): Tensor {
