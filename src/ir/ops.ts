@@ -12,6 +12,7 @@
  * dtypes are an error (cast one explicitly).
  */
 import { allocHost, castScalar, DTYPES, type DType, type HostData, isDType, isFloat, roundBf16, roundF16 } from './dtype.js';
+import { getDefaultBackend, resolveDevice } from './device_array.js';
 import { OpError } from './errors.js';
 import { HostArray } from './host.js';
 import type { ConvDims } from './primitive.js';
@@ -100,7 +101,13 @@ export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions = {
   }
   const buf = allocHost(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) buf[i] = castScalar(flat[i]!, dtype);
-  return Tensor._concrete(new HostArray(dtype, shape, buf));
+  return placed(new HostArray(dtype, shape, buf));
+}
+
+/** New tensors go to the default backend (ng.setDefaultBackend); on the CPU host data is used as is. */
+function placed(h: HostArray): Tensor {
+  const backend = getDefaultBackend();
+  return Tensor._wrap(backend === 'cpu' ? h : resolveDevice(backend).upload(h));
 }
 
 /** The typed array that holds each dtype on the host (f16 and bf16 widened to f32). */
@@ -121,7 +128,7 @@ function hostValueProblem(dtype: DType, data: HostData): string | undefined {
 }
 
 /**
- * Wraps an existing host array without copying. The array must be the dtype's host class
+ * Wraps an existing host array (without copying on the CPU). The array must be the dtype's host class
  * (f64 Float64Array; f32, f16, bf16 Float32Array; i32 Int32Array; u32 Uint32Array; bool
  * Uint8Array of 0/1) with exactly as many elements as the shape holds.
  */
@@ -137,7 +144,7 @@ export function fromHost(dtype: DType, shape: readonly number[], data: HostData)
   if (data.length !== n) throw new OpError(op, `data has ${data.length} elements but shape ${fmtShape(shape)} holds ${n}`);
   const bad = hostValueProblem(dtype, data);
   if (bad !== undefined) throw new OpError(op, bad);
-  return Tensor._concrete(new HostArray(dtype, [...shape], data));
+  return placed(new HostArray(dtype, [...shape], data));
 }
 
 function checkDType(op: string, dtype: unknown): DType {
@@ -148,7 +155,7 @@ function checkDType(op: string, dtype: unknown): DType {
 export function scalar(value: number, dtype: DType = 'f32'): Tensor {
   checkDType('scalar', dtype);
   if (typeof value !== 'number' && typeof value !== 'boolean') throw new OpError('scalar', `value must be a number, got ${value === null ? 'null' : typeof value}`);
-  return Tensor._concrete(HostArray.scalar(Number(value), dtype));
+  return placed(HostArray.scalar(Number(value), dtype));
 }
 
 export function full(shape: readonly number[], value: number, dtype: DType = 'f32'): Tensor {
@@ -225,7 +232,8 @@ export function checkOptions(op: string, opts: unknown, known: ReadonlySet<strin
 
 export function asTensor(op: string, x: unknown, like?: Tensor, pos = 1): Tensor {
   if (x instanceof Tensor) return x;
-  if (typeof x === 'number' || typeof x === 'boolean') return scalar(Number(x), like?.dtype ?? (typeof x === 'boolean' ? 'bool' : 'f32'));
+  // a number stays on the host: eager ops move it to their other operands' device
+  if (typeof x === 'number' || typeof x === 'boolean') return Tensor._wrap(HostArray.scalar(Number(x), like?.dtype ?? (typeof x === 'boolean' ? 'bool' : 'f32')));
   const what = x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x;
   throw new OpError(op, `argument ${pos} is ${what}, expected a Tensor or a number`);
 }

@@ -17,7 +17,7 @@ import { CheckpointError, saveCheckpoint } from '../../src/convnextv2/checkpoint
 import { NexgradError } from '../../src/ir/errors.js';
 import * as ops from '../../src/ir/ops.js';
 import type { Tensor } from '../../src/ir/tensor.js';
-import { emaInit, emaUpdate } from '../../src/nn/ema.js';
+import { emaInit, emaInitAsync, emaUpdate } from '../../src/nn/ema.js';
 import { loadSafetensors, saveSafetensors, SafetensorsError } from '../../src/nn/io.js';
 import { cleanStaleTempFiles, STALE_TEMP_MS } from '../../src/nn/safetensors.js';
 import { jit } from '../../src/passes/jit.js';
@@ -30,6 +30,13 @@ describe('emaInit copies', () => {
     expect(e.b[0]).not.toBe(p.b[0]);
     expect(e.w.tolist()).toEqual([1, 2]);
     expect(e.b[0]!.dtype).toBe('i32');
+  });
+
+  it('emaInitAsync copies too', async () => {
+    const p = { w: ops.tensor([5, 6]) };
+    const e = await emaInitAsync(p);
+    expect(e.w).not.toBe(p.w);
+    expect(e.w.tolist()).toEqual([5, 6]);
   });
 
   it('survives donating the parameters to a jitted step', () => {
