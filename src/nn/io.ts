@@ -11,6 +11,7 @@
  */
 import type { DType, HostData } from '../ir/dtype.js';
 import { fromHost } from '../ir/ops.js';
+import { shapeProblem } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
 import {
   type ReadLimits,
@@ -105,6 +106,9 @@ export function hostDataOf(t: SafeTensor, fail: (problem: string) => Error): { d
 }
 
 function toTensor(name: string, t: SafeTensor, source: string | undefined): Tensor {
+  // The file format allows dimensions up to 2^53 (in an empty tensor); a nexgrad tensor does not.
+  const bad = shapeProblem(t.shape);
+  if (bad !== undefined) throw new SafetensorsError(`shape ${JSON.stringify(t.shape)} cannot be a nexgrad tensor: ${bad}`, { file: source, tensor: name });
   const { dtype, data } = hostDataOf(t, (p) => new SafetensorsError(p, { file: source, tensor: name }));
   return fromHost(dtype, t.shape, data);
 }

@@ -119,3 +119,12 @@ describe('fromHost validates what it wraps', () => {
     expect([...ops.fromHost('bf16', [3], Float32Array.of(1.5, -0, NaN)).dataSync()]).toEqual([1.5, -0, NaN]);
   });
 });
+
+describe('shapes the format allows but a tensor cannot have', () => {
+  it('an empty tensor with a dimension beyond 2^31 - 1 is a SafetensorsError naming it', () => {
+    const file = serializeSafetensors({ 'w.big': { dtype: 'F32', shape: [2 ** 31, 0], data: new Float32Array(0) } });
+    const e = errorOf(() => loadSafetensors(file));
+    expect(e).toBeInstanceOf(SafetensorsError);
+    expect(e.message).toMatch(/^tensor "w\.big": shape \[2147483648,0\] cannot be a nexgrad tensor: dimension 0 is 2147483648/);
+  });
+});
