@@ -11,7 +11,32 @@ if ! command -v node >/dev/null; then
     exit 1
   fi
 fi
+# Debian packages for the data pipeline and the pictures: Fashion-MNIST's IDX files (found with
+# `dpkg -L dataset-fashion-mnist`) and a font for chart text. Only as root; skipped when installed.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
+  missing=""
+  for pkg in dataset-fashion-mnist fonts-dejavu-core; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+  done
+  if [ -n "$missing" ]; then
+    # shellcheck disable=SC2086 # word splitting of the package list is intended
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null; } ||
+      echo "setup: could not install$missing with apt-get (Fashion-MNIST and chart text need them)" >&2
+  fi
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 npm run build --silent
+# The CUDA addon, where the CUDA headers are. Its failure never fails setup: without it the
+# CUDA backend reports itself unavailable and every other backend works.
+cuda_home=${CUDA_HOME:-/usr/local/cuda}
+addon=native/build/Release/nexgrad_cuda.node
+if [ -f "$cuda_home/include/cuda.h" ]; then
+  if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" 2>/dev/null | head -1)" ]; then
+    log=${TMPDIR:-/tmp}/nexgrad-build-native.log
+    if ! npm run build:native --silent >"$log" 2>&1; then
+      echo "setup: the CUDA addon did not build (see $log); the CUDA backend will report itself unavailable" >&2
+    fi
+  fi
+fi
