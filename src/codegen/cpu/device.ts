@@ -18,8 +18,6 @@ import { availableParallelism } from 'node:os';
 import { castScalar, type DType, type HostData, roundBf16, roundF16 } from '../../ir/dtype.js';
 import { HostArray } from '../../ir/host.js';
 import { erf } from '../../ir/hostmath.js';
-import type { PrimName } from '../../ir/primitive.js';
-import { PRIMS } from '../../ir/primitives/index.js';
 import { sizeOf } from '../../ir/shape.js';
 import type { DeviceArray } from '../../ir/device_array.js';
 import { type Device, type Executable, type MemoryPlan, type RunStats, UNLIMITED_CAPS } from '../kernel/device.js';
