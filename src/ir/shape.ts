@@ -54,10 +54,6 @@ export function fmtShape(s: Shape): string {
   return `[${s.join(',')}]`;
 }
 
-export function isValidShape(s: unknown): s is number[] {
-  return Array.isArray(s) && s.every((d) => Number.isInteger(d) && d >= 0);
-}
-
 /** Numpy broadcasting of two shapes, or null when they do not broadcast. */
 export function broadcastShapes(a: Shape, b: Shape): number[] | null {
   const n = Math.max(a.length, b.length);
