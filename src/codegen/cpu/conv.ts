@@ -283,7 +283,7 @@ function emitEpilogueOverChannel(cb: CodeBuilder, k: ConvKernel, dtypes: Readonl
   emitNestedLoops(cb, [size], [v], () => {
     const d = cb.depth;
     cb.accResolver = () => ({ src: accOf(v), depth: d });
-    for (const o of k.outputs) cb.store(o, dtypes.get(o.buf) ?? k.dtype);
+    cb.storeAll(k.outputs, (b) => dtypes.get(b) ?? k.dtype);
   });
 }
 
@@ -405,7 +405,7 @@ function emitGeneric(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DTy
       const s = cb.index(accIdx);
       return { src: integer && k.dtype === 'u32' ? `(ACC[${s}] >>> 0)` : `ACC[${s}]`, depth: cb.idxDepth(accIdx) };
     };
-    for (const o of k.outputs) cb.store(o, dtypes.get(o.buf) ?? k.dtype);
+    cb.storeAll(k.outputs, (b) => dtypes.get(b) ?? k.dtype);
   });
   cb.line('}');
   return {

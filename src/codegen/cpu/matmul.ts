@@ -216,7 +216,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
       if (id !== 0) throw new Error(`cpu codegen: matmul ${spec.name} epilogue reads acc ${id}`);
       return { src: accSrc ? accSrc() : '0', depth: accSrc ? nDepth : 0 };
     };
-    for (const o of spec.outputs) cb.store(o, dtypes.get(o.buf) ?? spec.dtype);
+    cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
     cb.close('for (let n = _jc; n < _jc + _nc; n++)');
     cb.close('for (let m = _c0; m < _c1; m++)');
   };
@@ -291,7 +291,7 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
       if (spec.dtype === 'u32') cb.line('_acc = _acc >>> 0;');
       const d = cb.depth;
       cb.accResolver = () => ({ src: '_acc', depth: d });
-      for (const o of spec.outputs) cb.store(o, dtypes.get(o.buf) ?? spec.dtype);
+      cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
     });
   });
   return {
