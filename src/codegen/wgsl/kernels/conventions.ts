@@ -41,10 +41,12 @@ export function foldWorkgroups(total: number, limit: number): [number, number, n
 
 /**
  * Float helpers written on bits, because WGSL lets a compiler assume floats are finite: a
- * comparison like `x != x` may be folded away, a bit test may not.
+ * comparison like `x != x` may be folded away, a bit test may not. Infinities come from
+ * ng_f32_bits(NG_F32_INF): a constant expression may not produce one.
  */
 export const FLOAT_BITS_WGSL = /* wgsl */ `
 fn ng_is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn ng_f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
 const NG_F32_INF: u32 = 0x7f800000u;
 const NG_F32_NEG_INF: u32 = 0xff800000u;
 `;
