@@ -203,6 +203,11 @@ export interface RuntimeOptions {
   /** Destroy the device in destroy() (set by WgslRuntime.create). */
   readonly ownsDevice?: boolean;
   readonly adapterInfo?: string;
+  /**
+   * Tighter limits than the device's (never looser), e.g. WebGPU's defaults (8 storage buffers
+   * per stage) to check that kernels stay portable to any adapter.
+   */
+  readonly limits?: Partial<GpuLimits>;
 }
 
 const MAX_BIND_GROUPS = 8192;
@@ -231,7 +236,7 @@ export class WgslRuntime {
   }
 
   constructor(readonly device: GPUDevice, private readonly opts: RuntimeOptions = {}) {
-    this.limits = readLimits(device.limits);
+    this.limits = tightenLimits(readLimits(device.limits), opts.limits ?? {});
     this.adapterInfo = opts.adapterInfo ?? 'unknown adapter';
     const maxPooled = opts.maxPooledBytes ?? 512 * 2 ** 20;
     this.pool = new SlotPool(device, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, 'nexgrad storage', maxPooled, (s) => this.forgetSlot(s));
@@ -599,6 +604,18 @@ export class WgslRuntime {
     if (buf.owner !== this) throw new NexgradError(`wgsl ${what}: the buffer belongs to another runtime`);
     if (!buf.live) throw new NexgradError(`wgsl ${what}: the buffer was released`);
   }
+}
+
+function tightenLimits(device: GpuLimits, wanted: Partial<GpuLimits>): GpuLimits {
+  const out: Record<string, number> = { ...device };
+  for (const [name, v] of Object.entries(wanted) as [keyof GpuLimits, number][]) {
+    if (!(name in device)) throw new NexgradError(`wgsl runtime: unknown limit "${name}"`);
+    // alignments tighten upwards, everything else downwards
+    const looser = name.startsWith('min') ? v < device[name] : v > device[name];
+    if (!Number.isInteger(v) || v <= 0 || looser) throw new NexgradError(`wgsl runtime: limit ${name}=${v} is looser than the device's ${device[name]}`);
+    out[name] = v;
+  }
+  return out as GpuLimits;
 }
 
 /** "kernel X: shader compile error at line L:C: message" plus the offending source line. */
