@@ -41,6 +41,7 @@ export async function buildPage(root: string, outDir: string): Promise<void> {
   const { build } = await import('vite');
   await build({
     root,
+    base: './', // pages are served from sub-folders
     configFile: false,
     logLevel: 'error',
     build: { outDir, emptyOutDir: true, minify: false, reportCompressedSize: false },
