@@ -6,8 +6,7 @@
  * storages (one ArrayBuffer per MemoryPlan storage, allocated on the first run, with every
  * buffer's typed-array view created then and cached); outputs aliasing a donated input reuse
  * its array; other outputs get a fresh typed array per call. After the first call a run
- * allocates nothing but its fresh outputs (host kernels, which call the reference
- * implementation, allocate their own temporaries: reported separately as hostTempBytes).
+ * allocates nothing but its fresh outputs.
  *
  * Threads (option `threads`, default 1): kernels with enough work have their range split
  * between the main thread and worker threads (threads.ts). Every buffer then lives in a
@@ -19,25 +18,18 @@ import { availableParallelism } from 'node:os';
 import { castScalar, type DType, type HostData, roundBf16, roundF16 } from '../../ir/dtype.js';
 import { HostArray } from '../../ir/host.js';
 import { erf } from '../../ir/hostmath.js';
-import type { PrimName } from '../../ir/primitive.js';
-import { PRIMS } from '../../ir/primitives/index.js';
 import { sizeOf } from '../../ir/shape.js';
-import type { Device, Executable, MemoryPlan, RunStats } from '../device.js';
-import type { HostKernel, KernelGraph } from '../kernel.js';
+import type { DeviceArray } from '../../ir/device_array.js';
+import { type Device, type Executable, type MemoryPlan, type RunStats, UNLIMITED_CAPS } from '../kernel/device.js';
+import type { KernelGraph } from '../kernel/kernel_graph.js';
 import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type KernelCode } from './emit.js';
 import { fastErf } from './math.js';
 import { workerPool, type WorkerPool } from './threads.js';
 import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateGemmEpilogue, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
 
-/** Round half to even, as the host's `round`. */
-function roundEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** The helpers generated code receives as `H` (erf: see math.ts; EXACT_HELPERS uses the host's). */
-export const HELPERS = Object.freeze({ erf: fastErf, roundF16, roundBf16, roundEven });
-export const EXACT_HELPERS = Object.freeze({ erf, roundF16, roundBf16, roundEven });
+export const HELPERS = Object.freeze({ erf: fastErf, roundF16, roundBf16 });
+export const EXACT_HELPERS = Object.freeze({ erf, roundF16, roundBf16 });
 
 type TypedCtor = Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayConstructor | Uint32ArrayConstructor | Uint8ArrayConstructor;
 
@@ -75,11 +67,11 @@ export interface CpuDeviceOptions extends EmitOptions {
   readonly threads?: number | 'auto';
   /** Minimum estimated work (flops-ish) for splitting a kernel across threads. */
   readonly splitMinWork?: number;
+  /** Emulate a device's storage-buffer limit (tests of the buffer-limit pass); default none. */
+  readonly maxStorageBuffers?: number;
 }
 
 export interface CpuRunStats extends RunStats {
-  /** Temporaries allocated by host kernels (reference implementations) during the call. */
-  readonly hostTempBytes: number;
   /** Bytes of non-shared inputs copied into shared staging (threaded executables). */
   readonly stagedBytes: number;
 }
@@ -126,7 +118,7 @@ class CpuExecutableImpl implements CpuExecutable {
   readonly threads: number;
   readonly splitKernels: number[] = [];
   kernelTimes: Float64Array | null;
-  lastRun: CpuRunStats = { allocatedBytes: 0, hostTempBytes: 0, stagedBytes: 0 };
+  lastRun: CpuRunStats = { allocatedBytes: 0, stagedBytes: 0 };
 
   private readonly B: (HostData | null)[];
   private readonly dtypes: Map<number, DType>;
@@ -135,7 +127,6 @@ class CpuExecutableImpl implements CpuExecutable {
   private readonly fns: (KernelFn | null)[];
   private steps: Step[] = [];
   private initialized = false;
-  private hostTemp = 0;
   private readonly shared: boolean;
   private pool: WorkerPool | null = null;
   private execId = 0;
@@ -247,7 +238,6 @@ class CpuExecutableImpl implements CpuExecutable {
     const minWork = this.opts.splitMinWork ?? DEFAULT_SPLIT_MIN_WORK;
     // steps
     this.steps = this.codes.map((c, ki) => {
-      if (c.kind === 'host') return { run: () => this.runHost(c.kernel) };
       const fn = this.fns[ki]!;
       const scratch = c.scratch.map((s, i) => {
         if (s.wasmByteOffset !== undefined) {
@@ -296,31 +286,12 @@ class CpuExecutableImpl implements CpuExecutable {
     return this.graph.outputs.some((o) => o.kind === 'buffer' && o.buf === buf);
   }
 
-  private runHost(k: HostKernel): void {
-    const prim = PRIMS[k.prim as PrimName] as unknown as { impl: (i: HostArray[], p: unknown, c: { wide: boolean }) => HostArray[] };
-    const ins = k.inputs.map((i) => {
-      const data = this.B[i.buf];
-      if (!data) throw new Error(`cpu: host kernel ${k.name} reads unbound buffer ${i.buf}`);
-      const n = sizeOf(i.shape);
-      return new HostArray(i.dtype, [...i.shape], data.length === n ? data : data.subarray(0, n));
-    });
-    const res = prim.impl(ins, k.params, { wide: false });
-    k.outputs.forEach((o, j) => {
-      const dst = this.B[o.buf];
-      const r = res[j];
-      if (!dst || !r) throw new Error(`cpu: host kernel ${k.name}: missing output ${j}`);
-      this.hostTemp += r.data.byteLength;
-      if (dst.length === r.data.length) (dst as Float64Array).set(r.data as ArrayLike<number>);
-      else for (let i = 0; i < r.data.length; i++) dst[i] = r.data[i]!;
-    });
-  }
-
-  run(inputs: readonly HostArray[]): HostArray[] {
+  run(arrays: readonly DeviceArray[]): HostArray[] {
+    const inputs = arrays as readonly HostArray[];
     const { graph, plan } = this;
     if (inputs.length !== graph.inputs.length) throw new Error(`cpu: expected ${graph.inputs.length} inputs, got ${inputs.length}`);
     let allocated = 0;
     let staged = 0;
-    this.hostTemp = 0;
     if (!this.initialized) allocated += this.init();
     const B = this.B;
     const shared = this.shared;
@@ -420,7 +391,7 @@ class CpuExecutableImpl implements CpuExecutable {
       returned.add(data);
       return new HostArray(o.dtype, [...o.shape], data);
     });
-    this.lastRun = { allocatedBytes: allocated, hostTempBytes: this.hostTemp, stagedBytes: staged };
+    this.lastRun = { allocatedBytes: allocated, stagedBytes: staged };
     return results;
   }
 }
@@ -429,9 +400,24 @@ class CpuExecutableImpl implements CpuExecutable {
 export function createCpuDevice(opts: CpuDeviceOptions = {}): Device {
   const wasm = opts.wasm ?? true;
   const threads = opts.threads === 'auto' ? availableParallelism() : Math.max(1, Math.floor(opts.threads ?? 1));
+  const own = (a: DeviceArray): HostArray => {
+    if (!(a instanceof HostArray)) throw new Error(`cpu: an array of the '${a.device.name}' device is not a host array`);
+    return a;
+  };
   return {
     name: 'cpu',
-    id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}`,
+    syncRead: true,
+    id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}${opts.maxStorageBuffers ? `:max${opts.maxStorageBuffers}buffers` : ''}`,
+    caps: opts.maxStorageBuffers ? { ...UNLIMITED_CAPS, maxStorageBuffers: opts.maxStorageBuffers } : UNLIMITED_CAPS,
+    alloc: (dtype, shape) => HostArray.zeros(dtype, shape),
+    upload: (host) => host,
+    read: (a) => Promise.resolve(own(a)),
+    free: () => {},
+    copy: (a) => {
+      const h = own(a);
+      return new HostArray(h.dtype, [...h.shape], h.data.slice());
+    },
+    sync: () => Promise.resolve(),
     compile(graph: KernelGraph, plan: MemoryPlan): CpuExecutable {
       return new CpuExecutableImpl(graph, plan, opts);
     },

@@ -19,34 +19,14 @@
  * different threads (each with its own scratch).
  */
 import type { DType } from '../../ir/dtype.js';
-import { affineStrides, idx, type Idx, idxVars } from '../index_expr.js';
-import { isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand, type SExpr } from '../kernel.js';
+import { affineStrides, type Idx, idxVars } from '../kernel/index_expr.js';
+import { type GemmSpec, matmulSpec } from '../lower/gemm_spec.js';
+import { AX, type Axis } from '../kernel/axis.js';
+import type { MatmulKernel, SExpr } from '../kernel/kernel_graph.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
 import { emitWasmEpilogueJs, type EpilogueGeometry, planWasmEpilogue } from './wasm_epilogue.js';
-
-export interface GemmSpec {
-  readonly name: string;
-  readonly batch: number;
-  readonly m: number;
-  readonly n: number;
-  readonly k: number;
-  /** The operands' element type (f32 accumulates in f32 with WebAssembly, else in f64). */
-  readonly dtype: DType;
-  readonly aBuf: number;
-  /** Element index of A[b, m, k] (variables b, m, k). */
-  readonly aIdx: Idx;
-  readonly bBuf: number;
-  /** Element index of B[b, k, n] (variables b, k, n). */
-  readonly bIdx: Idx;
-  /** A prologue: A[b, m, k] as an expression (then aBuf/aIdx are unused). */
-  readonly aExpr?: SExpr;
-  /** A prologue: B[b, k, n] as an expression (then bBuf/bIdx are unused). */
-  readonly bExpr?: SExpr;
-  /** Epilogue outputs over variables b, m, n with `acc 0`. */
-  readonly outputs: readonly KernelOutput[];
-}
 
 export interface GemmTiles {
   readonly mc: number;
@@ -73,10 +53,6 @@ const JS_NR = 4;
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
-export function stridedIdx(offset: number, terms: readonly [string, number][]): Idx {
-  return idx.add(idx.const(offset), ...terms.filter(([, s]) => s !== 0).map(([v, s]) => idx.scale(idx.var(v), s)));
-}
-
 const isPow2 = (x: number): boolean => (x & (x - 1)) === 0;
 
 /** `i / d | 0` and `i % d` as source, with shifts for powers of two. */
@@ -88,7 +64,7 @@ function modSrc(i: string, d: number): string {
 }
 
 /** Absolute stride of variable v in an affine index (Infinity when not affine). */
-function strideOf(x: Idx, v: string): number {
+function strideOf(x: Idx, v: Axis): number {
   const a = affineStrides(x);
   if (!a) return Infinity;
   return Math.abs(a.strides.get(v) ?? 0);
@@ -111,7 +87,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const RCH = singleK ? MC : Math.max(MC, Math.floor((t.rch ?? Math.max(1, (1 << 20) / NCP)) / MC) * MC);
   const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
   const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
-  const bDependsOnBatch = spec.bExpr ? true : idxVars(spec.bIdx).has('b');
+  const bDependsOnBatch = spec.bExpr ? true : idxVars(spec.bIdx).has(AX.b);
   const packBOnce = singleK && singleN && (!bDependsOnBatch || batch === 1);
 
   // scratch layout (wasm: byte offsets into the executable's memory; views over it)
@@ -126,7 +102,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   // the epilogue in WebAssembly when expressible (wasm_epilogue.ts), with its staging area S
   const epiMode = opts.wasmEpilogue ?? true;
   const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
-  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
+  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
   const combined = epi?.func ? 1 : 0;
   const wasmBytes = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
   const scratch: ScratchSpec[] = useWasm
@@ -148,7 +124,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const packB = (): void => {
     // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
-    const nInner = spec.bExpr ? true : strideOf(spec.bIdx, 'n') <= strideOf(spec.bIdx, 'k');
+    const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
     const body = (): void => {
       const v = cb.value(bLoad);
       cb.line(`Bp[_bd + ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)}] = ${v};`);
@@ -173,7 +149,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const packA = (): void => {
     // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
-    const mInner = spec.aExpr ? false : strideOf(spec.aIdx, 'm') < strideOf(spec.aIdx, 'k');
+    const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
     if (mInner) {
       cb.open('k');
       cb.line(`const _ad = (k - _pc) * ${MR};`);
@@ -240,7 +216,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
       if (id !== 0) throw new Error(`cpu codegen: matmul ${spec.name} epilogue reads acc ${id}`);
       return { src: accSrc ? accSrc() : '0', depth: accSrc ? nDepth : 0 };
     };
-    for (const o of spec.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? spec.dtype, o.index, o.expr);
+    for (const o of spec.outputs) cb.store(o, dtypes.get(o.buf) ?? spec.dtype);
     cb.close('for (let n = _jc; n < _jc + _nc; n++)');
     cb.close('for (let m = _c0; m < _c1; m++)');
   };
@@ -315,7 +291,7 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
       if (spec.dtype === 'u32') cb.line('_acc = _acc >>> 0;');
       const d = cb.depth;
       cb.accResolver = () => ({ src: '_acc', depth: d });
-      for (const o of spec.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? spec.dtype, o.index, o.expr);
+      for (const o of spec.outputs) cb.store(o, dtypes.get(o.buf) ?? spec.dtype);
     });
   });
   return {
@@ -331,31 +307,6 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
   };
 }
 
-/** A MatmulKernel as a GEMM spec. */
-export function matmulSpec(k: MatmulKernel): GemmSpec {
-  const strided = (o: MatmulOperand, vars: readonly [string, string, string]): { buf: number; idx: Idx; expr?: SExpr } =>
-    isExprOperand(o)
-      ? { buf: -1, idx: idx.const(0), expr: o.expr }
-      : { buf: o.buf, idx: stridedIdx(o.offset, vars.map((v, i) => [v, o.strides[i]!] as [string, number])) };
-  const a = strided(k.a, ['b', 'm', 'k']);
-  const b = strided(k.b, ['b', 'k', 'n']);
-  return {
-    name: k.name,
-    batch: k.batch,
-    m: k.m,
-    n: k.n,
-    k: k.k,
-    dtype: k.dtype,
-    aBuf: a.buf,
-    aIdx: a.idx,
-    bBuf: b.buf,
-    bIdx: b.idx,
-    ...(a.expr ? { aExpr: a.expr } : {}),
-    ...(b.expr ? { bExpr: b.expr } : {}),
-    outputs: k.outputs,
-  };
-}
-
-export function emitMatmul(k: MatmulKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}): JsKernelCode {
-  return emitGemm(matmulSpec(k), dtypes, bufs, opts);
+export function emitMatmul(k: MatmulKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}, original: MatmulKernel = k): JsKernelCode {
+  return emitGemm({ ...matmulSpec(k), originalOutputs: original.outputs }, dtypes, bufs, opts);
 }

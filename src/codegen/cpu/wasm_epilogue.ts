@@ -30,9 +30,11 @@
  * select are bitselects that keep the JavaScript comparisons' NaN and signed-zero behavior:
  * max(a, b) = (a > b || a !== a) ? a : b.
  */
+import { ERF_P, ERF_Q } from '../lower/expr_rules.js';
+import { AX } from '../kernel/axis.js';
 import { castScalar, type DType } from '../../ir/dtype.js';
-import { affineStrides, type Idx, idxKey, idxVars } from '../index_expr.js';
-import type { KernelOutput, SExpr } from '../kernel.js';
+import { affineStrides, type Idx, idxKey, idxVars } from '../kernel/index_expr.js';
+import type { KernelOutput, SExpr } from '../kernel/kernel_graph.js';
 import type { CodeBuilder } from './scope.js';
 import { bufName } from './scope.js';
 import { ADD, BLOCK, br, brIf, END, i32c, I32, lget, LOOP, lset, simd, uleb, V128, validGemmEpilogue, type WasmFunc } from './wasm.js';
@@ -101,13 +103,13 @@ function splitN(x: Idx): { row: Idx; stride: number } | null {
   const rest: Idx['terms'][number][] = [];
   for (const t of x.terms) {
     if (t.atom.k === 'var') {
-      if (t.atom.name === 'n') {
+      if (t.atom.axis === AX.n) {
         stride += t.coef;
         continue;
       }
-      if (t.atom.name !== 'b' && t.atom.name !== 'm') return null;
+      if (t.atom.axis !== AX.b && t.atom.axis !== AX.m) return null;
     } else {
-      for (const v of idxVars(t.atom.a)) if (v !== 'b' && v !== 'm') return null;
+      for (const v of idxVars(t.atom.a)) if (v !== AX.b && v !== AX.m) return null;
     }
     rest.push(t);
   }
@@ -118,7 +120,7 @@ function splitN(x: Idx): { row: Idx; stride: number } | null {
 function rowsContiguous(row: Idx, g: EpilogueGeometry): boolean {
   if (!g.singleN) return false;
   const a = affineStrides(row);
-  return a !== null && (a.strides.get('m') ?? 0) === g.N;
+  return a !== null && (a.strides.get(AX.m) ?? 0) === g.N;
 }
 
 type Check = (e: SExpr, want: 'f32' | 'mask') => boolean;
@@ -128,7 +130,7 @@ type Check = (e: SExpr, want: 'f32' | 'mask') => boolean;
  * (then the JavaScript epilogue runs).
  */
 export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: ReadonlyMap<number, DType>, kernelDtype: DType, g: EpilogueGeometry, lanes: EpilogueLanes = 'f32x4'): EpiloguePlan | null {
-  if (kernelDtype !== 'f32' || outputs.length === 0) return null;
+  if (kernelDtype !== 'f32' || outputs.length === 0 || outputs.some((o) => o.dyn || o.accumulate || o.when)) return null;
   const outBufs = new Set(outputs.map((o) => o.buf));
   const streams = new Map<string, { buf: number; row: Idx; stride: number }>();
   const ok = new Map<SExpr, string>();
@@ -148,7 +150,7 @@ export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: Reado
           break;
         case 'load': {
           const s = splitN(e.index);
-          good = dtypes.get(e.buf) === 'f32' && !outBufs.has(e.buf) && s !== null && (s.stride === 0 || s.stride === 1);
+          good = !e.dyn && dtypes.get(e.buf) === 'f32' && !outBufs.has(e.buf) && s !== null && (s.stride === 0 || s.stride === 1);
           if (good) streams.set(streamKey(e.buf, e.index), { buf: e.buf, row: s!.row, stride: s!.stride });
           break;
         }
@@ -189,7 +191,7 @@ export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: Reado
   };
   const loads: LoadStream[] = [];
   for (const [key, s] of streams) {
-    const mDep = idxVars(s.row).has('m');
+    const mDep = idxVars(s.row).has(AX.m);
     if (s.stride === 1 && mDep) {
       const contiguous = rowsContiguous(s.row, g);
       const ld = contiguous ? g.N : g.NC;
@@ -232,9 +234,9 @@ const streamKey = (buf: number, index: Idx): string => `${buf}@${idxKey(index)}`
 // ---------------------------------------------------------------------------------------
 // WebAssembly
 
-/** erf32's coefficients (common.ts ERF32_SRC): x * P(x^2) / Q(x^2) on [-4, 4], +-1 outside. */
-export const ERF_P: readonly number[] = [0.00022905065861350646, 0.0034082910107109506, 0.050955695062380861, 0.18520832239976145, 1.128379143519084];
-export const ERF_Q: readonly number[] = [-1.1791602954361697e-7, 0.000023547966471313185, 0.0010179625278914885, 0.014070470171167667, 0.11098505178285362, 0.49746925110067538, 1];
+/** f32 erf's coefficients (the rule in src/codegen/lower/expr_rules.ts), rounded to f32 as every dialect uses them. */
+const ERF_P32 = ERF_P.map(Math.fround);
+const ERF_Q32 = ERF_Q.map(Math.fround);
 
 interface LaneOps {
   readonly W: number;
@@ -440,9 +442,9 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
         for (let i = 1; i < cs.length; i++) e(lget(u), simd(L.mul), L.konst(cs[i]!), simd(L.add));
       };
       e(lget(xl));
-      horner(ERF_P);
+      horner(ERF_P32);
       e(simd(L.mul));
-      horner(ERF_Q);
+      horner(ERF_Q32);
       e(simd(L.div));
       const r = vLocal();
       e(lset(r));

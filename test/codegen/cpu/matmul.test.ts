@@ -7,9 +7,10 @@
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice, instantiateKernel } from '../../../src/codegen/cpu/device.js';
 import { bufferDtypes, type JsKernelCode } from '../../../src/codegen/cpu/emit.js';
-import { emitGemm, matmulSpec } from '../../../src/codegen/cpu/matmul.js';
+import { emitGemm } from '../../../src/codegen/cpu/matmul.js';
+import { matmulSpec } from '../../../src/codegen/lower/gemm_spec.js';
 import { instantiateGemm, makeMemory, wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
-import type { KernelGraph, KernelOutput, MatmulKernel, SExpr } from '../../../src/codegen/kernel.js';
+import type { KernelGraph, KernelOutput, MatmulKernel, SExpr } from '../../../src/codegen/kernel/kernel_graph.js';
 import { castScalar, type DType } from '../../../src/ir/dtype.js';
 import { HostArray } from '../../../src/ir/host.js';
 import { erf } from '../../../src/ir/hostmath.js';
@@ -59,8 +60,8 @@ function buildCase(c: Case, dtype: DType, epilogue: 'plain' | 'fused', rng: () =
     n,
     k,
     dtype,
-    a: { buf: 0, offset: pad, strides: [m * k, aRow[0]!, aRow[1]!] },
-    b: { buf: 1, offset: pad, strides: [c.bBatched ? k * n : 0, bRow[0]!, bRow[1]!] },
+    a: { kind: 'strided', buf: 0, offset: pad, strides: [m * k, aRow[0]!, aRow[1]!] },
+    b: { kind: 'strided', buf: 1, offset: pad, strides: [c.bBatched ? k * n : 0, bRow[0]!, bRow[1]!] },
     outputs,
   };
   const g: KernelGraph = {

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice, type CpuExecutable } from '../../../src/codegen/cpu/device.js';
-import type { ConvKernel, KernelGraph, LoopKernel, MatmulKernel } from '../../../src/codegen/kernel.js';
+import type { ConvKernel, KernelGraph, LoopKernel, MatmulKernel } from '../../../src/codegen/kernel/kernel_graph.js';
 import { HostArray } from '../../../src/ir/host.js';
 import type { ConvParams } from '../../../src/ir/primitive.js';
 import { acc, bin, buf, cst, expectClose, ld, lin, mulberry32, randArray, simplePlan, un, v } from './util.js';
@@ -23,8 +23,8 @@ function bigGraph(): { g: KernelGraph; inputs: HostArray[] } {
     n: N,
     k: K,
     dtype: 'f32',
-    a: { buf: 0, offset: 0, strides: [0, K, 1] },
-    b: { buf: 1, offset: 0, strides: [0, N, 1] },
+    a: { kind: 'strided', buf: 0, offset: 0, strides: [0, K, 1] },
+    b: { kind: 'strided', buf: 1, offset: 0, strides: [0, N, 1] },
     outputs: [{ buf: 10, index: lin(['m', 'n'], [M, N]), expr: un('erf', acc(0)) }],
   };
   // column sums of the product (column mode) and row max (row mode)
