@@ -42,7 +42,11 @@ interface Slot {
   readonly capacity: number;
 }
 
-/** A buffer handed out by alloc(); `bytes` is what was asked for, capacity what it holds. */
+/**
+ * A buffer handed out by alloc(); `bytes` is what was asked for, capacity what it holds. A
+ * dispatch binds the whole capacity, so WGSL's arrayLength() sees the capacity: kernels take
+ * their sizes from the uniform.
+ */
 export class WgslBuffer {
   /** @internal */ live = true;
   /** @internal */ constructor(readonly slot: Slot, readonly bytes: number, readonly owner: WgslRuntime) {}
@@ -435,6 +439,11 @@ export class WgslRuntime {
   /** @internal Encodes and submits a recorded call inside error scopes. */
   submitCall(rec: CallRecorder): void {
     this.throwPending();
+    for (const c of rec.commands) {
+      const bufs = c.kind === 'copy' ? [c.src, c.dst] : c.buffers;
+      const kernel = c.kind === 'copy' ? 'a copy' : `kernel "${c.pipeline.name}"`;
+      if (bufs.some((b) => !b.live)) throw new NexgradError(`wgsl call "${rec.name}": a buffer of ${kernel} was released before the call was submitted`);
+    }
     const dispatches = rec.commands.filter((c): c is DispatchCmd => c.kind === 'dispatch');
     const kernels = [...new Set(dispatches.map((d) => d.pipeline.name))];
     this.lastCall = { name: rec.name, kernels };

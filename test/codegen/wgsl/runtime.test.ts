@@ -138,6 +138,10 @@ describeWgsl('WgslRuntime', env, (rt) => {
     expect(() => rec.dispatch(p, [a, b], [limit + 1, 1, 1], affineUniform(1, 1, 1))).toThrow(new RegExp(`kernel "affine": ${limit + 1} workgroups in x is above maxComputeWorkgroupsPerDimension`));
     rec.submit();
     expect(() => rec.submit()).toThrow(/already submitted/);
+    const early = rt.alloc(64);
+    const pending = rt.beginCall('early release').dispatch(p, [early, b], 1, affineUniform(1, 1, 1));
+    rt.release(early);
+    expect(() => pending.submit()).toThrow(/call "early release": a buffer of kernel "affine" was released before the call was submitted/);
 
     const tight = new WgslRuntime(rt.device, { limits: { maxStorageBuffersPerShaderStage: 8, maxStorageBufferBindingSize: 1024 } });
     await expect(tight.pipeline(manyBindings(9), 'main', 'nine')).rejects.toThrow(/kernel "nine": 9 storage buffers, above this device's maxStorageBuffersPerShaderStage \(8\)/);
