@@ -5,7 +5,8 @@
 import { HostArray } from '../ir/host.js';
 import type { PrimName } from '../ir/primitive.js';
 import { PRIMS } from '../ir/primitives/index.js';
-import { type Atom, type Eqn, Literal, Program, Var } from '../ir/program.js';
+import { type Atom, type Eqn, Literal, paramsOf, Program, Var } from '../ir/program.js';
+import { exactKey } from '../ir/exact_key.js';
 import { shapeEq } from '../ir/shape.js';
 import { HIGHER_ORDER } from './prim_kinds.js';
 import { ELEMENTWISE } from './prim_kinds.js';
@@ -103,8 +104,8 @@ function onePass(p: Program, origins?: Map<Var, string>): { program: Program; ch
   for (const e of p.eqns) for (const a of e.inputs) if (a instanceof Var) useCount.set(a, (useCount.get(a) ?? 0) + 1);
   for (const a of p.outputs) if (a instanceof Var) useCount.set(a, (useCount.get(a) ?? 0) + 1);
   for (const e of p.eqns) {
-    let prim = e.prim;
-    let params = e.params;
+    let prim: string = e.prim;
+    let params = paramsOf(e);
     let ins = e.inputs.map((a) => b.read(a));
     // apply rules until none fires
     if (e.outputs.length === 1) {
@@ -159,7 +160,7 @@ function onePass(p: Program, origins?: Map<Var, string>): { program: Program; ch
       continue;
     }
     if (!HIGHER_ORDER.has(prim)) {
-      const key = `${prim}|${JSON.stringify(params)}|${ins.map(literalKey).join(',')}`;
+      const key = `${prim}|${exactKey(params, prim)}|${ins.map(literalKey).join(',')}`;
       const prev = cse.get(key);
       if (prev) {
         e.outputs.forEach((v, i) => b.alias(v, prev[i]!));
