@@ -10,9 +10,9 @@
  * threads, main included), --compare-threads (interleave 1 and N threads), --reps N, --only NAME.
  */
 import { createCpuDevice } from '../src/codegen/cpu/device.js';
-import type { MemoryPlan } from '../src/codegen/device.js';
-import { idx, type Idx, linearize } from '../src/codegen/index_expr.js';
-import type { ConvKernel, Kernel, KernelGraph, KernelOutput, SExpr } from '../src/codegen/kernel.js';
+import type { MemoryPlan } from '../src/codegen/kernel/device.js';
+import { idx, type Idx, linearize } from '../src/codegen/kernel/index_expr.js';
+import type { ConvKernel, Kernel, KernelGraph, KernelOutput, SExpr } from '../src/codegen/kernel/kernel_graph.js';
 import type { DType } from '../src/ir/dtype.js';
 import { HostArray } from '../src/ir/host.js';
 import type { ConvParams } from '../src/ir/primitive.js';

@@ -11,6 +11,19 @@ if ! command -v node >/dev/null; then
     exit 1
   fi
 fi
+# Debian packages for the data pipeline and the pictures: Fashion-MNIST's IDX files (found with
+# `dpkg -L dataset-fashion-mnist`) and a font for chart text. Only as root; skipped when installed.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
+  missing=""
+  for pkg in dataset-fashion-mnist fonts-dejavu-core; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+  done
+  if [ -n "$missing" ]; then
+    # shellcheck disable=SC2086 # word splitting of the package list is intended
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null; } ||
+      echo "setup: could not install$missing with apt-get (Fashion-MNIST and chart text need them)" >&2
+  fi
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi

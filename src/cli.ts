@@ -7,7 +7,7 @@
  */
 import * as ng from './index.js';
 import { lower } from './passes/pipeline.js';
-import { printKernelGraph } from './codegen/kernel.js';
+import { printKernelGraph } from './codegen/kernel/kernel_graph.js';
 import { config, type VariantName } from './convnextv2/config.js';
 import { paramSpec } from './convnextv2/model.js';
 import { specEntries } from './nn/init.js';

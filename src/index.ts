@@ -16,7 +16,9 @@ export { treeFlatten, treeUnflatten, treeMap, treeLeaves, type PyTree, type Tree
 export * as random from './ir/random.js';
 export { grad, valueAndGrad, vjp, jvp, customVjp, checkpoint, type GradOptions } from './autodiff/index.js';
 export { jit, type JitOptions, type Jitted } from './passes/jit.js';
-export { availableBackends, type BackendName } from './passes/backends.js';
+export { availableBackends, unavailableReasons, type BackendName, devicePut, devicePutAsync, setDefaultBackend, getDefaultBackend, init, registerBackend, type BackendEntry } from './passes/backends.js';
+export { liveMemory, DeviceArray } from './ir/device_array.js';
+export type { Device, DeviceCaps, Executable } from './codegen/kernel/device.js';
 export { setEagerBackend } from './passes/eager.js';
 export * as nn from './nn/index.js';
 export * as io from './nn/io.js';

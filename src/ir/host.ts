@@ -1,21 +1,45 @@
-/** A dense host array: dtype, shape and a row-major typed array. */
+/** A dense host array: dtype, shape and a row-major typed array; the CPU's kind of DeviceArray. */
 import { allocHost, castScalar, type DType, type HostData } from './dtype.js';
+import { type ArrayDevice, DeviceArray } from './device_array.js';
 import { sizeOf, type Shape } from './shape.js';
 
-export class HostArray {
+/** The host: arrays on it read synchronously. */
+export const HOST_DEVICE: ArrayDevice = Object.freeze({ name: 'cpu', syncRead: true });
+
+export class HostArray extends DeviceArray {
   constructor(
     readonly dtype: DType,
     readonly shape: Shape,
     readonly data: HostData,
   ) {
+    super();
     if (data.length !== sizeOf(shape)) {
       throw new Error(`HostArray: data length ${data.length} does not match shape [${shape.join(',')}]`);
     }
   }
 
+  get device(): ArrayDevice {
+    return HOST_DEVICE;
+  }
+
   get size(): number {
     return this.data.length;
   }
+
+  get byteLength(): number {
+    return this.data.byteLength;
+  }
+
+  read(): Promise<HostArray> {
+    return Promise.resolve(this);
+  }
+
+  readSync(): HostArray {
+    return this;
+  }
+
+  /** Host memory belongs to the garbage collector. */
+  protected freeMemory(): void {}
 
   static zeros(dtype: DType, shape: Shape, wide = false): HostArray {
     return new HostArray(dtype, [...shape], allocHost(dtype, sizeOf(shape), wide));

@@ -47,9 +47,9 @@ export function interpret(program: Program, inputs: readonly (Tensor | HostArray
   }
   const wide = opts.dtype === 'f64';
   const hosts = inputs.map((x, i) => {
-    const h = x instanceof Tensor ? x._host : x;
+    if (x instanceof Tensor && x.isTracer) throw new NexgradError(`interpret: input ${i} is a tracer; interpret takes concrete tensors`);
+    const h = x instanceof Tensor ? x._hostSync('interpret') : x;
     const want = program.inputs[i]!.aval;
-    if (!h) throw new NexgradError(`interpret: input ${i} is a tracer; interpret takes concrete tensors`);
     if (h.dtype !== want.dtype || !shapeEq(h.shape, want.shape)) {
       throw new NexgradError(`interpret: input ${i} is ${h.dtype}[${h.shape.join(',')}], the program expects ${want.dtype}[${want.shape.join(',')}]`);
     }

@@ -4,6 +4,7 @@
  * broadcast. Bad input raises an OpError naming the op, the shapes and the caller's site.
  */
 import { allocHost, castScalar, type DType, type HostData, isDType, isFloat } from './dtype.js';
+import { getDefaultBackend, resolveDevice } from './device_array.js';
 import { OpError } from './errors.js';
 import { HostArray } from './host.js';
 import type { ConvDims } from './primitive.js';
@@ -86,16 +87,22 @@ export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions = {
   }
   const buf = allocHost(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) buf[i] = castScalar(flat[i]!, dtype);
-  return Tensor._concrete(new HostArray(dtype, shape, buf));
+  return placed(new HostArray(dtype, shape, buf));
 }
 
-/** Wraps an existing host array without copying. */
+/** New tensors go to the default backend (ng.setDefaultBackend); on the CPU host data is used as is. */
+function placed(h: HostArray): Tensor {
+  const backend = getDefaultBackend();
+  return Tensor._wrap(backend === 'cpu' ? h : resolveDevice(backend).upload(h));
+}
+
+/** Wraps an existing host array (without copying on the CPU). */
 export function fromHost(dtype: DType, shape: readonly number[], data: HostData): Tensor {
-  return Tensor._concrete(new HostArray(dtype, [...shape], data));
+  return placed(new HostArray(dtype, [...shape], data));
 }
 
 export function scalar(value: number, dtype: DType = 'f32'): Tensor {
-  return Tensor._concrete(HostArray.scalar(value, dtype));
+  return placed(HostArray.scalar(value, dtype));
 }
 
 export function full(shape: readonly number[], value: number, dtype: DType = 'f32'): Tensor {
@@ -142,7 +149,8 @@ function checkShape(op: string, shape: readonly number[]): void {
 
 export function asTensor(op: string, x: unknown, like?: Tensor, pos = 1): Tensor {
   if (x instanceof Tensor) return x;
-  if (typeof x === 'number' || typeof x === 'boolean') return scalar(Number(x), like?.dtype ?? (typeof x === 'boolean' ? 'bool' : 'f32'));
+  // a number stays on the host: eager ops move it to their other operands' device
+  if (typeof x === 'number' || typeof x === 'boolean') return Tensor._wrap(HostArray.scalar(Number(x), like?.dtype ?? (typeof x === 'boolean' ? 'bool' : 'f32')));
   const what = x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x;
   throw new OpError(op, `argument ${pos} is ${what}, expected a Tensor or a number`);
 }

@@ -1,8 +1,11 @@
 /**
- * The Tensor: a concrete host array, or a tracer (a variable of an active trace). Both have the
- * same methods; each method is a thin wrapper over the functional ops in ops.ts.
+ * The Tensor: an array on a device (a HostArray on the CPU, a buffer on a GPU), or a tracer (a
+ * variable of an active trace). Both have the same methods; each method is a thin wrapper over
+ * the functional ops in ops.ts. A concrete tensor holds its DeviceArray until it is disposed or
+ * garbage-collected (see device_array.ts for ownership and donation).
  */
 import type { DType, HostData } from './dtype.js';
+import { asyncOnlyError, type DeviceArray, resolveDevice } from './device_array.js';
 import { NexgradError } from './errors.js';
 import type { HostArray } from './host.js';
 import * as ops from './ops.js';
@@ -12,9 +15,13 @@ import type { TraceContext } from './trace.js';
 
 export type TensorLike = Tensor | number | boolean;
 
+/** Releases a tensor's array when the tensor is garbage-collected without dispose(). */
+const finalizer = typeof FinalizationRegistry !== 'undefined' ? new FinalizationRegistry<DeviceArray>((a) => a.release()) : undefined;
+
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
 export class Tensor {
-  private __host: HostArray | undefined;
-  private __donated = false;
+  private __array: DeviceArray | undefined;
   /** @internal the trace this tracer belongs to */
   readonly _trace: TraceContext | undefined;
   /** @internal this tracer's variable */
@@ -22,17 +29,26 @@ export class Tensor {
   readonly shape: Shape;
   readonly dtype: DType;
 
-  private constructor(shape: Shape, dtype: DType, host?: HostArray, trace?: TraceContext, v?: Var) {
+  private constructor(shape: Shape, dtype: DType, array?: DeviceArray, trace?: TraceContext, v?: Var) {
     this.shape = shape;
     this.dtype = dtype;
-    this.__host = host;
+    this.__array = array;
     this._trace = trace;
     this._var = v;
+    if (array) {
+      array.retain();
+      finalizer?.register(this, array, this);
+    }
+  }
+
+  /** @internal a tensor holding a device array (a HostArray is the CPU's kind). */
+  static _wrap(a: DeviceArray): Tensor {
+    return new Tensor(a.shape, a.dtype, a);
   }
 
   /** @internal */
   static _concrete(h: HostArray): Tensor {
-    return new Tensor(h.shape, h.dtype, h);
+    return Tensor._wrap(h);
   }
 
   /** @internal */
@@ -40,23 +56,28 @@ export class Tensor {
     return new Tensor(v.aval.shape, v.aval.dtype, undefined, ctx, v);
   }
 
-  /** @internal concrete data (host), when not a tracer */
-  get _host(): HostArray | undefined {
-    if (this.__donated) {
-      throw new NexgradError(
-        `this tensor ${this.dtype}[${this.shape.join(',')}] was donated to a jitted function and its buffer reused; use the function's result instead`,
-      );
-    }
-    return this.__host;
+  /** @internal the device array (undefined for a tracer); throws when donated or disposed. */
+  get _array(): DeviceArray | undefined {
+    this.__array?.checkUsable('tensor');
+    return this.__array;
   }
 
-  /** @internal marks a donated input: its storage now belongs to an output. */
-  _markDonated(): void {
-    this.__donated = true;
+  /** @internal the host array of a CPU tensor (undefined for tracers and other devices). */
+  get _host(): HostArray | undefined {
+    const a = this._array;
+    return a && a.device.name === 'cpu' ? (a as HostArray) : undefined;
+  }
+
+  /** The name of the device the tensor lives on ('cpu', 'wgsl', 'cuda'); undefined for a tracer. */
+  get device(): string | undefined {
+    return this.__array?.device.name;
   }
 
   get isDonated(): boolean {
-    return this.__donated;
+    return this.__array?.donated ?? false;
+  }
+  get isDisposed(): boolean {
+    return this.__array?.freed ?? false;
   }
 
   get aval(): AbstractValue {
@@ -73,32 +94,43 @@ export class Tensor {
     return this._trace !== undefined;
   }
 
-  private host(what: string): HostArray {
-    if (!this._host) {
+  private array(what: string): DeviceArray {
+    if (!this.__array) {
       throw new NexgradError(
         `${what}: this tensor ${this.dtype}[${this.shape.join(',')}] is being traced and has no value yet; ` +
           `values are only available outside trace/jit/grad`,
       );
     }
-    return this._host;
+    this.__array.checkUsable(what);
+    return this.__array;
   }
 
-  /** The elements in row-major order (f16/bf16 as Float32Array, bool as Uint8Array). */
-  async data(): Promise<HostData> {
-    return this.dataSync();
+  /** @internal the host array now (a CPU tensor's own; a copy from devices that read synchronously). */
+  _hostSync(what: string): HostArray {
+    const a = this.array(what);
+    if (!a.device.syncRead) throw asyncOnlyError(what, a.device);
+    return a.readSync();
   }
+
+  /** The elements in row-major order (f16/bf16 as Float32Array, bool as Uint8Array), from any device. */
+  async data(): Promise<HostData> {
+    const a = this.array('data');
+    const h = await a.read();
+    return (h === a ? h.data.slice() : h.data) as HostData;
+  }
+  /** The elements now; only on devices that read synchronously (the CPU), else use `await t.data()`. */
   dataSync(): HostData {
-    return this.host('dataSync').data.slice() as HostData;
+    return this._hostSync('dataSync').data.slice() as HostData;
   }
   /** The single element of a size-1 tensor. */
   item(): number {
-    const h = this.host('item');
+    const h = this._hostSync('item');
     if (h.size !== 1) throw new NexgradError(`item: tensor has shape [${this.shape.join(',')}], expected one element`);
     return h.data[0]!;
   }
   /** Nested arrays of numbers. */
   tolist(): unknown {
-    const h = this.host('tolist');
+    const h = this._hostSync('tolist');
     const rec = (dim: number, off: number): unknown => {
       if (dim === h.shape.length) return h.data[off];
       const stride = sizeOf(h.shape.slice(dim + 1));
@@ -106,9 +138,35 @@ export class Tensor {
     };
     return rec(0, 0);
   }
+
+  /** This tensor on another backend (the same tensor when it is already there). */
+  to(backend: string): Tensor {
+    const a = this.array('to');
+    if (a.device.name === backend) return this;
+    const target = resolveDevice(backend);
+    if (!a.device.syncRead) throw asyncOnlyError(`to('${backend}')`, a.device);
+    return Tensor._wrap(target.upload(a.readSync()));
+  }
+
+  /** Releases the tensor's device memory now (further use is an error). Idempotent. */
+  dispose(): void {
+    const a = this.__array;
+    if (!a || a.freed) return;
+    finalizer?.unregister(this);
+    a.release();
+  }
+
   toString(): string {
-    if (!this._host) return `Tracer(${this.dtype}[${this.shape.join(',')}])`;
+    if (this.isTracer) return `Tracer(${this.dtype}[${this.shape.join(',')}])`;
+    const a = this.__array!;
+    if (a.donated || a.freed) return `Tensor(${this.dtype}[${this.shape.join(',')}], ${a.donated ? 'donated' : 'disposed'})`;
+    if (!a.device.syncRead) return `Tensor(${this.dtype}[${this.shape.join(',')}] on ${a.device.name})`;
     return `Tensor(${this.dtype}[${this.shape.join(',')}], ${JSON.stringify(this.tolist())})`;
+  }
+
+  /** console.log(t) prints like String(t). */
+  [INSPECT](): string {
+    return this.toString();
   }
 
   // elementwise binary

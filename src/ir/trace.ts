@@ -1,8 +1,9 @@
 /**
  * Tracing: a stack of trace contexts. While one is active every primitive application is
- * recorded into the innermost context as an equation; with none active it runs eagerly on
- * the host through the reference interpreter's implementation.
+ * recorded into the innermost context as an equation; with none active it runs eagerly on the
+ * device its operands live on (see `bind`).
  */
+import { type DeviceArray, getDefaultBackend, resolveDevice } from './device_array.js';
 import { NexgradError, OpError } from './errors.js';
 import { HostArray } from './host.js';
 import { type Atom, type Eqn, Literal, Program, type ProgramConst, Var, type AbstractValue } from './program.js';
@@ -34,6 +35,8 @@ export class TraceContext {
     if (v) return v;
     v = new Var({ shape: t.shape, dtype: t.dtype });
     this.lifted.set(t, v);
+    // host data becomes a constant of the program; outer tracers and arrays on other devices
+    // become inputs (a device array is never copied to the host to be baked in)
     if (host) this.consts.push({ v, value: host });
     else this.captured.push({ tensor: t, v });
     return v;
@@ -43,16 +46,17 @@ export class TraceContext {
 const stack: TraceContext[] = [];
 
 /**
- * Runs one primitive eagerly on concrete host arrays. The default is the reference
- * interpreter's implementation; the compiler installs the default backend here (single-op
+ * Runs one primitive eagerly on a device's arrays. Without an executor the CPU runs the
+ * reference interpreter's implementation; the compiler installs executors per backend (single-op
  * programs, compiled once and cached), keeping src/ir free of imports from above.
  */
-export type EagerExecutor = (prim: PrimName, inputs: readonly HostArray[], params: Record<string, unknown>) => HostArray[];
+export type EagerExecutor = (prim: PrimName, inputs: readonly DeviceArray[], params: Record<string, unknown>) => DeviceArray[];
 
-let eagerExecutor: EagerExecutor | undefined;
+let executorFor: (device: string) => EagerExecutor | undefined = () => undefined;
 
-export function setEagerExecutor(exec: EagerExecutor | undefined): void {
-  eagerExecutor = exec;
+/** @internal installed by src/passes/eager.ts: the eager executor of a backend (undefined: the CPU interprets). */
+export function setEagerExecutors(f: (device: string) => EagerExecutor | undefined): void {
+  executorFor = f;
 }
 
 export function currentTrace(): TraceContext | undefined {
@@ -83,15 +87,39 @@ export function bind<K extends PrimName>(prim: K, inputs: readonly Tensor[], par
     ctx.eqns.push({ prim, params: params as Record<string, unknown>, inputs: atoms, outputs });
     return outputs.map((v) => Tensor._traced(ctx, v));
   }
-  const hosts = inputs.map((t) => {
-    if (!t._host) {
-      throw new NexgradError(`${prim}: a traced tensor escaped the function it was traced in; return it instead of keeping it`);
+  return runEager(prim, inputs, params as Record<string, unknown>).map((a) => Tensor._wrap(a));
+}
+
+/**
+ * Eager execution: on the device the operands live on (operands on the host are moved to it;
+ * two different non-host devices are an error), on the default backend for an operation
+ * without operands, and on the host when every operand is there.
+ */
+function runEager(prim: PrimName, inputs: readonly Tensor[], params: Record<string, unknown>): DeviceArray[] {
+  let target: string | undefined;
+  const arrays = inputs.map((t, i) => {
+    const a = t._array;
+    if (!a) throw new OpError(prim, `operand ${i + 1}, a traced tensor, escaped the function it was traced in; return it instead of keeping it`);
+    if (a.device.name !== 'cpu') {
+      if (target !== undefined && target !== a.device.name) {
+        throw new OpError(prim, `operands live on different devices ('${target}' and '${a.device.name}'); move one with t.to(backend) or ng.devicePut`);
+      }
+      target = a.device.name;
     }
-    return t._host;
+    return a;
   });
-  const wide = hosts.some((h) => h.wide);
-  const outs = eagerExecutor && !wide ? eagerExecutor(prim, hosts, params as Record<string, unknown>) : def.impl(hosts, params, { wide });
-  return outs.map((h) => Tensor._concrete(h));
+  if (inputs.length === 0) target = getDefaultBackend();
+  if (target === undefined || target === 'cpu') {
+    const hosts = arrays as HostArray[];
+    const wide = hosts.some((h) => h.wide);
+    const exec = wide ? undefined : executorFor('cpu');
+    return exec ? exec(prim, hosts, params) : PRIMS[prim].impl(hosts, params as never, { wide });
+  }
+  const device = resolveDevice(target);
+  const moved = arrays.map((a) => (a.device.name === target ? a : device.upload(a as HostArray)));
+  const exec = executorFor(target);
+  if (!exec) throw new OpError(prim, `no eager executor is installed for the '${target}' backend`);
+  return exec(prim, moved, params);
 }
 
 export function bind1<K extends PrimName>(prim: K, inputs: readonly Tensor[], params: PrimParams[K]): Tensor {

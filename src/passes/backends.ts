@@ -1,43 +1,124 @@
-/** The backends jit can compile for, and why one is unavailable. */
-import type { Device } from '../codegen/device.js';
+/**
+ * The backend registry: which devices jit and the eager runtime can use, why one is not
+ * available, the default backend, and moving tensors between devices.
+ */
+import type { Device } from '../codegen/kernel/device.js';
 import { cpuDevice, createCpuDevice } from '../codegen/cpu/device.js';
+import { getDefaultBackend as defaultName, setDefaultBackendName, setDeviceResolver } from '../ir/device_array.js';
 import { NexgradError } from '../ir/errors.js';
+import { treeFlatten, treeUnflatten } from '../ir/pytree.js';
+import { Tensor } from '../ir/tensor.js';
 
-export type BackendName = 'cpu' | 'wgsl' | 'cuda';
+export type BackendName = 'cpu' | 'wgsl' | 'cuda' | (string & {});
 
-type Probe = () => Device | string;
+export interface BackendEntry {
+  /** The device, or the reason it is not available (e.g. "no CUDA driver"). */
+  readonly probe: () => Device | string;
+  /** Asynchronous set-up (requesting a GPU adapter); `probe` reflects its outcome afterwards. */
+  readonly init?: () => Promise<void>;
+}
 
-/** Each entry returns a Device, or the reason it is not available. Later backends register here. */
-/** NEXGRAD_CPU_THREADS=N (or 'auto') splits CPU kernels across worker threads; default 1. */
-function cpuProbe(): () => Device {
-  const t = typeof process !== 'undefined' ? process.env.NEXGRAD_CPU_THREADS : undefined;
-  if (!t || t === '1') return () => cpuDevice;
-  const threads = t === 'auto' ? 'auto' : Number(t);
-  if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
-    throw new NexgradError(`NEXGRAD_CPU_THREADS must be a positive integer or 'auto', got ${JSON.stringify(t)}`);
-  }
+/**
+ * NEXGRAD_CPU_THREADS=N (or 'auto') splits CPU kernels across worker threads; default 1. Read
+ * when the CPU device is first needed, so a bad value is an error there, not at import.
+ */
+function cpuEntry(): BackendEntry {
   let dev: Device | undefined;
-  return () => (dev ??= createCpuDevice({ threads }));
+  return {
+    probe: () => {
+      if (dev) return dev;
+      const t = typeof process !== 'undefined' ? process.env.NEXGRAD_CPU_THREADS : undefined;
+      if (!t || t === '1') return (dev = cpuDevice);
+      const threads = t === 'auto' ? 'auto' : Number(t);
+      if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
+        throw new NexgradError(`NEXGRAD_CPU_THREADS must be a positive integer or 'auto', got ${JSON.stringify(t)}`);
+      }
+      return (dev = createCpuDevice({ threads }));
+    },
+  };
 }
 
-const BACKENDS: Record<BackendName, Probe> = {
-  cpu: cpuProbe(),
-  wgsl: () => 'the WebGPU (WGSL) backend is not built yet in this version of nexgrad',
-  cuda: () => 'the CUDA backend is not built yet in this version of nexgrad',
-};
+const BACKENDS = new Map<string, BackendEntry>([
+  ['cpu', cpuEntry()],
+  ['wgsl', { probe: () => 'the WebGPU (WGSL) backend is not built yet in this version of nexgrad' }],
+  ['cuda', { probe: () => 'the CUDA backend is not built yet in this version of nexgrad' }],
+]);
 
-export function registerBackend(name: BackendName, probe: Probe): void {
-  BACKENDS[name] = probe;
+/** Adds or replaces a backend (later backends, and test devices, register here). */
+export function registerBackend(name: BackendName, entry: BackendEntry | (() => Device | string)): void {
+  BACKENDS.set(name, typeof entry === 'function' ? { probe: entry } : entry);
 }
 
+/** The backends whose device is available now (after `await ng.init()` for asynchronous ones). */
 export function availableBackends(): BackendName[] {
-  return (Object.keys(BACKENDS) as BackendName[]).filter((b) => typeof BACKENDS[b]() !== 'string');
+  return [...BACKENDS.keys()].filter((b) => typeof BACKENDS.get(b)!.probe() !== 'string');
+}
+
+/** Why each unavailable backend is unavailable. */
+export function unavailableReasons(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, e] of BACKENDS) {
+    const r = e.probe();
+    if (typeof r === 'string') out[name] = r;
+  }
+  return out;
+}
+
+/**
+ * Sets up the asynchronous backends (a GPU adapter, a CUDA context) among `names` (default:
+ * all) and returns the available backends afterwards. A backend that fails to set up stays
+ * unavailable with its reason; init never throws for it.
+ */
+export async function init(...names: BackendName[]): Promise<BackendName[]> {
+  const which = names.length ? names : [...BACKENDS.keys()];
+  for (const n of which) {
+    const e = BACKENDS.get(n);
+    if (!e) throw new NexgradError(`init: unknown backend ${JSON.stringify(n)}; expected one of ${[...BACKENDS.keys()].join(', ')}`);
+    if (e.init) await e.init();
+  }
+  return availableBackends();
 }
 
 export function getDevice(name: BackendName): Device {
-  const probe = BACKENDS[name];
-  if (!probe) throw new NexgradError(`unknown backend ${JSON.stringify(name)}; expected one of ${Object.keys(BACKENDS).join(', ')}`);
-  const r = probe();
+  const entry = BACKENDS.get(name);
+  if (!entry) throw new NexgradError(`unknown backend ${JSON.stringify(name)}; expected one of ${[...BACKENDS.keys()].join(', ')}`);
+  const r = entry.probe();
   if (typeof r === 'string') throw new NexgradError(`backend '${name}' is not available: ${r}. Available: ${availableBackends().join(', ')}`);
   return r;
+}
+
+setDeviceResolver(getDevice);
+
+/** Where new tensors go and where operations without operands run. */
+export function setDefaultBackend(name: BackendName): void {
+  getDevice(name); // throws, naming the reason, when unavailable
+  setDefaultBackendName(name);
+}
+
+export function getDefaultBackend(): BackendName {
+  return defaultName();
+}
+
+/**
+ * The tensors of `tree` on `backend` (tensors already there are returned as they are). From a
+ * device that only reads back asynchronously, use devicePutAsync.
+ */
+export function devicePut<T>(tree: T, backend: BackendName): T {
+  getDevice(backend);
+  const { leaves, def } = treeFlatten(tree, 'devicePut');
+  return treeUnflatten<T>(def, leaves.map((t) => t.to(backend)));
+}
+
+/** devicePut from any device, reading back asynchronously where it must. */
+export async function devicePutAsync<T>(tree: T, backend: BackendName): Promise<T> {
+  const device = getDevice(backend);
+  const { leaves, def } = treeFlatten(tree, 'devicePutAsync');
+  const moved = await Promise.all(
+    leaves.map(async (t) => {
+      const a = t._array!;
+      if (a.device.name === backend) return t;
+      return Tensor._wrap(device.upload(await a.read()));
+    }),
+  );
+  return treeUnflatten<T>(def, moved);
 }

@@ -3,16 +3,17 @@
  * single-op program, compiled once per (primitive, params, input types) and cached.
  * Higher-order primitives (regions, checkpoints) run their bodies op by op.
  */
-import type { Executable } from '../codegen/device.js';
+import type { Executable } from '../codegen/kernel/device.js';
+import type { DeviceArray } from '../ir/device_array.js';
 import { HostArray } from '../ir/host.js';
 import type { PrimName } from '../ir/primitive.js';
 import { type Atom, Literal, Program, Var } from '../ir/program.js';
-import { type EagerExecutor, setEagerExecutor } from '../ir/trace.js';
+import { type EagerExecutor, setEagerExecutors } from '../ir/trace.js';
 import { PRIMS } from '../ir/primitives/index.js';
 import { type BackendName, getDevice } from './backends.js';
 import { HIGHER_ORDER } from './inline.js';
 import { lower } from './pipeline.js';
-
+import { exactKey } from '../ir/exact_key.js';
 
 /** Counters of the compiled eager path (single-op programs compiled, and runs). */
 export const eagerStats = { compiled: 0, runs: 0 };
@@ -22,9 +23,9 @@ export function compiledEagerExecutor(backend: BackendName, maxEntries = 4096): 
   const cache = new Map<string, Executable>();
   const run: EagerExecutor = (prim, inputs, params) => {
     // a region's body runs op by op, each op compiled like any other
-    if (HIGHER_ORDER.has(prim)) return runBody(params.body as Program, inputs, run);
+    if (HIGHER_ORDER.has(prim)) return runBody(params.body as Program, inputs, run, (h) => device.upload(h));
     eagerStats.runs++;
-    const key = `${prim}|${JSON.stringify(params)}|${inputs.map((h) => `${h.dtype}[${h.shape.join(',')}]`).join(';')}`;
+    const key = `${prim}|${exactKey(params, prim)}|${inputs.map((h) => `${h.dtype}[${h.shape.join(',')}]`).join(';')}`;
     let exec = cache.get(key);
     if (!exec) {
       const ins = inputs.map((h) => new Var({ shape: [...h.shape], dtype: h.dtype }));
@@ -37,16 +38,16 @@ export function compiledEagerExecutor(backend: BackendName, maxEntries = 4096): 
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
       cache.set(key, exec);
     }
-    return exec.run(inputs as HostArray[]);
+    return exec.run(inputs);
   };
   return run;
 }
 
-function runBody(p: Program, inputs: readonly HostArray[], run: EagerExecutor): HostArray[] {
-  const env = new Map<Var, HostArray>();
+function runBody(p: Program, inputs: readonly DeviceArray[], run: EagerExecutor, upload: (h: HostArray) => DeviceArray): DeviceArray[] {
+  const env = new Map<Var, DeviceArray>();
   p.inputs.forEach((v, i) => env.set(v, inputs[i]!));
-  for (const c of p.consts) env.set(c.v, c.value);
-  const read = (a: Atom): HostArray => (a instanceof Literal ? HostArray.scalar(a.value, a.dtype) : env.get(a)!);
+  for (const c of p.consts) env.set(c.v, upload(c.value));
+  const read = (a: Atom): DeviceArray => (a instanceof Literal ? upload(HostArray.scalar(a.value, a.dtype)) : env.get(a)!);
   for (const e of p.eqns) {
     const outs = run(e.prim as PrimName, e.inputs.map(read), e.params as Record<string, unknown>);
     e.outputs.forEach((v, i) => env.set(v, outs[i]!));
@@ -54,15 +55,27 @@ function runBody(p: Program, inputs: readonly HostArray[], run: EagerExecutor): 
   return p.outputs.map(read);
 }
 
-/** Makes eager operations run on `backend` ('interpreter' restores the reference interpreter). */
-export function setEagerBackend(backend: BackendName | 'interpreter'): void {
-  setEagerExecutor(backend === 'interpreter' ? undefined : compiledEagerExecutor(backend));
-}
+let cpuMode: 'cpu' | 'interpreter' = 'cpu';
+const executors = new Map<string, EagerExecutor>();
+
+setEagerExecutors((backend) => {
+  if (backend === 'cpu' && cpuMode === 'interpreter') return undefined;
+  let e = executors.get(backend);
+  if (!e) {
+    e = compiledEagerExecutor(backend);
+    executors.set(backend, e);
+  }
+  return e;
+});
 
 /**
- * The library's default: eager operations run on the CPU backend (NEXGRAD_EAGER=interpreter
- * keeps the reference interpreter). Installed when this module is first imported, which the
- * public entry point (src/index.ts) does; the IR layer on its own always interprets.
+ * How eager operations on CPU tensors run: compiled by the CPU backend ('cpu', the default), or
+ * on the reference interpreter ('interpreter'). Tensors on other devices always run there.
  */
+export function setEagerBackend(backend: 'cpu' | 'interpreter'): void {
+  cpuMode = backend;
+}
+
+/** The library's default (NEXGRAD_EAGER=interpreter keeps the reference interpreter). */
 const envChoice = typeof process !== 'undefined' ? process.env.NEXGRAD_EAGER : undefined;
 setEagerBackend(envChoice === 'interpreter' ? 'interpreter' : 'cpu');

@@ -5,9 +5,9 @@
  */
 import { NexgradError } from '../ir/errors.js';
 import { DTYPES } from '../ir/dtype.js';
-import type { MemoryPlan } from '../codegen/device.js';
-import { idxKey } from '../codegen/index_expr.js';
-import { type Kernel, type KernelGraph, kernelIO, type SExpr, visitSExpr } from '../codegen/kernel.js';
+import type { MemoryPlan } from '../codegen/kernel/device.js';
+import { idxKey } from '../codegen/kernel/index_expr.js';
+import { type Kernel, type KernelGraph, kernelIO, type SExpr, visitSExpr } from '../codegen/kernel/kernel_graph.js';
 
 const bytesOf = (g: KernelGraph, b: number): number => {
   const d = g.buffers[b]!;

@@ -5,8 +5,8 @@
  * value directly. LayerNorm statistics kept for the backward pass, the two parameter
  * gradients of a LayerNorm, GELU's parts kept for its derivative: one pass each instead of two.
  */
-import { type Idx, idx, idxKey, idxSubst } from '../codegen/index_expr.js';
-import { type Kernel, kernelIO, type KernelOutput, type LoopKernel, type SExpr } from '../codegen/kernel.js';
+import { type Idx, idx, idxKey, idxSubst } from '../codegen/kernel/index_expr.js';
+import { type Kernel, kernelIO, type KernelOutput, type LoopKernel, type SExpr } from '../codegen/kernel/kernel_graph.js';
 
 const sameSpace = (a: LoopKernel, b: LoopKernel): boolean =>
   !!a.space && !!b.space && a.space.F.join() === b.space.F.join() && a.space.axes.join() === b.space.axes.join();

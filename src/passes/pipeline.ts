@@ -2,8 +2,8 @@
  * The pass pipeline: named Program -> Program passes, each verified by the IR checker, then
  * fusion into a KernelGraph and memory planning. NEXGRAD_DUMP=ir,passes,kernels prints stages.
  */
-import type { MemoryPlan } from '../codegen/device.js';
-import { type KernelGraph, printKernelGraph } from '../codegen/kernel.js';
+import type { MemoryPlan } from '../codegen/kernel/device.js';
+import { type KernelGraph, printKernelGraph } from '../codegen/kernel/kernel_graph.js';
 import type { Program } from '../ir/program.js';
 import { checkProgram } from './check.js';
 import { fuse } from './fusion.js';

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { grad } from '../../src/autodiff/index.js';
 import { block, type BlockParams, blockSpec } from '../../src/convnextv2/model.js';
-import { isExprOperand, type Kernel, printKernelGraph, printSExpr } from '../../src/codegen/kernel.js';
+import { isExprOperand, type Kernel, printKernelGraph, printSExpr } from '../../src/codegen/kernel/kernel_graph.js';
 import { traceTree } from '../../src/ir/functional.js';
 import { interpret } from '../../src/ir/interpreter.js';
 import * as ops from '../../src/ir/ops.js';

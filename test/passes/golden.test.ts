@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { printKernelGraph } from '../../src/codegen/kernel.js';
+import { printKernelGraph } from '../../src/codegen/kernel/kernel_graph.js';
 import { region, trace } from '../../src/ir/functional.js';
 import { interpret } from '../../src/ir/interpreter.js';
 import * as ops from '../../src/ir/ops.js';

@@ -4,7 +4,7 @@
  */
 import type { CodeBuilder } from './scope.js';
 import type { DwRowConfig, WasmFunc, WgRowConfig } from './wasm.js';
-import type { HostKernel, ReduceOp } from '../kernel.js';
+import type { HostKernel, ReduceOp } from '../kernel/kernel_graph.js';
 
 /** A scratch array a kernel needs (allocated once per executable). */
 export interface ScratchSpec {

@@ -18,8 +18,8 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import { stridesOf } from '../../ir/shape.js';
-import { delinearize, idx, type Idx, idxSubst, linearize, type Ranges } from '../index_expr.js';
-import type { ConvKernel, KernelOutput, SExpr } from '../kernel.js';
+import { delinearize, idx, type Idx, idxSubst, linearize, type Ranges } from '../kernel/index_expr.js';
+import type { ConvKernel, KernelOutput, SExpr } from '../kernel/kernel_graph.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, wrapFunction } from './common.js';
 import { emitGemm, type GemmSpec } from './matmul.js';
 import { bufName, CodeBuilder } from './scope.js';

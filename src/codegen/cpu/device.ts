@@ -22,8 +22,9 @@ import { erf } from '../../ir/hostmath.js';
 import type { PrimName } from '../../ir/primitive.js';
 import { PRIMS } from '../../ir/primitives/index.js';
 import { sizeOf } from '../../ir/shape.js';
-import type { Device, Executable, MemoryPlan, RunStats } from '../device.js';
-import type { HostKernel, KernelGraph } from '../kernel.js';
+import type { DeviceArray } from '../../ir/device_array.js';
+import { type Device, type Executable, type MemoryPlan, type RunStats, UNLIMITED_CAPS } from '../kernel/device.js';
+import type { HostKernel, KernelGraph } from '../kernel/kernel_graph.js';
 import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type KernelCode } from './emit.js';
 import { fastErf } from './math.js';
 import { workerPool, type WorkerPool } from './threads.js';
@@ -315,7 +316,8 @@ class CpuExecutableImpl implements CpuExecutable {
     });
   }
 
-  run(inputs: readonly HostArray[]): HostArray[] {
+  run(arrays: readonly DeviceArray[]): HostArray[] {
+    const inputs = arrays as readonly HostArray[];
     const { graph, plan } = this;
     if (inputs.length !== graph.inputs.length) throw new Error(`cpu: expected ${graph.inputs.length} inputs, got ${inputs.length}`);
     let allocated = 0;
@@ -429,9 +431,24 @@ class CpuExecutableImpl implements CpuExecutable {
 export function createCpuDevice(opts: CpuDeviceOptions = {}): Device {
   const wasm = opts.wasm ?? true;
   const threads = opts.threads === 'auto' ? availableParallelism() : Math.max(1, Math.floor(opts.threads ?? 1));
+  const own = (a: DeviceArray): HostArray => {
+    if (!(a instanceof HostArray)) throw new Error(`cpu: an array of the '${a.device.name}' device is not a host array`);
+    return a;
+  };
   return {
     name: 'cpu',
+    syncRead: true,
     id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}`,
+    caps: UNLIMITED_CAPS,
+    alloc: (dtype, shape) => HostArray.zeros(dtype, shape),
+    upload: (host) => host,
+    read: (a) => Promise.resolve(own(a)),
+    free: () => {},
+    copy: (a) => {
+      const h = own(a);
+      return new HostArray(h.dtype, [...h.shape], h.data.slice());
+    },
+    sync: () => Promise.resolve(),
     compile(graph: KernelGraph, plan: MemoryPlan): CpuExecutable {
       return new CpuExecutableImpl(graph, plan, opts);
     },

@@ -10,8 +10,8 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import { PRIMS } from '../../ir/primitives/index.js';
-import { affineStrides } from '../index_expr.js';
-import { type Kernel, type KernelGraph, kernelIO, type LoopKernel, type SExpr } from '../kernel.js';
+import { affineStrides } from '../kernel/index_expr.js';
+import { type Kernel, type KernelGraph, kernelIO, type LoopKernel, type SExpr } from '../kernel/kernel_graph.js';
 import { emitConv } from './conv.js';
 import { emitMatmul } from './matmul.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, emitRangeLoopsPrefix, type JsKernelCode, type KernelCode, REDUCE_INIT, reduceUpdate, type ScratchSpec, wrapFunction } from './common.js';

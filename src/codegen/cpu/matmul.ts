@@ -19,8 +19,8 @@
  * different threads (each with its own scratch).
  */
 import type { DType } from '../../ir/dtype.js';
-import { affineStrides, idx, type Idx, idxVars } from '../index_expr.js';
-import { isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand, type SExpr } from '../kernel.js';
+import { affineStrides, idx, type Idx, idxVars } from '../kernel/index_expr.js';
+import { isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand, type SExpr } from '../kernel/kernel_graph.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';

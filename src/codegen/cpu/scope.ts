@@ -6,9 +6,9 @@
  * outside the innermost loop.
  */
 import { castScalar, type DType } from '../../ir/dtype.js';
-import type { Idx, IdxAtom } from '../index_expr.js';
-import { idxKey } from '../index_expr.js';
-import type { SExpr } from '../kernel.js';
+import type { Idx, IdxAtom } from '../kernel/index_expr.js';
+import { idxKey } from '../kernel/index_expr.js';
+import type { SExpr } from '../kernel/kernel_graph.js';
 
 /** Buffer argument name for a buffer id. */
 export const bufName = (id: number): string => `b${id}`;

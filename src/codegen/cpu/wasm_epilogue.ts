@@ -31,8 +31,8 @@
  * max(a, b) = (a > b || a !== a) ? a : b.
  */
 import { castScalar, type DType } from '../../ir/dtype.js';
-import { affineStrides, type Idx, idxKey, idxVars } from '../index_expr.js';
-import type { KernelOutput, SExpr } from '../kernel.js';
+import { affineStrides, type Idx, idxKey, idxVars } from '../kernel/index_expr.js';
+import type { KernelOutput, SExpr } from '../kernel/kernel_graph.js';
 import type { CodeBuilder } from './scope.js';
 import { bufName } from './scope.js';
 import { ADD, BLOCK, br, brIf, END, i32c, I32, lget, LOOP, lset, simd, uleb, V128, validGemmEpilogue, type WasmFunc } from './wasm.js';

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { convPath, type ConvPath } from '../../../src/codegen/cpu/conv.js';
 import { createCpuDevice } from '../../../src/codegen/cpu/device.js';
 import { wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
-import type { ConvKernel, KernelGraph, KernelOutput } from '../../../src/codegen/kernel.js';
+import type { ConvKernel, KernelGraph, KernelOutput } from '../../../src/codegen/kernel/kernel_graph.js';
 import type { DType } from '../../../src/ir/dtype.js';
 import type { ConvDims, ConvParams } from '../../../src/ir/primitive.js';
 import { PRIMS } from '../../../src/ir/primitives/index.js';

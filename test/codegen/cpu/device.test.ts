@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cpuDevice, createCpuDevice, type CpuExecutable } from '../../../src/codegen/cpu/device.js';
-import type { KernelGraph, LoopKernel, MatmulKernel } from '../../../src/codegen/kernel.js';
+import type { KernelGraph, LoopKernel, MatmulKernel } from '../../../src/codegen/kernel/kernel_graph.js';
 import { HostArray } from '../../../src/ir/host.js';
 import { PRIMS } from '../../../src/ir/primitives/index.js';
 import { acc, bin, buf, cst, expectClose, f32tol, ld, lin, mulberry32, randArray, simplePlan, un, v } from './util.js';

@@ -13,8 +13,8 @@ import { createCpuDevice, type CpuExecutable } from '../../../src/codegen/cpu/de
 import { HELPERS_PRELUDE } from '../../../src/codegen/cpu/common.js';
 import { wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
 import { ERF_P, ERF_Q } from '../../../src/codegen/cpu/wasm_epilogue.js';
-import type { Idx } from '../../../src/codegen/index_expr.js';
-import type { KernelGraph, KernelOutput, MatmulKernel, SExpr } from '../../../src/codegen/kernel.js';
+import type { Idx } from '../../../src/codegen/kernel/index_expr.js';
+import type { KernelGraph, KernelOutput, MatmulKernel, SExpr } from '../../../src/codegen/kernel/kernel_graph.js';
 import { castScalar } from '../../../src/ir/dtype.js';
 import { HostArray } from '../../../src/ir/host.js';
 import { erf as hostErf } from '../../../src/ir/hostmath.js';

@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { cpuDevice, createCpuDevice, instantiateKernel } from '../../../src/codegen/cpu/device.js';
 import { bufferDtypes, emitKernel, type JsKernelCode } from '../../../src/codegen/cpu/emit.js';
-import { idx } from '../../../src/codegen/index_expr.js';
-import type { KernelGraph, LoopKernel, ReduceOp, SExpr } from '../../../src/codegen/kernel.js';
+import { idx } from '../../../src/codegen/kernel/index_expr.js';
+import type { KernelGraph, LoopKernel, ReduceOp, SExpr } from '../../../src/codegen/kernel/kernel_graph.js';
 import { allocHost, castScalar, type DType, isFloat } from '../../../src/ir/dtype.js';
 import { HostArray } from '../../../src/ir/host.js';
 import { erf } from '../../../src/ir/hostmath.js';

@@ -9,7 +9,7 @@ import { createCpuDevice, instantiateKernel } from '../../../src/codegen/cpu/dev
 import { bufferDtypes, type JsKernelCode } from '../../../src/codegen/cpu/emit.js';
 import { emitGemm, matmulSpec } from '../../../src/codegen/cpu/matmul.js';
 import { instantiateGemm, makeMemory, wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
-import type { KernelGraph, KernelOutput, MatmulKernel, SExpr } from '../../../src/codegen/kernel.js';
+import type { KernelGraph, KernelOutput, MatmulKernel, SExpr } from '../../../src/codegen/kernel/kernel_graph.js';
 import { castScalar, type DType } from '../../../src/ir/dtype.js';
 import { HostArray } from '../../../src/ir/host.js';
 import { erf } from '../../../src/ir/hostmath.js';

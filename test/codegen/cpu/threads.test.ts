@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice, type CpuExecutable } from '../../../src/codegen/cpu/device.js';
-import type { ConvKernel, KernelGraph, LoopKernel, MatmulKernel } from '../../../src/codegen/kernel.js';
+import type { ConvKernel, KernelGraph, LoopKernel, MatmulKernel } from '../../../src/codegen/kernel/kernel_graph.js';
 import { HostArray } from '../../../src/ir/host.js';
 import type { ConvParams } from '../../../src/ir/primitive.js';
 import { acc, bin, buf, cst, expectClose, ld, lin, mulberry32, randArray, simplePlan, un, v } from './util.js';

@@ -1,9 +1,9 @@
 /** Helpers for hand-built KernelGraphs in the CPU backend tests. */
 import { allocHost, DTYPES, type DType } from '../../../src/ir/dtype.js';
 import { HostArray } from '../../../src/ir/host.js';
-import type { MemoryPlan } from '../../../src/codegen/device.js';
-import { idx, type Idx, linearize } from '../../../src/codegen/index_expr.js';
-import type { BinaryFn, BufferDecl, CmpFn, KernelGraph, SExpr, UnaryFn } from '../../../src/codegen/kernel.js';
+import type { MemoryPlan } from '../../../src/codegen/kernel/device.js';
+import { idx, type Idx, linearize } from '../../../src/codegen/kernel/index_expr.js';
+import type { BinaryFn, BufferDecl, CmpFn, KernelGraph, SExpr, UnaryFn } from '../../../src/codegen/kernel/kernel_graph.js';
 import { mulberry32 } from '../../helpers/rng.js';
 export { mulberry32 };
 

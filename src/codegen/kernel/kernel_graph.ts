@@ -5,9 +5,9 @@
  * anchor kernels whose epilogue expressions see the accumulated value as `acc 0`; host kernels
  * run a primitive's reference implementation (argsort, random bits, scatter ...).
  */
-import type { DType } from '../ir/dtype.js';
-import type { HostArray } from '../ir/host.js';
-import type { ConvParams } from '../ir/primitive.js';
+import type { DType } from '../../ir/dtype.js';
+import type { HostArray } from '../../ir/host.js';
+import type { ConvParams } from '../../ir/primitive.js';
 import { type Idx, idxKey, idxSource } from './index_expr.js';
 
 export type UnaryFn = 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'logistic' | 'sqrt' | 'rsqrt' | 'erf' | 'abs' | 'sign' | 'floor' | 'ceil' | 'round' | 'not';

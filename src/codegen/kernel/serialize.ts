@@ -1,9 +1,9 @@
 /** KernelGraph <-> JSON for the on-disk compile cache. Scalar expression DAGs are written as a
  * node table so shared nodes stay shared. */
-import { HostArray } from '../ir/host.js';
-import { allocHost, type DType } from '../ir/dtype.js';
+import { HostArray } from '../../ir/host.js';
+import { allocHost, type DType } from '../../ir/dtype.js';
 import type { MemoryPlan } from './device.js';
-import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand, type SExpr } from './kernel.js';
+import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand, type SExpr } from './kernel_graph.js';
 
 type Json = unknown;
 
