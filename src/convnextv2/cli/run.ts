@@ -1,0 +1,105 @@
+/**
+ * The plumbing of a training run: the backend (and CPU threads), the output directory, which
+ * checkpoint `--resume` means, the run's own settings as stored in checkpoints, and the run
+ * length in steps.
+ */
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { createCpuDevice } from '../../codegen/cpu/device.js';
+import type { Device } from '../../codegen/kernel/device.js';
+import { type BackendName, registerBackend } from '../../passes/backends.js';
+import { CheckpointFileError, listCheckpoints, readTrainCheckpoint } from '../train/checkpoint_files.js';
+import { resolveBackend } from '../train/runtime.js';
+import { PLUMBING, type TrainFlags } from './train_options.js';
+import { UsageError } from './usage_error.js';
+
+/** Applies --threads to the CPU backend and resolves --backend. */
+export function setupBackend(f: Pick<TrainFlags, 'backend' | 'threads'>): BackendName {
+  if (f.threads !== undefined && f.threads !== 1) {
+    let dev: Device | undefined;
+    const threads = f.threads;
+    registerBackend('cpu', () => (dev ??= createCpuDevice({ threads })));
+  }
+  return resolveBackend(f.backend);
+}
+
+/**
+ * The checkpoint `--resume` names: the file itself, or the newest checkpoint of a directory
+ * (`--resume` alone: the --out directory). The file is checked whole before the run starts; a
+ * bad newest checkpoint is refused, naming the previous one if that one is good.
+ */
+export function resumeCheckpoint(f: Pick<TrainFlags, 'resume' | 'out'>): string | undefined {
+  if (f.resume === undefined) return undefined;
+  const target = f.resume === true ? f.out : f.resume;
+  if (!fs.existsSync(target)) throw new UsageError(`--resume ${JSON.stringify(target)}: no such file or directory`);
+  if (!fs.statSync(target).isDirectory()) {
+    readTrainCheckpoint(target);
+    return target;
+  }
+  const list = listCheckpoints(target);
+  if (!list.length) throw new UsageError(`--resume: ${JSON.stringify(target)} holds no checkpoint-*.safetensors files`);
+  try {
+    readTrainCheckpoint(list[0]!.file);
+  } catch (e) {
+    if (!(e instanceof CheckpointFileError)) throw e;
+    const prev = list[1];
+    let hint = '';
+    if (prev) {
+      try {
+        readTrainCheckpoint(prev.file);
+        hint = `\nthe previous checkpoint ${prev.file} is intact: resume from it with --resume ${prev.file}`;
+      } catch {
+        hint = `\nthe previous checkpoint ${prev.file} is damaged too`;
+      }
+    }
+    throw new CheckpointFileError(e.file, `${e.message.slice(`checkpoint ${e.file}: `.length)}${hint}`);
+  }
+  return list[0]!.file;
+}
+
+/** A new run must not mix its checkpoints with another run's. */
+export function checkFreshOut(out: string): void {
+  const list = listCheckpoints(out);
+  if (list.length) {
+    throw new UsageError(`--out ${JSON.stringify(out)} already holds checkpoints of a run (newest ${list[0]!.file}); pass --resume to continue it, or choose another --out`);
+  }
+}
+
+/** The command line of the run's own settings (no plumbing), to store in checkpoints. */
+export function runArgv(cmd: Command): string[] {
+  const opts = cmd.opts() as Record<string, unknown>;
+  const argv: string[] = [];
+  for (const o of cmd.options) {
+    const key = o.attributeName();
+    if (PLUMBING.includes(key) || !o.long) continue;
+    const v = opts[key];
+    if (v === undefined) continue;
+    if (typeof v === 'boolean') {
+      // --x / --no-x pairs: write the flag that gives this value
+      if (o.negate ? !v : v) argv.push(o.long);
+      continue;
+    }
+    if (o.negate) continue;
+    argv.push(o.long, Array.isArray(v) ? v.join(',') : String(v));
+  }
+  return argv;
+}
+
+/** The stored command line of a checkpoint's run (checked: strings only, bounded). */
+export function storedArgv(meta: Record<string, unknown>, file: string): string[] {
+  const a = meta.argv;
+  if (!Array.isArray(a) || a.length > 200 || !a.every((x) => typeof x === 'string' && x.length < 4096)) {
+    throw new CheckpointFileError(file, 'its run settings (argv) are missing or malformed');
+  }
+  return a as string[];
+}
+
+/** Steps of the run: --steps, else round(epochs * steps per epoch). */
+export function totalStepsOf(f: Pick<TrainFlags, 'steps' | 'epochs'>, stepsPerEpoch: number): number {
+  return f.steps ?? Math.max(1, Math.round(f.epochs * stepsPerEpoch));
+}
+
+/** Warmup in steps, shorter than the run. */
+export function warmupStepsOf(f: Pick<TrainFlags, 'warmupEpochs'>, stepsPerEpoch: number, total: number): number {
+  return Math.min(Math.round(f.warmupEpochs * stepsPerEpoch), total - 1);
+}
