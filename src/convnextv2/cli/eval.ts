@@ -14,7 +14,7 @@ import { addDataOptions, type DataFlags, normalization, openDataset } from './da
 import { makeEvaluator } from './evaluation.js';
 import { loadModel } from './load_model.js';
 import { addModelOptions, type ModelFlags, modelConfig } from './model_options.js';
-import { choice, existingFile, positiveInt, threads } from './parse.js';
+import { choice, existingFile, nonNegativeInt, positiveInt, threads } from './parse.js';
 import { writeConfusion } from './pictures.js';
 import { setupBackend } from './run.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../train/runtime.js';
@@ -41,7 +41,9 @@ export function evalCommand(): Command {
     .addOption(new Option('--batch-size <n>', 'images per forward pass').argParser(positiveInt(500)).default(500))
     .addOption(new Option('--out <dir>', 'where eval.json and confusion.png go').default('runs/eval'))
     .addOption(new Option('--backend <name>', `where to run: ${BACKEND_CHOICES.join(', ')}`).argParser(choice(BACKEND_CHOICES)).default('auto'))
-    .addOption(new Option('--threads <n>', "CPU worker threads per kernel (a number or 'auto')").argParser(threads));
+    .addOption(new Option('--threads <n>', "CPU worker threads per kernel (a number or 'auto')").argParser(threads))
+    .addOption(new Option('--seed <n>', 'seed of synthetic data (as given to finetune)').argParser(nonNegativeInt(0)).default(0))
+    .addOption(new Option('--quiet', 'print only the results'));
 }
 
 export async function runEval(cmd: Command): Promise<number> {

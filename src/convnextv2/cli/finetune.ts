@@ -25,8 +25,8 @@ import { loadInitWeights } from './init_weights.js';
 import { addModelOptions, type ModelFlags, modelConfig } from './model_options.js';
 import { existingFile, numberIn, nonNegativeInt } from './parse.js';
 import { writeConfusion, writeCurves } from './pictures.js';
-import { checkFreshOut, resumeCheckpoint, runArgv, setupBackend, storedArgv, totalStepsOf, warmupStepsOf } from './run.js';
-import { addTrainOptions, PLUMBING, type TrainFlags } from './train_options.js';
+import { checkFreshOut, mergeResumed, plumbingToStore, resumeCheckpoint, runArgv, setupBackend, storedArgv, totalStepsOf, warmupStepsOf } from './run.js';
+import { addTrainOptions, type TrainFlags } from './train_options.js';
 import { UsageError } from './usage_error.js';
 
 export interface FinetuneFlags extends ModelFlags, DataFlags, TrainFlags {
@@ -63,11 +63,6 @@ function parseStored(argv: string[]): FinetuneFlags {
   return c.opts() as FinetuneFlags;
 }
 
-function plumbingOf(opts: FinetuneFlags): Partial<FinetuneFlags> {
-  const o = opts as unknown as Record<string, unknown>;
-  return Object.fromEntries(PLUMBING.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<FinetuneFlags>;
-}
-
 function augmentOf(f: FinetuneFlags, size: number): Augment {
   const a: Augment = { horizontalFlip: f.flip };
   if (f.randomCrop > 0) a.randomResizedCrop = { size, scale: [f.randomCrop, 1] };
@@ -84,7 +79,7 @@ export async function runFinetune(cmd: Command): Promise<number> {
   if (resume) {
     meta = readTrainCheckpoint(resume).meta;
     if (meta.kind !== 'finetune') throw new UsageError(`--resume ${resume}: this is a ${String(meta.kind)} checkpoint; resume it with nexgrad ${String(meta.kind)}`);
-    f = { ...parseStored(storedArgv(meta, resume)), ...plumbingOf(opts) };
+    f = mergeResumed(cmd, parseStored(storedArgv(meta, resume)), resume, meta);
   } else {
     checkFreshOut(f.out);
   }
@@ -152,7 +147,7 @@ export async function runFinetune(cmd: Command): Promise<number> {
     logEvery: f.logEvery,
     metrics,
     progress: createProgress('finetune', total, startStep, { quiet: f.quiet }),
-    meta: { kind: 'finetune', argv: runArgv(stored(f)), model: cfg, data: { dataset: dsName, seed: f.seed, batchSize: f.batchSize, length: train.length } },
+    meta: { kind: 'finetune', argv: runArgv(stored(f)), plumbing: plumbingToStore(f), model: cfg, data: { dataset: dsName, seed: f.seed, batchSize: f.batchSize, length: train.length } },
     onEpochEnd: f.evalEvery > 0
       ? async (epoch, step) => {
           if ((epoch + 1) % f.evalEvery !== 0 || step >= total) return undefined;

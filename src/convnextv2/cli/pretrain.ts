@@ -25,8 +25,8 @@ import { addDataOptions, type DataFlags, normalization, openDataset } from './da
 import { addModelOptions, type ModelFlags, modelConfig } from './model_options.js';
 import { numberIn, positiveInt, nonNegativeInt } from './parse.js';
 import { writeCurves, writeReconstruction } from './pictures.js';
-import { checkFreshOut, resumeCheckpoint, runArgv, setupBackend, storedArgv, totalStepsOf, warmupStepsOf } from './run.js';
-import { addTrainOptions, PLUMBING, type TrainFlags } from './train_options.js';
+import { checkFreshOut, mergeResumed, plumbingToStore, resumeCheckpoint, runArgv, setupBackend, storedArgv, totalStepsOf, warmupStepsOf } from './run.js';
+import { addTrainOptions, type TrainFlags } from './train_options.js';
 import { UsageError } from './usage_error.js';
 
 export interface PretrainFlags extends ModelFlags, DataFlags, TrainFlags {
@@ -69,8 +69,7 @@ export async function runPretrain(cmd: Command): Promise<number> {
   if (resume) {
     meta = readTrainCheckpoint(resume).meta;
     if (meta.kind !== 'pretrain') throw new UsageError(`--resume ${resume}: this is a ${String(meta.kind)} checkpoint; resume it with nexgrad ${String(meta.kind)}`);
-    const o = opts as unknown as Record<string, unknown>;
-    f = { ...parseStored(storedArgv(meta, resume)), ...Object.fromEntries(PLUMBING.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) };
+    f = mergeResumed(cmd, parseStored(storedArgv(meta, resume)), resume, meta);
   } else {
     checkFreshOut(f.out);
   }
@@ -125,7 +124,7 @@ export async function runPretrain(cmd: Command): Promise<number> {
     logEvery: f.logEvery,
     metrics,
     progress: createProgress('pretrain', total, startStep, { quiet: f.quiet }),
-    meta: { kind: 'pretrain', argv: runArgv(stored(f)), model: enc, fcmae: { ...fc, encoder: undefined }, data: { dataset: f.data, seed: f.seed, batchSize: f.batchSize, length: train.length } },
+    meta: { kind: 'pretrain', argv: runArgv(stored(f)), plumbing: plumbingToStore(f), model: enc, fcmae: { ...fc, encoder: undefined }, data: { dataset: f.data, seed: f.seed, batchSize: f.batchSize, length: train.length } },
   });
   if (result.interrupted) {
     log(`stopped at step ${result.step}/${total}; checkpoint ${result.checkpoint}\ncontinue with: nexgrad pretrain --resume ${f.out}`);

@@ -4,6 +4,7 @@
  * length in steps.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { createCpuDevice } from '../../codegen/cpu/device.js';
 import type { Device } from '../../codegen/kernel/device.js';
@@ -102,4 +103,28 @@ export function totalStepsOf(f: Pick<TrainFlags, 'steps' | 'epochs'>, stepsPerEp
 /** Warmup in steps, shorter than the run. */
 export function warmupStepsOf(f: Pick<TrainFlags, 'warmupEpochs'>, stepsPerEpoch: number, total: number): number {
   return Math.min(Math.round(f.warmupEpochs * stepsPerEpoch), total - 1);
+}
+
+/** Plumbing a checkpoint remembers, so a resumed run keeps its checkpoint and log cadence. */
+export function plumbingToStore(f: Pick<TrainFlags, 'checkpointEvery' | 'logEvery'>): Record<string, number> {
+  return { checkpointEvery: f.checkpointEvery, logEvery: f.logEvery };
+}
+
+/**
+ * The settings of a resumed run: the checkpoint's own (`stored`), with the plumbing given on
+ * this command line, else remembered by the checkpoint; the output directory is the
+ * checkpoint's unless --out is given.
+ */
+export function mergeResumed<T extends TrainFlags>(cmd: Command, stored: T, file: string, meta: Record<string, unknown>): T {
+  const opts = cmd.opts() as Record<string, unknown>;
+  const remembered = meta.plumbing && typeof meta.plumbing === 'object' ? (meta.plumbing as Record<string, unknown>) : {};
+  const merged: Record<string, unknown> = { ...(stored as unknown as Record<string, unknown>) };
+  for (const k of PLUMBING) {
+    if (cmd.getOptionValueSource(k) === 'cli') merged[k] = opts[k];
+    else if ((k === 'checkpointEvery' || k === 'logEvery') && Number.isInteger(remembered[k]) && (remembered[k] as number) >= (k === 'logEvery' ? 1 : 0)) merged[k] = remembered[k];
+    else if (opts[k] !== undefined) merged[k] = opts[k];
+  }
+  if (cmd.getOptionValueSource('out') !== 'cli') merged.out = path.dirname(file);
+  merged.resume = file;
+  return merged as T;
 }

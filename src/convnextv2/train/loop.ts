@@ -140,6 +140,9 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
           const rec = await o.onEpochEnd(epoch, step);
           if (rec) o.metrics.append([rec]);
         }
+        // a turn of the event loop: signal handlers (Ctrl-C) run only between macrotasks, and
+        // the batches arrive through microtasks
+        await new Promise((resolve) => setImmediate(resolve));
         if (o.stopAt !== undefined && step >= o.stopAt) stop = true;
         if (stop) break outer;
         if (step >= o.totalSteps) break outer;
