@@ -12,6 +12,7 @@
 import { createCpuDevice } from '../src/codegen/cpu/device.js';
 import type { MemoryPlan } from '../src/codegen/kernel/device.js';
 import { idx, type Idx, linearize } from '../src/codegen/kernel/index_expr.js';
+import { axisNamed } from '../src/codegen/kernel/axis.js';
 import type { ConvKernel, Kernel, KernelGraph, KernelOutput, SExpr } from '../src/codegen/kernel/kernel_graph.js';
 import type { DType } from '../src/ir/dtype.js';
 import { HostArray } from '../src/ir/host.js';
@@ -28,7 +29,7 @@ const compare = args.includes('--compare-threads');
 const dev = createCpuDevice({ wasm: !useJs, threads });
 const dev1 = createCpuDevice({ wasm: !useJs, threads: 1 });
 
-const v = (n: string): Idx => idx.var(n);
+const v = (n: string): Idx => idx.var(axisNamed(n));
 const lin = (vars: string[], shape: number[]): Idx => linearize(vars.map(v), shape);
 const ld = (buf: number, index: Idx, dtype: DType = 'f32'): SExpr => ({ op: 'load', buf, index, dtype });
 const cst = (value: number): SExpr => ({ op: 'const', value, dtype: 'f32' });
@@ -89,7 +90,7 @@ function matmul(name: string, M: number, K: number, N: number, epi: 'plain' | 'b
   const outIdx = lin(['m', 'n'], [M, N]);
   const expr = epi === 'plain' ? acc0 : gelu(bin('add', acc0, ld(2, v('n'))));
   const outputs: KernelOutput[] = [{ buf: 3, index: outIdx, expr }];
-  const k: Kernel = { kind: 'matmul', name, batch: 1, m: M, n: N, k: K, dtype: 'f32', a: { buf: 0, offset: 0, strides: [0, K, 1] }, b: { buf: 1, offset: 0, strides: [0, N, 1] }, outputs };
+  const k: Kernel = { kind: 'matmul', name, batch: 1, m: M, n: N, k: K, dtype: 'f32', a: { kind: 'strided', buf: 0, offset: 0, strides: [0, K, 1] }, b: { kind: 'strided', buf: 1, offset: 0, strides: [0, N, 1] }, outputs };
   const ins = [rand([M, K]), rand([K, N]), rand([N])];
   time(`matmul ${M}x${K} @ ${K}x${N} ${epi}`, 2 * M * N * K, graph(k, ins, { buf: 3, shape: [M, N] }), ins);
 }

@@ -21,5 +21,6 @@ export { liveMemory, DeviceArray } from './ir/device_array.js';
 export type { Device, DeviceCaps, Executable } from './codegen/kernel/device.js';
 export { setEagerBackend } from './passes/eager.js';
 export * as nn from './nn/index.js';
+export * as data from './nn/data/index.js';
 export * as io from './nn/io.js';
 export * as convnextv2 from './convnextv2/index.js';

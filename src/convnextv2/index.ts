@@ -4,3 +4,4 @@ export * from './model.js';
 export * as fcmae from './fcmae.js';
 export * from './checkpoint.js';
 export * from './param_groups.js';
+export * as report from './report/index.js';

@@ -132,7 +132,35 @@ export type MaybeTensor = Tensor | null;
 export type JvpRule<P> = (primals: Tensor[], tangents: MaybeTensor[], params: P, outputs: Tensor[]) => MaybeTensor[];
 export type VjpRule<P> = (primals: Tensor[], outputs: Tensor[], cotangents: MaybeTensor[], params: P) => MaybeTensor[];
 
+/**
+ * How a primitive becomes kernel IR. Every backend lowers every kind (src/passes/fusion builds
+ * the kernel IR; the dialects print it), so a primitive never falls back to the host.
+ */
+export type Lowering =
+  /** scalar expressions, fused into whatever kernel consumes them */
+  | 'unary' | 'binary' | 'compare' | 'select' | 'cast'
+  /** index remappings (reshape, transpose, broadcast, slice, pad, concat, rev, iota): inlined as index expressions */
+  | 'view'
+  /** reduce_sum/max/min: a loop kernel's reduction phase */
+  | 'reduce'
+  /** a reduction carrying its index (first index on ties) */
+  | 'argmax'
+  /** a sort kernel per row (argsort) */
+  | 'sort'
+  /** a load at a data-dependent index */
+  | 'gather'
+  /** accumulating stores at data-dependent indices */
+  | 'scatter'
+  /** the threefry2x32 scalar expression */
+  | 'random'
+  /** matmul and convolution anchor kernels */
+  | 'contraction'
+  /** higher-order primitives: their bodies are inlined before fusion */
+  | 'body';
+
 export interface PrimDef<P> {
+  /** How the compiler lowers it (see Lowering). */
+  readonly lowering: Lowering;
   /** Output abstract values; throws OpError naming the op and the shapes when input is bad. */
   readonly shape: (inputs: AbstractValue[], params: P) => AbstractValue[];
   /** Host implementation (the reference interpreter). */

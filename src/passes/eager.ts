@@ -11,7 +11,7 @@ import { type Atom, Literal, Program, Var } from '../ir/program.js';
 import { type EagerExecutor, setEagerExecutors } from '../ir/trace.js';
 import { PRIMS } from '../ir/primitives/index.js';
 import { type BackendName, getDevice } from './backends.js';
-import { HIGHER_ORDER } from './inline.js';
+import { HIGHER_ORDER } from './prim_kinds.js';
 import { lower } from './pipeline.js';
 import { exactKey } from '../ir/exact_key.js';
 
@@ -32,7 +32,7 @@ export function compiledEagerExecutor(backend: BackendName, maxEntries = 4096): 
       const outAvals = PRIMS[prim as PrimName].shape(ins.map((v) => v.aval), params as never);
       const outs = outAvals.map((a) => new Var(a));
       const program = new Program(ins, [{ prim, params, inputs: ins, outputs: outs }], outs);
-      const low = lower(program);
+      const low = lower(program, undefined, device.caps);
       exec = device.compile(low.graph, low.plan);
       eagerStats.compiled++;
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);

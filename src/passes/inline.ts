@@ -6,7 +6,9 @@
 import { type Atom, type Program, Var } from '../ir/program.js';
 import { ProgramBuilder } from './rewrite.js';
 
-export const HIGHER_ORDER = new Set(['region', 'checkpoint', 'custom_vjp']);
+import { HIGHER_ORDER } from './prim_kinds.js';
+
+export { HIGHER_ORDER };
 
 /** var -> name of the innermost region that produced it. */
 export type Origins = Map<Var, string>;

@@ -15,7 +15,7 @@ import { Tensor } from '../ir/tensor.js';
 import { isTracing } from '../ir/trace.js';
 import { getDevice } from './backends.js';
 import { argumentArrays, type ArgSig, checkArity, checkOptions, declaredArity, flatArgs, type JitOptions, leafPaths, signature, sigKey, traceError } from './jit_args.js';
-import { cacheKey, defaultCacheDir, readCached, writeCached } from './jit_cache.js';
+import { cacheKey, defaultCacheDir, readCached, usableCacheDir, writeCached } from './jit_cache.js';
 import { dumpStages, lower } from './pipeline.js';
 
 export type { JitOptions } from './jit_args.js';
@@ -84,12 +84,13 @@ export function jit<F extends (...args: any[]) => any>(fn: F, opts: JitOptions =
       }
     });
     traced.captured.forEach((_, j) => labels.push(`closed-over tensor ${j}`));
-    const dir = checked.cacheDir === false ? undefined : (checked.cacheDir ?? defaultCacheDir());
+    const wanted = checked.cacheDir === false ? undefined : (checked.cacheDir ?? defaultCacheDir());
+    const dir = wanted && usableCacheDir(wanted) ? wanted : undefined;
     const key = cacheKey(program, backend, device.id, donated);
-    let low = dir && !dumpStages().size ? readCached(dir, key) : undefined;
+    let low = dir && !dumpStages().size ? readCached(dir, key, program.consts.map((c) => c.value)) : undefined;
     if (low) stats.diskHits++;
     else {
-      const fresh = lower(program, { donated, labels });
+      const fresh = lower(program, { donated, labels }, device.caps);
       low = { graph: fresh.graph, plan: fresh.plan };
       if (dir) writeCached(dir, key, low.graph, low.plan);
     }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { MemoryPlan } from '../codegen/kernel/device.js';
 import type { KernelGraph } from '../codegen/kernel/kernel_graph.js';
 import { deserializeLowered, serializeLowered } from '../codegen/kernel/serialize.js';
+import type { HostArray } from '../ir/host.js';
 import type { Program } from '../ir/program.js';
 
 /** Bumped whenever the cached format changes. */
@@ -54,11 +55,121 @@ export function cacheKey(program: Program, backend: string, deviceId: string, do
   return createHash('sha256').update([programHash(program), backend, deviceId, compilerFingerprint(), donated.join(',')].join('|')).digest('hex');
 }
 
+/**
+ * The disk cache is untrusted input (a shared NEXGRAD_CACHE_DIR, a cache restored from CI,
+ * another user's directory). An entry is used only when: the directory is ours and not
+ * writable by others (created 0700); the file is a regular file we own, not writable by
+ * others, under the size cap (opened without following links, so /dev/zero, a FIFO or a
+ * symlink is never read); its header names the expected key and the sha256 of its payload;
+ * and the payload passes the field-by-field validation of serialize.ts. Anything else is
+ * discarded with a one-line warning and recompiled. The cache is trimmed to a size cap
+ * (NEXGRAD_CACHE_MAX_BYTES, default 512 MiB), least recently used entries first.
+ */
+const MAX_ENTRY_BYTES = 256 * 2 ** 20;
+const HEADER = 'nexgrad-cache-1';
+
+const warned = new Set<string>();
+function warnOnce(key: string, message: string): void {
+  if (warned.has(key)) return;
+  warned.add(key);
+  console.warn(`nexgrad: ${message}`);
+}
+
+const myUid = (): number | undefined => (typeof process.getuid === 'function' ? process.getuid() : undefined);
+
+/** Checks (creating it 0700 if missing) that `dir` is a private directory; false (with one warning) if not. */
+export function usableCacheDir(dir: string): boolean {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = fs.lstatSync(dir);
+    const uid = myUid();
+    if (!st.isDirectory()) throw new Error('it is not a directory');
+    if (uid !== undefined && st.uid !== uid) throw new Error(`it belongs to another user (uid ${st.uid})`);
+    if (st.mode & 0o022) throw new Error(`others can write to it (mode ${(st.mode & 0o777).toString(8)}); chmod 700 it`);
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.R_OK);
+    return true;
+  } catch (e) {
+    warnOnce(`dir:${dir}`, `the jit disk cache at ${dir} is not used: ${(e as Error).message}`);
+    return false;
+  }
+}
+
+/** The bytes of a cache file if it is a private regular file under the cap; the reason otherwise. */
+function readPrivateFile(file: string): Buffer | string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? '' : `cannot open it (${code})`;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    const uid = myUid();
+    if (!st.isFile()) return 'it is not a regular file';
+    if (uid !== undefined && st.uid !== uid) return `it belongs to another user (uid ${st.uid})`;
+    if (st.mode & 0o022) return 'others can write to it';
+    if (st.size > MAX_ENTRY_BYTES) return `it is larger than ${MAX_ENTRY_BYTES} bytes`;
+    const buf = Buffer.alloc(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = fs.readSync(fd, buf, off, st.size - off, off);
+      if (n <= 0) break;
+      off += n;
+    }
+    return off === st.size ? buf : 'it changed while being read';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Where an entry lives; `key` is a hex digest, so nothing else reaches the path. */
+function entryPath(dir: string, key: string): string {
+  if (!/^[0-9a-f]{64}$/.test(key)) throw new Error('jit cache: malformed key');
+  return path.join(dir, `${key}.json`);
+}
+
+/** The cached graph and plan under `key`, or undefined (missing, or discarded with a warning). */
+export function readCached(dir: string, key: string, consts: readonly HostArray[]): { graph: KernelGraph; plan: MemoryPlan } | undefined {
+  const file = entryPath(dir, key);
+  const bytes = readPrivateFile(file);
+  if (bytes === '') return undefined;
+  const discard = (why: string): undefined => {
+    warnOnce(`entry:${file}`, `discarding jit cache entry ${file}: ${why}; recompiling`);
+    try {
+      fs.unlinkSync(file);
+    } catch {
+      /* not ours to remove */
+    }
+    return undefined;
+  };
+  if (typeof bytes === 'string') return discard(bytes);
+  const text = bytes.toString('utf8');
+  const nl = text.indexOf('\n');
+  let header: { format?: unknown; key?: unknown; sha256?: unknown };
+  try {
+    header = JSON.parse(nl < 0 ? text : text.slice(0, nl)) as typeof header;
+  } catch {
+    return discard('its header is not JSON');
+  }
+  const payload = text.slice(nl + 1);
+  if (header.format !== HEADER) return discard('unknown format');
+  if (header.key !== key) return discard('it belongs to another program');
+  if (header.sha256 !== createHash('sha256').update(payload).digest('hex')) return discard('its contents do not match their digest');
+  try {
+    const entry = deserializeLowered(payload, consts);
+    const now = new Date();
+    fs.utimesSync(file, now, now); // least recently used goes first when trimming
+    return entry;
+  } catch (e) {
+    return discard((e as Error).message);
+  }
+}
+
 function writeAtomic(file: string, text: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
-    fs.writeFileSync(tmp, text);
+    fs.writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
     fs.renameSync(tmp, file);
   } catch (e) {
     try {
@@ -70,21 +181,37 @@ function writeAtomic(file: string, text: string): void {
   }
 }
 
-/** The cached graph and plan under `key`, or undefined (missing or unreadable: recompiled). */
-export function readCached(dir: string, key: string): { graph: KernelGraph; plan: MemoryPlan } | undefined {
-  const file = path.join(dir, `${key}.json`);
-  if (!fs.existsSync(file)) return undefined;
-  try {
-    return deserializeLowered(fs.readFileSync(file, 'utf8'));
-  } catch {
-    return undefined; // a corrupt cache file is recompiled and overwritten
+export function cacheMaxBytes(): number {
+  const v = process.env.NEXGRAD_CACHE_MAX_BYTES;
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isFinite(n) && n >= 0 ? n : 512 * 2 ** 20;
+}
+
+/** Removes the least recently used entries until the directory holds at most `max` bytes. */
+export function trimCache(dir: string, max = cacheMaxBytes()): void {
+  const entries: { file: string; size: number; mtime: number }[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    if (!/^[0-9a-f]{64}\.json$/.test(name)) continue;
+    const file = path.join(dir, name);
+    const st = fs.lstatSync(file);
+    if (st.isFile()) entries.push({ file, size: st.size, mtime: st.mtimeMs });
+  }
+  let total = entries.reduce((a, e) => a + e.size, 0);
+  entries.sort((a, b) => a.mtime - b.mtime);
+  for (const e of entries) {
+    if (total <= max) break;
+    fs.unlinkSync(e.file);
+    total -= e.size;
   }
 }
 
 export function writeCached(dir: string, key: string, graph: KernelGraph, plan: MemoryPlan): void {
   try {
-    writeAtomic(path.join(dir, `${key}.json`), serializeLowered(graph, plan));
-  } catch {
-    /* a read-only cache directory only costs recompiles */
+    const payload = serializeLowered(graph, plan);
+    const header = JSON.stringify({ format: HEADER, key, sha256: createHash('sha256').update(payload).digest('hex') });
+    writeAtomic(entryPath(dir, key), `${header}\n${payload}`);
+    trimCache(dir);
+  } catch (e) {
+    warnOnce(`write:${dir}`, `could not write to the jit disk cache at ${dir}: ${(e as Error).message}`);
   }
 }

@@ -2,15 +2,16 @@
  * The pass pipeline: named Program -> Program passes, each verified by the IR checker, then
  * fusion into a KernelGraph and memory planning. NEXGRAD_DUMP=ir,passes,kernels prints stages.
  */
-import type { MemoryPlan } from '../codegen/kernel/device.js';
+import { type DeviceCaps, type MemoryPlan, UNLIMITED_CAPS } from '../codegen/kernel/device.js';
 import { type KernelGraph, printKernelGraph } from '../codegen/kernel/kernel_graph.js';
 import type { Program } from '../ir/program.js';
 import { checkProgram } from './check.js';
-import { fuse } from './fusion.js';
+import { fuse } from './fusion/index.js';
 import { inlineRegions, type Origins } from './inline.js';
 import { layoutNHWC } from './layout.js';
 import { patchifyConvs } from './patchify.js';
 import { type DonationInfo, planMemory } from './memory.js';
+import { mergeLoopKernels } from './merge_phases.js';
 import { simplify } from './simplify.js';
 
 export interface Pass {
@@ -25,6 +26,14 @@ export const PASSES: readonly Pass[] = [
   { name: 'patchify', run: (p, o) => patchifyConvs(p, o) },
   { name: 'simplify-2', run: (p, o) => simplify(p, o) },
 ];
+
+/** Passes over the kernel graph, after fusion, given the device's capabilities. */
+export interface KernelPass {
+  readonly name: string;
+  readonly run: (g: KernelGraph, caps: DeviceCaps) => KernelGraph;
+}
+
+export const KERNEL_PASSES: readonly KernelPass[] = [{ name: 'merge-loop-kernels', run: mergeLoopKernels }];
 
 export function dumpStages(): Set<string> {
   const v = typeof process !== 'undefined' ? process.env.NEXGRAD_DUMP : undefined;
@@ -49,7 +58,7 @@ export function runPasses(p: Program, origins: Origins = new Map(), log: (s: str
   return cur;
 }
 
-export function lower(p: Program, donation?: DonationInfo): Lowered {
+export function lower(p: Program, donation?: DonationInfo, caps: DeviceCaps = UNLIMITED_CAPS): Lowered {
   const dump = dumpStages();
   const log = (s: string): void => {
     if (dump.has('passes')) console.error(s);
@@ -57,7 +66,11 @@ export function lower(p: Program, donation?: DonationInfo): Lowered {
   if (dump.has('ir')) console.error(`--- traced program\n${p.toString()}`);
   const origins: Origins = new Map();
   const optimized = runPasses(p, origins, log);
-  const graph = fuse(optimized, origins);
+  let graph = fuse(optimized, origins, caps);
+  for (const pass of KERNEL_PASSES) {
+    graph = pass.run(graph, caps);
+    if (dump.has('passes')) console.error(`--- after ${pass.name} (${graph.kernels.length} kernels)`);
+  }
   const plan = planMemory(graph, donation);
   if (dump.has('kernels')) console.error(`--- kernel graph (${graph.kernels.length} kernels)\n${printKernelGraph(graph)}`);
   return { program: p, optimized, graph, plan };

@@ -1,8 +1,13 @@
-/** Primitive classes the passes reason about (one table, shared by simplify and fusion). */
+/** Primitive classes the passes reason about, derived from the primitive table's lowerings. */
+import { primsLoweredAs } from '../ir/primitives/index.js';
 
-export const UNARY = new Set<string>(['neg', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'logistic', 'sqrt', 'rsqrt', 'erf', 'abs', 'sign', 'floor', 'ceil', 'round', 'not']);
-export const BINARY = new Set<string>(['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'rem', 'and', 'or', 'xor', 'shift_left', 'shift_right_logical']);
-export const CMP = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
-export const ELEMENTWISE = new Set<string>([...UNARY, ...BINARY, ...CMP, 'select', 'cast']);
+export const UNARY: ReadonlySet<string> = primsLoweredAs('unary');
+export const BINARY: ReadonlySet<string> = primsLoweredAs('binary');
+export const CMP: ReadonlySet<string> = primsLoweredAs('compare');
+export const ELEMENTWISE: ReadonlySet<string> = new Set([...UNARY, ...BINARY, ...CMP, ...primsLoweredAs('select'), ...primsLoweredAs('cast')]);
 /** Index remappings (and iota): free to inline as index expressions. */
-export const VIEW = new Set<string>(['reshape', 'transpose', 'broadcast_in_dim', 'slice', 'pad', 'concatenate', 'rev', 'iota']);
+export const VIEW: ReadonlySet<string> = primsLoweredAs('view');
+/** Reductions that run as loop-kernel phases. */
+export const REDUCE: ReadonlySet<string> = primsLoweredAs('reduce');
+/** Higher-order primitives (inlined before fusion). */
+export const HIGHER_ORDER: ReadonlySet<string> = primsLoweredAs('body');

@@ -7,7 +7,7 @@ import type { PrimName } from '../ir/primitive.js';
 import { PRIMS } from '../ir/primitives/index.js';
 import { type Atom, type Eqn, Literal, Program, Var } from '../ir/program.js';
 import { shapeEq } from '../ir/shape.js';
-import { HIGHER_ORDER } from './inline.js';
+import { HIGHER_ORDER } from './prim_kinds.js';
 import { ELEMENTWISE } from './prim_kinds.js';
 import { ProgramBuilder } from './rewrite.js';
 

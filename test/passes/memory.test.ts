@@ -93,16 +93,14 @@ describe('memory: the jitted tiny ConvNeXt V2 training step', () => {
 
     const arena = plan.storageBytes.reduce((a, b) => a + b, 0);
     const io = plan.peakBytes - arena;
-    const hostTemp = (exec.lastRun as { hostTempBytes?: number }).hostTempBytes ?? 0;
     console.log(
       `tiny ConvNeXt V2 train step (batch 2, 64x64): ${graph.kernels.length} kernels; peak ${(plan.peakBytes / MiB).toFixed(2)} MiB ` +
         `(arena ${(arena / MiB).toFixed(2)} MiB in ${plan.storageBytes.length} storages, inputs+outputs ${(io / MiB).toFixed(2)} MiB); ` +
-        `first call allocated ${(first / MiB).toFixed(2)} MiB, later calls ${fresh} bytes (+${hostTemp} bytes of host-kernel temporaries); losses ${losses.map((l) => l.toFixed(4)).join(', ')}`,
+        `first call allocated ${(first / MiB).toFixed(2)} MiB, later calls ${fresh} bytes; losses ${losses.map((l) => l.toFixed(4)).join(', ')}`,
     );
     // inputs and outputs (params, m, v twice, the images) are about 1.7 MiB; the arena holds
     // the activations and gradients of one step
     expect(plan.peakBytes).toBeLessThan(8 * MiB);
-    expect(hostTemp).toBeLessThan(1024);
   });
 
   it('the arena: live temporaries never share storage; its size is close to the most bytes live at once', () => {

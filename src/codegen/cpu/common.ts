@@ -4,7 +4,7 @@
  */
 import type { CodeBuilder } from './scope.js';
 import type { DwRowConfig, WasmFunc, WgRowConfig } from './wasm.js';
-import type { HostKernel, ReduceOp } from '../kernel/kernel_graph.js';
+import type { ReduceOp } from '../kernel/kernel_graph.js';
 
 /** A scratch array a kernel needs (allocated once per executable). */
 export interface ScratchSpec {
@@ -45,14 +45,7 @@ export type WasmUse =
   | { readonly kind: 'dwrow'; readonly bytes: number; readonly cfg: DwRowConfig }
   | { readonly kind: 'wgrow'; readonly bytes: number; readonly cfg: WgRowConfig };
 
-export interface HostKernelCode {
-  readonly kind: 'host';
-  readonly name: string;
-  readonly source: string;
-  readonly kernel: HostKernel;
-}
-
-export type KernelCode = JsKernelCode | HostKernelCode;
+export type KernelCode = JsKernelCode;
 
 export interface EmitOptions {
   /** Use the WebAssembly SIMD GEMM micro-kernel for f32 matmuls (default: when available). */
@@ -89,10 +82,15 @@ export function wrapFunction(name: string, params: readonly string[], body: stri
   return [HELPERS_PRELUDE, ...preludeLines, `return function ${safeName(name)}(${params.join(', ')}) {`, ...body.split('\n').map((l) => `  ${l}`), '};'].join('\n');
 }
 
-export const REDUCE_INIT: Readonly<Record<ReduceOp, string>> = { sum: '0', max: '-Infinity', min: 'Infinity' };
+/** Initial accumulator values (argmax: index -1, i.e. nothing seen; its best value lives in `<acc>v`). */
+export const REDUCE_INIT: Readonly<Record<ReduceOp, string>> = { sum: '0', max: '-Infinity', min: 'Infinity', argmax: '-1' };
 
-/** The statement folding `v` into accumulator `a` (max/min propagate NaN like the host). */
-export function reduceUpdate(op: ReduceOp, a: string, v: string): string {
+/**
+ * The statement folding `v` into accumulator `a` (max/min propagate NaN like the host; argmax
+ * keeps the first index of the largest value, a NaN counting as largest, its value in `<a>v`,
+ * `i` being the row index).
+ */
+export function reduceUpdate(op: ReduceOp, a: string, v: string, i = ''): string {
   switch (op) {
     case 'sum':
       return `${a} += ${v};`;
@@ -100,6 +98,8 @@ export function reduceUpdate(op: ReduceOp, a: string, v: string): string {
       return `if (${v} > ${a} || ${v} !== ${v}) ${a} = ${v};`;
     case 'min':
       return `if (${v} < ${a} || ${v} !== ${v}) ${a} = ${v};`;
+    case 'argmax':
+      return `if (${a} < 0 || ${v} > ${a}v || (${v} !== ${v} && ${a}v === ${a}v)) { ${a}v = ${v}; ${a} = ${i}; }`;
   }
 }
 

@@ -19,7 +19,8 @@
 import type { DType } from '../../ir/dtype.js';
 import { stridesOf } from '../../ir/shape.js';
 import { delinearize, idx, type Idx, idxSubst, linearize, type Ranges } from '../kernel/index_expr.js';
-import type { ConvKernel, KernelOutput, SExpr } from '../kernel/kernel_graph.js';
+import { type ConvKernel, type KernelOutput, mapIndices, type SExpr } from '../kernel/kernel_graph.js';
+import { AX, type Axis } from '../kernel/axis.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, wrapFunction } from './common.js';
 import { emitGemm, type GemmSpec } from './matmul.js';
 import { bufName, CodeBuilder } from './scope.js';
@@ -48,6 +49,10 @@ export interface ConvGeom {
   readonly vN: string;
   readonly vC: string;
   readonly vSp: readonly string[];
+  /** The output axes of batch, feature and spatial positions (vN etc. are their names). */
+  readonly aN: Axis;
+  readonly aC: Axis;
+  readonly aSp: readonly Axis[];
 }
 
 export function convGeometry(k: ConvKernel): ConvGeom {
@@ -74,9 +79,12 @@ export function convGeometry(k: ConvKernel): ConvGeom {
     rsO: rs[dims.rhs[0]!]!,
     rsI: rs[dims.rhs[1]!]!,
     rsSp: sp.map((d) => rs[dims.rhs[2 + d]!]!),
-    vN: `o${dims.out[0]}`,
-    vC: `o${dims.out[1]}`,
-    vSp: sp.map((d) => `o${dims.out[2 + d]}`),
+    vN: AX.outer(dims.out[0]!).name,
+    vC: AX.outer(dims.out[1]!).name,
+    vSp: sp.map((d) => AX.outer(dims.out[2 + d]!).name),
+    aN: AX.outer(dims.out[0]!),
+    aC: AX.outer(dims.out[1]!),
+    aSp: sp.map((d) => AX.outer(dims.out[2 + d]!)),
   };
 }
 
@@ -119,37 +127,8 @@ function isUnpatchify(k: ConvKernel, g: ConvGeom): boolean {
 /** Rewrites every index expression in the outputs (memoised over the DAG). */
 export function mapOutputs(outs: readonly KernelOutput[], f: (x: Idx) => Idx): KernelOutput[] {
   const memo = new Map<SExpr, SExpr>();
-  const go = (e: SExpr): SExpr => {
-    const hit = memo.get(e);
-    if (hit) return hit;
-    let r: SExpr;
-    switch (e.op) {
-      case 'load':
-        r = { ...e, index: f(e.index) };
-        break;
-      case 'index':
-        r = { ...e, index: f(e.index) };
-        break;
-      case 'unary':
-      case 'cast':
-        r = { ...e, a: go(e.a) } as SExpr;
-        break;
-      case 'binary':
-        r = { ...e, a: go(e.a), b: go(e.b) };
-        break;
-      case 'cmp':
-        r = { ...e, a: go(e.a), b: go(e.b) };
-        break;
-      case 'select':
-        r = { ...e, c: go(e.c), a: go(e.a), b: go(e.b) };
-        break;
-      default:
-        r = e;
-    }
-    memo.set(e, r);
-    return r;
-  };
-  return outs.map((o) => ({ buf: o.buf, index: f(o.index), expr: go(o.expr) }));
+  const go = (e: SExpr): SExpr => mapIndices(e, f, memo);
+  return outs.map((o) => ({ ...o, index: f(o.index), expr: go(o.expr), ...(o.dyn ? { dyn: go(o.dyn) } : {}), ...(o.when ? { when: go(o.when) } : {}) }));
 }
 
 interface Dim {
@@ -172,7 +151,7 @@ function mergeDims(ds: Dim[]): Dim[] {
 }
 
 /** sum_j index_j * stride_j over a delinearisation of v. */
-function gatherIdx(v: string, dims: readonly Dim[], which: 'ls' | 'rs', ranges: Ranges): Idx {
+function gatherIdx(v: Axis, dims: readonly Dim[], which: 'ls' | 'rs', ranges: Ranges): Idx {
   if (dims.length === 0) return idx.const(0);
   const parts = delinearize(idx.var(v), dims.map((d) => d.size), ranges);
   return idx.add(...parts.map((pi, j) => idx.scale(pi, dims[j]![which])));
@@ -193,24 +172,24 @@ function gemmSpecOf(k: ConvKernel, g: ConvGeom): GemmSpec {
   const kMerged = mergeDims(kd);
   const K = kd.reduce((a, d) => a * d.size, 1);
   const ranges: Ranges = new Map([
-    ['b', 1],
-    ['m', Math.max(M, 1)],
-    ['n', Math.max(Nn, 1)],
-    ['k', Math.max(K, 1)],
+    [AX.b, 1],
+    [AX.m, Math.max(M, 1)],
+    [AX.n, Math.max(Nn, 1)],
+    [AX.k, Math.max(K, 1)],
   ]);
   // rows: (batch, output position) in row-major order; A strides per row dim
   const rd: Dim[] = [{ size: g.N, ls: g.lsN, rs: 0 }];
   for (let d = 0; d < g.nsp; d++) rd.push({ size: g.outSp[d]!, ls: g.lsSp[d]! * p.windowStrides[d]!, rs: 0 });
   const rMerged = mergeDims(rd);
-  const aIdx = idx.add(gatherIdx('m', rMerged, 'ls', ranges), gatherIdx('k', kMerged, 'ls', ranges));
-  const bIdx = idx.add(idx.scale(idx.var('n'), g.rsO), gatherIdx('k', kMerged, 'rs', ranges));
+  const aIdx = idx.add(gatherIdx(AX.m, rMerged, 'ls', ranges), gatherIdx(AX.k, kMerged, 'ls', ranges));
+  const bIdx = idx.add(idx.scale(idx.var(AX.n), g.rsO), gatherIdx(AX.k, kMerged, 'rs', ranges));
   // epilogue: output variables from (m, n)
-  const rowIdx = delinearize(idx.var('m'), rowsShape, ranges);
-  const sub = new Map<string, Idx>([
-    [g.vN, rowIdx[0]!],
-    [g.vC, idx.var('n')],
+  const rowIdx = delinearize(idx.var(AX.m), rowsShape, ranges);
+  const sub = new Map<Axis, Idx>([
+    [g.aN, rowIdx[0]!],
+    [g.aC, idx.var(AX.n)],
   ]);
-  g.vSp.forEach((v, d) => sub.set(v, rowIdx[1 + d]!));
+  g.aSp.forEach((v, d) => sub.set(v, rowIdx[1 + d]!));
   const outputs = mapOutputs(k.outputs, (x) => idxSubst(x, sub, ranges));
   return { name: k.name, batch: 1, m: M, n: Nn, k: K, dtype: k.dtype, aBuf: k.lhs.buf, aIdx, bBuf: k.rhs.buf, bIdx, outputs };
 }
@@ -229,26 +208,26 @@ function gemmSpecOfTransposed(k: ConvKernel, g: ConvGeom): GemmSpec {
   const Nn = colsShape.reduce((a, b) => a * b, 1);
   const K = g.C;
   const ranges: Ranges = new Map([
-    ['b', 1],
-    ['m', Math.max(M, 1)],
-    ['n', Math.max(Nn, 1)],
-    ['k', Math.max(K, 1)],
+    [AX.b, 1],
+    [AX.m, Math.max(M, 1)],
+    [AX.n, Math.max(Nn, 1)],
+    [AX.k, Math.max(K, 1)],
   ]);
   const rd: Dim[] = [{ size: g.N, ls: g.lsN, rs: 0 }];
   for (let d = 0; d < g.nsp; d++) rd.push({ size: g.inSp[d]!, ls: g.lsSp[d]!, rs: 0 });
-  const aIdx = idx.add(gatherIdx('m', mergeDims(rd), 'ls', ranges), idx.scale(idx.var('k'), g.lsC));
-  const col = delinearize(idx.var('n'), colsShape, ranges);
+  const aIdx = idx.add(gatherIdx(AX.m, mergeDims(rd), 'ls', ranges), idx.scale(idx.var(AX.k), g.lsC));
+  const col = delinearize(idx.var(AX.n), colsShape, ranges);
   const bIdx = idx.add(
     idx.scale(col[g.nsp]!, g.rsO),
-    idx.scale(idx.var('k'), g.rsI),
+    idx.scale(idx.var(AX.k), g.rsI),
     ...g.rsSp.map((st, d) => idx.add(idx.const((S[d]! - 1) * st), idx.scale(col[d]!, -st))),
   );
-  const row = delinearize(idx.var('m'), rowsShape, ranges);
-  const sub = new Map<string, Idx>([
-    [g.vN, row[0]!],
-    [g.vC, col[g.nsp]!],
+  const row = delinearize(idx.var(AX.m), rowsShape, ranges);
+  const sub = new Map<Axis, Idx>([
+    [g.aN, row[0]!],
+    [g.aC, col[g.nsp]!],
   ]);
-  g.vSp.forEach((v, d) => sub.set(v, idx.add(idx.scale(row[1 + d]!, S[d]!), col[d]!)));
+  g.aSp.forEach((v, d) => sub.set(v, idx.add(idx.scale(row[1 + d]!, S[d]!), col[d]!)));
   const outputs = mapOutputs(k.outputs, (x) => idxSubst(x, sub, ranges));
   return { name: k.name, batch: 1, m: M, n: Nn, k: K, dtype: k.dtype, aBuf: k.lhs.buf, aIdx, bBuf: k.rhs.buf, bIdx, outputs };
 }
@@ -512,7 +491,7 @@ function emitEpilogueOverChannel(cb: CodeBuilder, k: ConvKernel, dtypes: Readonl
   emitNestedLoops(cb, [size], [v], () => {
     const d = cb.depth;
     cb.accResolver = () => ({ src: accOf(v), depth: d });
-    for (const o of k.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? k.dtype, o.index, o.expr);
+    for (const o of k.outputs) cb.store(o, dtypes.get(o.buf) ?? k.dtype);
   });
 }
 
@@ -658,7 +637,7 @@ function emitGeneric(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DTy
   // epilogue over the output space; acc = ACC[canonical index]
   const outShape = k.outShape.length ? [...k.outShape] : [1];
   const vars = outShape.map((_, i) => `o${i}`);
-  const accIdx = linearize([idx.var(g.vN), idx.var(g.vC), ...g.vSp.map((v) => idx.var(v))], [Nb, g.O, ...g.outSp]);
+  const accIdx = linearize([idx.var(g.aN), idx.var(g.aC), ...g.aSp.map((v) => idx.var(v))], [Nb, g.O, ...g.outSp]);
   const total = outShape.reduce((a, b) => a * b, 1);
   cb.line('{');
   cb.line('const start = 0, end = ' + total + ';');
@@ -667,7 +646,7 @@ function emitGeneric(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DTy
       const s = cb.index(accIdx);
       return { src: integer && k.dtype === 'u32' ? `(ACC[${s}] >>> 0)` : `ACC[${s}]`, depth: cb.idxDepth(accIdx) };
     };
-    for (const o of k.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? k.dtype, o.index, o.expr);
+    for (const o of k.outputs) cb.store(o, dtypes.get(o.buf) ?? k.dtype);
   });
   cb.line('}');
   return {

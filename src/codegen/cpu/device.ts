@@ -6,8 +6,7 @@
  * storages (one ArrayBuffer per MemoryPlan storage, allocated on the first run, with every
  * buffer's typed-array view created then and cached); outputs aliasing a donated input reuse
  * its array; other outputs get a fresh typed array per call. After the first call a run
- * allocates nothing but its fresh outputs (host kernels, which call the reference
- * implementation, allocate their own temporaries: reported separately as hostTempBytes).
+ * allocates nothing but its fresh outputs.
  *
  * Threads (option `threads`, default 1): kernels with enough work have their range split
  * between the main thread and worker threads (threads.ts). Every buffer then lives in a
@@ -24,7 +23,7 @@ import { PRIMS } from '../../ir/primitives/index.js';
 import { sizeOf } from '../../ir/shape.js';
 import type { DeviceArray } from '../../ir/device_array.js';
 import { type Device, type Executable, type MemoryPlan, type RunStats, UNLIMITED_CAPS } from '../kernel/device.js';
-import type { HostKernel, KernelGraph } from '../kernel/kernel_graph.js';
+import type { KernelGraph } from '../kernel/kernel_graph.js';
 import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type KernelCode } from './emit.js';
 import { fastErf } from './math.js';
 import { workerPool, type WorkerPool } from './threads.js';
@@ -79,8 +78,6 @@ export interface CpuDeviceOptions extends EmitOptions {
 }
 
 export interface CpuRunStats extends RunStats {
-  /** Temporaries allocated by host kernels (reference implementations) during the call. */
-  readonly hostTempBytes: number;
   /** Bytes of non-shared inputs copied into shared staging (threaded executables). */
   readonly stagedBytes: number;
 }
@@ -127,7 +124,7 @@ class CpuExecutableImpl implements CpuExecutable {
   readonly threads: number;
   readonly splitKernels: number[] = [];
   kernelTimes: Float64Array | null;
-  lastRun: CpuRunStats = { allocatedBytes: 0, hostTempBytes: 0, stagedBytes: 0 };
+  lastRun: CpuRunStats = { allocatedBytes: 0, stagedBytes: 0 };
 
   private readonly B: (HostData | null)[];
   private readonly dtypes: Map<number, DType>;
@@ -136,7 +133,6 @@ class CpuExecutableImpl implements CpuExecutable {
   private readonly fns: (KernelFn | null)[];
   private steps: Step[] = [];
   private initialized = false;
-  private hostTemp = 0;
   private readonly shared: boolean;
   private pool: WorkerPool | null = null;
   private execId = 0;
@@ -248,7 +244,6 @@ class CpuExecutableImpl implements CpuExecutable {
     const minWork = this.opts.splitMinWork ?? DEFAULT_SPLIT_MIN_WORK;
     // steps
     this.steps = this.codes.map((c, ki) => {
-      if (c.kind === 'host') return { run: () => this.runHost(c.kernel) };
       const fn = this.fns[ki]!;
       const scratch = c.scratch.map((s, i) => {
         if (s.wasmByteOffset !== undefined) {
@@ -297,32 +292,12 @@ class CpuExecutableImpl implements CpuExecutable {
     return this.graph.outputs.some((o) => o.kind === 'buffer' && o.buf === buf);
   }
 
-  private runHost(k: HostKernel): void {
-    const prim = PRIMS[k.prim as PrimName] as unknown as { impl: (i: HostArray[], p: unknown, c: { wide: boolean }) => HostArray[] };
-    const ins = k.inputs.map((i) => {
-      const data = this.B[i.buf];
-      if (!data) throw new Error(`cpu: host kernel ${k.name} reads unbound buffer ${i.buf}`);
-      const n = sizeOf(i.shape);
-      return new HostArray(i.dtype, [...i.shape], data.length === n ? data : data.subarray(0, n));
-    });
-    const res = prim.impl(ins, k.params, { wide: false });
-    k.outputs.forEach((o, j) => {
-      const dst = this.B[o.buf];
-      const r = res[j];
-      if (!dst || !r) throw new Error(`cpu: host kernel ${k.name}: missing output ${j}`);
-      this.hostTemp += r.data.byteLength;
-      if (dst.length === r.data.length) (dst as Float64Array).set(r.data as ArrayLike<number>);
-      else for (let i = 0; i < r.data.length; i++) dst[i] = r.data[i]!;
-    });
-  }
-
   run(arrays: readonly DeviceArray[]): HostArray[] {
     const inputs = arrays as readonly HostArray[];
     const { graph, plan } = this;
     if (inputs.length !== graph.inputs.length) throw new Error(`cpu: expected ${graph.inputs.length} inputs, got ${inputs.length}`);
     let allocated = 0;
     let staged = 0;
-    this.hostTemp = 0;
     if (!this.initialized) allocated += this.init();
     const B = this.B;
     const shared = this.shared;
@@ -422,7 +397,7 @@ class CpuExecutableImpl implements CpuExecutable {
       returned.add(data);
       return new HostArray(o.dtype, [...o.shape], data);
     });
-    this.lastRun = { allocatedBytes: allocated, hostTempBytes: this.hostTemp, stagedBytes: staged };
+    this.lastRun = { allocatedBytes: allocated, stagedBytes: staged };
     return results;
   }
 }

@@ -9,9 +9,11 @@
  * the whole kernel; disjoint ranges write disjoint outputs, so halves can run on two threads.
  */
 import type { DType } from '../../ir/dtype.js';
-import { PRIMS } from '../../ir/primitives/index.js';
+import { type Axis, axisNamed } from '../kernel/axis.js';
 import { affineStrides } from '../kernel/index_expr.js';
-import { type Kernel, type KernelGraph, kernelIO, type LoopKernel, type SExpr } from '../kernel/kernel_graph.js';
+import { type Kernel, type KernelGraph, kernelIO, type LoopKernel, type SExpr, type SortKernel, visitSExpr } from '../kernel/kernel_graph.js';
+import { rewriteKernelWith } from '../lower/kernel_rewrite.js';
+import { expandThreefry } from '../lower/threefry.js';
 import { emitConv } from './conv.js';
 import { emitMatmul } from './matmul.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, emitRangeLoopsPrefix, type JsKernelCode, type KernelCode, REDUCE_INIT, reduceUpdate, type ScratchSpec, wrapFunction } from './common.js';
@@ -40,46 +42,20 @@ function finishAcc(a: string, dtype: DType): string | null {
   }
 }
 
-/** Loads of an expression DAG. */
-function collectLoads(e: SExpr, out: SExpr[], seen = new Set<SExpr>()): SExpr[] {
-  if (seen.has(e)) return out;
-  seen.add(e);
-  switch (e.op) {
-    case 'load':
-      out.push(e);
-      break;
-    case 'unary':
-    case 'cast':
-      collectLoads(e.a, out, seen);
-      break;
-    case 'binary':
-    case 'cmp':
-      collectLoads(e.a, out, seen);
-      collectLoads(e.b, out, seen);
-      break;
-    case 'select':
-      collectLoads(e.c, out, seen);
-      collectLoads(e.a, out, seen);
-      collectLoads(e.b, out, seen);
-      break;
-    default:
-      break;
-  }
-  return out;
-}
-
 /**
  * Column mode: the row loops go outside the innermost outer variable when the row loads are
  * contiguous in that variable rather than in the innermost row variable (a sum over leading
  * axes such as a bias gradient), with one accumulator array per reduction.
  */
-function preferColumns(k: LoopKernel, lastOuter: string | undefined, lastRow: string | undefined): boolean {
-  if (!lastOuter || !lastRow) return false;
+function preferColumns(k: LoopKernel, lastOuter: Axis | undefined, lastRow: Axis | undefined): boolean {
+  if (!lastOuter || !lastRow || k.reductions.some((r) => r.op === 'argmax')) return false;
   let col = 0;
   let row = 0;
   const loads: SExpr[] = [];
-  for (const r of k.reductions) collectLoads(r.expr, loads);
-  for (const o of k.rowOutputs) collectLoads(o.expr, loads);
+  const seen = new Set<SExpr>();
+  const collect = (e: SExpr): void => visitSExpr(e, (n) => n.op === 'load' && loads.push(n), seen);
+  k.reductions.forEach((r) => collect(r.expr));
+  k.rowOutputs.forEach((o) => collect(o.expr));
   for (const l of loads) {
     if (l.op !== 'load') continue;
     const a = affineStrides(l.index);
@@ -131,7 +107,8 @@ function emitLoop(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: reado
   };
   const NL = outer[outer.length - 1]!;
   const vL = ovars[ovars.length - 1]!;
-  const columns = NL > 1 && preferColumns(k, vL, rvars[rvars.length - 1]);
+  const lastRow = rvars[rvars.length - 1];
+  const columns = NL > 1 && lastRow !== undefined && preferColumns(k, axisNamed(vL), axisNamed(lastRow));
   const scratch: ScratchSpec[] = [];
   if (!columns) {
     emitRangeLoops(cb, outer, ovars, () => {
@@ -143,18 +120,19 @@ function emitLoop(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: reado
       };
       for (const r of k.reductions) {
         cb.line(`let acc${r.id} = ${REDUCE_INIT[r.op]};`);
+        if (r.op === 'argmax') cb.line(`let acc${r.id}v = 0;`);
         emitNestedLoops(cb, row, rvars, () => {
           const v = cb.value(r.expr);
-          cb.line(reduceUpdate(r.op, `acc${r.id}`, v));
+          cb.line(reduceUpdate(r.op, `acc${r.id}`, v, r.op === 'argmax' ? rowIndex(k.row) : ''));
         });
         const fin = finishAcc(`acc${r.id}`, r.dtype);
         if (fin) cb.line(fin);
         done.add(r.id);
       }
-      for (const o of k.outerOutputs) cb.store(o.buf, dt(o.buf), o.index, o.expr);
+      for (const o of k.outerOutputs) cb.store(o, dt(o.buf));
       if (k.rowOutputs.length) {
         emitNestedLoops(cb, row, rvars, () => {
-          for (const o of k.rowOutputs) cb.store(o.buf, dt(o.buf), o.index, o.expr);
+          for (const o of k.rowOutputs) cb.store(o, dt(o.buf));
         });
       }
     });
@@ -191,14 +169,16 @@ function emitLoop(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: reado
         if (fin) cb.line(`for (let _j = 0; _j < _hi - _lo; _j++) { let _t = ${S}[_j]; ${fin} ${S}[_j] = _t; }`);
         done.add(r.id);
       }
-      if (k.outerOutputs.length) lastLoop(() => k.outerOutputs.forEach((o) => cb.store(o.buf, dt(o.buf), o.index, o.expr)));
+      if (k.outerOutputs.length) lastLoop(() => k.outerOutputs.forEach((o) => cb.store(o, dt(o.buf))));
       if (k.rowOutputs.length) {
-        emitNestedLoops(cb, row, rvars, () => lastLoop(() => k.rowOutputs.forEach((o) => cb.store(o.buf, dt(o.buf), o.index, o.expr))));
+        emitNestedLoops(cb, row, rvars, () => lastLoop(() => k.rowOutputs.forEach((o) => cb.store(o, dt(o.buf)))));
       }
     });
   }
   const params = ['start', 'end', ...bufs.map(bufName), ...scratch.map((_, i) => `S${i}`)];
   const nodes = k.reductions.length + k.outerOutputs.length + k.rowOutputs.length;
+  // accumulating stores may hit one element from several range positions: one thread only
+  const scatters = [...k.outerOutputs, ...k.rowOutputs].some((o) => o.accumulate);
   return {
     kind: 'js',
     name: k.name,
@@ -207,9 +187,45 @@ function emitLoop(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: reado
     scratch,
     tables: [],
     total,
-    splittable: true,
+    splittable: !scatters,
     workPerItem: Math.max(1, rowSize * Math.max(1, k.reductions.length + (k.rowOutputs.length ? 1 : 0))) * Math.max(1, nodes),
   };
+}
+
+/** The flat row index of the row variables (r0, r1, ... over `row`) as source. */
+function rowIndex(row: readonly number[]): string {
+  let stride = 1;
+  const parts: string[] = [];
+  for (let d = row.length - 1; d >= 0; d--) {
+    if (row[d]! > 1) parts.push(stride === 1 ? `r${d}` : `${stride} * r${d}`);
+    stride *= row[d]!;
+  }
+  return parts.length ? parts.join(' + ') : '0';
+}
+
+/**
+ * A stable argsort of each row (the host's comparator: ascending or descending by value, NaN
+ * last, ties by index); the range is over rows.
+ */
+function emitSort(k: SortKernel, bufs: readonly number[]): JsKernelCode {
+  const n = k.shape[k.axis]!;
+  const stride = k.shape.slice(k.axis + 1).reduce((a, b) => a * b, 1);
+  const rows = k.shape.reduce((a, b) => a * b, 1) / Math.max(n, 1);
+  const X = bufName(k.input);
+  const O = bufName(k.output);
+  // the host's order (src/ir/primitives/reduce.ts sortOrder): NaN last, ties by index
+  const [lt, gt] = k.descending ? ['1', '-1'] : ['-1', '1'];
+  const order = `const _x = ${X}[_o + _s * _a], _y = ${X}[_o + _s * _b]; if (_x !== _x || _y !== _y) return _x !== _x ? (_y !== _y ? _a - _b : 1) : -1; return _x < _y ? ${lt} : _x > _y ? ${gt} : _a - _b;`;
+  const body = [
+    `const _s = ${stride}, _idx = new Array(${n});`,
+    'for (let _r = start; _r < end; _r++) {',
+    `  const _o = Math.floor(_r / _s) * _s * ${n} + (_r % _s);`,
+    `  for (let _k = 0; _k < ${n}; _k++) _idx[_k] = _k;`,
+    `  _idx.sort((_a, _b) => { ${order} });`,
+    `  for (let _k = 0; _k < ${n}; _k++) ${O}[_o + _s * _k] = _idx[_k];`,
+    '}',
+  ].join('\n');
+  return { kind: 'js', name: k.name, source: wrapFunction(k.name, ['start', 'end', ...bufs.map(bufName)], body), bufs, scratch: [], tables: [], total: n === 0 ? 0 : rows, splittable: true, workPerItem: Math.max(1, n * Math.log2(n + 1) * 4) };
 }
 
 /** The buffers a kernel touches, in argument order. */
@@ -218,8 +234,14 @@ export function kernelBuffers(k: Kernel): number[] {
   return [...new Set([...reads, ...writes])].sort((a, b) => a - b);
 }
 
+/** The lowering rewrites the CPU dialect needs before printing (see src/codegen/lower). */
+export function prepareKernel(k: Kernel): Kernel {
+  return rewriteKernelWith(k, [expandThreefry()]);
+}
+
 /** Generates the CPU code of one kernel. */
-export function emitKernel(k: Kernel, dtypes: ReadonlyMap<number, DType>, opts: EmitOptions = {}): KernelCode {
+export function emitKernel(kernel: Kernel, dtypes: ReadonlyMap<number, DType>, opts: EmitOptions = {}): KernelCode {
+  const k = prepareKernel(kernel);
   const bufs = kernelBuffers(k);
   switch (k.kind) {
     case 'loop':
@@ -228,10 +250,7 @@ export function emitKernel(k: Kernel, dtypes: ReadonlyMap<number, DType>, opts: 
       return emitMatmul(k, dtypes, bufs, opts);
     case 'conv':
       return emitConv(k, dtypes, bufs, opts);
-    case 'host': {
-      if (!(k.prim in PRIMS)) throw new Error(`cpu codegen: host kernel ${k.name}: unknown primitive ${k.prim}`);
-      const src = `// host kernel: PRIMS.${k.prim}.impl(${k.inputs.map((i) => `buf${i.buf}:${i.dtype}[${i.shape.join(',')}]`).join(', ')}) -> ${k.outputs.map((o) => `buf${o.buf}`).join(', ')}`;
-      return { kind: 'host', name: k.name, source: src, kernel: k };
-    }
+    case 'sort':
+      return emitSort(k, bufs);
   }
 }

@@ -20,6 +20,7 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import { affineStrides, idx, type Idx, idxVars } from '../kernel/index_expr.js';
+import { AX, type Axis } from '../kernel/axis.js';
 import { isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand, type SExpr } from '../kernel/kernel_graph.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
@@ -73,7 +74,7 @@ const JS_NR = 4;
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
-export function stridedIdx(offset: number, terms: readonly [string, number][]): Idx {
+export function stridedIdx(offset: number, terms: readonly [Axis, number][]): Idx {
   return idx.add(idx.const(offset), ...terms.filter(([, s]) => s !== 0).map(([v, s]) => idx.scale(idx.var(v), s)));
 }
 
@@ -88,7 +89,7 @@ function modSrc(i: string, d: number): string {
 }
 
 /** Absolute stride of variable v in an affine index (Infinity when not affine). */
-function strideOf(x: Idx, v: string): number {
+function strideOf(x: Idx, v: Axis): number {
   const a = affineStrides(x);
   if (!a) return Infinity;
   return Math.abs(a.strides.get(v) ?? 0);
@@ -111,7 +112,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const RCH = singleK ? MC : Math.max(MC, Math.floor((t.rch ?? Math.max(1, (1 << 20) / NCP)) / MC) * MC);
   const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
   const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
-  const bDependsOnBatch = spec.bExpr ? true : idxVars(spec.bIdx).has('b');
+  const bDependsOnBatch = spec.bExpr ? true : idxVars(spec.bIdx).has(AX.b);
   const packBOnce = singleK && singleN && (!bDependsOnBatch || batch === 1);
 
   // scratch layout (wasm: byte offsets into the executable's memory; views over it)
@@ -148,7 +149,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const packB = (): void => {
     // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
-    const nInner = spec.bExpr ? true : strideOf(spec.bIdx, 'n') <= strideOf(spec.bIdx, 'k');
+    const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
     const body = (): void => {
       const v = cb.value(bLoad);
       cb.line(`Bp[_bd + ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)}] = ${v};`);
@@ -173,7 +174,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const packA = (): void => {
     // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
-    const mInner = spec.aExpr ? false : strideOf(spec.aIdx, 'm') < strideOf(spec.aIdx, 'k');
+    const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
     if (mInner) {
       cb.open('k');
       cb.line(`const _ad = (k - _pc) * ${MR};`);
@@ -240,7 +241,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
       if (id !== 0) throw new Error(`cpu codegen: matmul ${spec.name} epilogue reads acc ${id}`);
       return { src: accSrc ? accSrc() : '0', depth: accSrc ? nDepth : 0 };
     };
-    for (const o of spec.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? spec.dtype, o.index, o.expr);
+    for (const o of spec.outputs) cb.store(o, dtypes.get(o.buf) ?? spec.dtype);
     cb.close('for (let n = _jc; n < _jc + _nc; n++)');
     cb.close('for (let m = _c0; m < _c1; m++)');
   };
@@ -315,7 +316,7 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
       if (spec.dtype === 'u32') cb.line('_acc = _acc >>> 0;');
       const d = cb.depth;
       cb.accResolver = () => ({ src: '_acc', depth: d });
-      for (const o of spec.outputs) cb.store(o.buf, dtypes.get(o.buf) ?? spec.dtype, o.index, o.expr);
+      for (const o of spec.outputs) cb.store(o, dtypes.get(o.buf) ?? spec.dtype);
     });
   });
   return {
@@ -333,12 +334,12 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
 
 /** A MatmulKernel as a GEMM spec. */
 export function matmulSpec(k: MatmulKernel): GemmSpec {
-  const strided = (o: MatmulOperand, vars: readonly [string, string, string]): { buf: number; idx: Idx; expr?: SExpr } =>
+  const strided = (o: MatmulOperand, vars: readonly [Axis, Axis, Axis]): { buf: number; idx: Idx; expr?: SExpr } =>
     isExprOperand(o)
       ? { buf: -1, idx: idx.const(0), expr: o.expr }
-      : { buf: o.buf, idx: stridedIdx(o.offset, vars.map((v, i) => [v, o.strides[i]!] as [string, number])) };
-  const a = strided(k.a, ['b', 'm', 'k']);
-  const b = strided(k.b, ['b', 'k', 'n']);
+      : { buf: o.buf, idx: stridedIdx(o.offset, vars.map((v, i) => [v, o.strides[i]!] as [Axis, number])) };
+  const a = strided(k.a, [AX.b, AX.m, AX.k]);
+  const b = strided(k.b, [AX.b, AX.k, AX.n]);
   return {
     name: k.name,
     batch: k.batch,

@@ -30,6 +30,7 @@
  * select are bitselects that keep the JavaScript comparisons' NaN and signed-zero behavior:
  * max(a, b) = (a > b || a !== a) ? a : b.
  */
+import { AX } from '../kernel/axis.js';
 import { castScalar, type DType } from '../../ir/dtype.js';
 import { affineStrides, type Idx, idxKey, idxVars } from '../kernel/index_expr.js';
 import type { KernelOutput, SExpr } from '../kernel/kernel_graph.js';
@@ -101,13 +102,13 @@ function splitN(x: Idx): { row: Idx; stride: number } | null {
   const rest: Idx['terms'][number][] = [];
   for (const t of x.terms) {
     if (t.atom.k === 'var') {
-      if (t.atom.name === 'n') {
+      if (t.atom.axis === AX.n) {
         stride += t.coef;
         continue;
       }
-      if (t.atom.name !== 'b' && t.atom.name !== 'm') return null;
+      if (t.atom.axis !== AX.b && t.atom.axis !== AX.m) return null;
     } else {
-      for (const v of idxVars(t.atom.a)) if (v !== 'b' && v !== 'm') return null;
+      for (const v of idxVars(t.atom.a)) if (v !== AX.b && v !== AX.m) return null;
     }
     rest.push(t);
   }
@@ -118,7 +119,7 @@ function splitN(x: Idx): { row: Idx; stride: number } | null {
 function rowsContiguous(row: Idx, g: EpilogueGeometry): boolean {
   if (!g.singleN) return false;
   const a = affineStrides(row);
-  return a !== null && (a.strides.get('m') ?? 0) === g.N;
+  return a !== null && (a.strides.get(AX.m) ?? 0) === g.N;
 }
 
 type Check = (e: SExpr, want: 'f32' | 'mask') => boolean;
@@ -128,7 +129,7 @@ type Check = (e: SExpr, want: 'f32' | 'mask') => boolean;
  * (then the JavaScript epilogue runs).
  */
 export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: ReadonlyMap<number, DType>, kernelDtype: DType, g: EpilogueGeometry, lanes: EpilogueLanes = 'f32x4'): EpiloguePlan | null {
-  if (kernelDtype !== 'f32' || outputs.length === 0) return null;
+  if (kernelDtype !== 'f32' || outputs.length === 0 || outputs.some((o) => o.dyn || o.accumulate || o.when)) return null;
   const outBufs = new Set(outputs.map((o) => o.buf));
   const streams = new Map<string, { buf: number; row: Idx; stride: number }>();
   const ok = new Map<SExpr, string>();
@@ -148,7 +149,7 @@ export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: Reado
           break;
         case 'load': {
           const s = splitN(e.index);
-          good = dtypes.get(e.buf) === 'f32' && !outBufs.has(e.buf) && s !== null && (s.stride === 0 || s.stride === 1);
+          good = !e.dyn && dtypes.get(e.buf) === 'f32' && !outBufs.has(e.buf) && s !== null && (s.stride === 0 || s.stride === 1);
           if (good) streams.set(streamKey(e.buf, e.index), { buf: e.buf, row: s!.row, stride: s!.stride });
           break;
         }
@@ -189,7 +190,7 @@ export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: Reado
   };
   const loads: LoadStream[] = [];
   for (const [key, s] of streams) {
-    const mDep = idxVars(s.row).has('m');
+    const mDep = idxVars(s.row).has(AX.m);
     if (s.stride === 1 && mDep) {
       const contiguous = rowsContiguous(s.row, g);
       const ld = contiguous ? g.N : g.NC;

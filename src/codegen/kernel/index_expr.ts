@@ -5,8 +5,10 @@
  * most indices stay affine (a stride per loop variable).
  */
 
+import type { Axis } from './axis.js';
+
 export type IdxAtom =
-  | { readonly k: 'var'; readonly name: string }
+  | { readonly k: 'var'; readonly axis: Axis }
   | { readonly k: 'div'; readonly a: Idx; readonly d: number }
   | { readonly k: 'mod'; readonly a: Idx; readonly d: number };
 
@@ -20,13 +22,13 @@ export interface Idx {
   readonly terms: readonly IdxTerm[];
 }
 
-/** Loop variable extents: name -> size (the variable ranges over [0, size)). */
-export type Ranges = ReadonlyMap<string, number>;
+/** Loop axis extents: axis -> size (the variable ranges over [0, size)). */
+export type Ranges = ReadonlyMap<Axis, number>;
 
 export function atomKey(a: IdxAtom): string {
   switch (a.k) {
     case 'var':
-      return a.name;
+      return a.axis.name;
     case 'div':
       return `(${idxKey(a.a)})/${a.d}`;
     case 'mod':
@@ -42,8 +44,8 @@ export const idx = {
   const(c: number): Idx {
     return { c, terms: [] };
   },
-  var(name: string): Idx {
-    return { c: 0, terms: [{ coef: 1, atom: { k: 'var', name } }] };
+  var(axis: Axis): Idx {
+    return { c: 0, terms: [{ coef: 1, atom: { k: 'var', axis } }] };
   },
   add(...xs: Idx[]): Idx {
     const m = new Map<string, { coef: number; atom: IdxAtom }>();
@@ -116,8 +118,8 @@ function splitBy(x: Idx, d: number, ranges: Ranges): [Idx, Idx, number, boolean]
 function atomRange(a: IdxAtom, ranges: Ranges): [number, number] {
   switch (a.k) {
     case 'var': {
-      const n = ranges.get(a.name);
-      if (n === undefined) throw new Error(`index expression: unknown loop variable ${a.name}`);
+      const n = ranges.get(a.axis);
+      if (n === undefined) throw new Error(`index expression: unknown loop axis ${a.axis.name}`);
       return [0, Math.max(n - 1, 0)];
     }
     case 'div': {
@@ -149,33 +151,33 @@ export function idxRange(x: Idx, ranges: Ranges): [number, number] {
   return [lo, hi];
 }
 
-/** Stride of each variable if x is affine in plain loop variables; null otherwise. */
-export function affineStrides(x: Idx): { offset: number; strides: Map<string, number> } | null {
-  const strides = new Map<string, number>();
+/** Stride of each axis if x is affine in plain loop axes; null otherwise. */
+export function affineStrides(x: Idx): { offset: number; strides: Map<Axis, number> } | null {
+  const strides = new Map<Axis, number>();
   for (const t of x.terms) {
     if (t.atom.k !== 'var') return null;
-    strides.set(t.atom.name, (strides.get(t.atom.name) ?? 0) + t.coef);
+    strides.set(t.atom.axis, (strides.get(t.atom.axis) ?? 0) + t.coef);
   }
   return { offset: x.c, strides };
 }
 
-/** The variables an expression uses. */
-export function idxVars(x: Idx, out = new Set<string>()): Set<string> {
+/** The axes an expression uses. */
+export function idxVars(x: Idx, out = new Set<Axis>()): Set<Axis> {
   for (const t of x.terms) {
-    if (t.atom.k === 'var') out.add(t.atom.name);
+    if (t.atom.k === 'var') out.add(t.atom.axis);
     else idxVars(t.atom.a, out);
   }
   return out;
 }
 
-/** Replaces variables by expressions (then re-simplifies div/mod with the new ranges). */
-export function idxSubst(x: Idx, sub: ReadonlyMap<string, Idx>, ranges: Ranges): Idx {
+/** Replaces axes by expressions (then re-simplifies div/mod with the new ranges). */
+export function idxSubst(x: Idx, sub: ReadonlyMap<Axis, Idx>, ranges: Ranges): Idx {
   const parts: Idx[] = [idx.const(x.c)];
   for (const t of x.terms) {
     let a: Idx;
     switch (t.atom.k) {
       case 'var':
-        a = sub.get(t.atom.name) ?? idx.var(t.atom.name);
+        a = sub.get(t.atom.axis) ?? idx.var(t.atom.axis);
         break;
       case 'div':
         a = idx.div(idxSubst(t.atom.a, sub, ranges), t.atom.d, ranges);
@@ -214,11 +216,11 @@ export function delinearize(flat: Idx, shape: readonly number[], ranges: Ranges)
 }
 
 /** Prints an index expression as C-like source (works for JavaScript, WGSL and CUDA ints). */
-export function idxSource(x: Idx, varSrc: (name: string) => string = (n) => n): string {
+export function idxSource(x: Idx, varSrc: (axis: Axis) => string = (a) => a.name): string {
   const atom = (a: IdxAtom): string => {
     switch (a.k) {
       case 'var':
-        return varSrc(a.name);
+        return varSrc(a.axis);
       case 'div':
         return `((${idxSource(a.a, varSrc)}) / ${a.d})`;
       case 'mod':

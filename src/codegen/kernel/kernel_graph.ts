@@ -1,33 +1,18 @@
 /**
  * The backend-neutral kernel IR. A KernelGraph is a list of kernels over numbered buffers.
- * Loop kernels are an index space (outer loops, optional inner "row" loops for reductions) with
+ * Loop kernels are an index space (outer axes, optional inner "row" axes for reductions) with
  * scalar expression DAGs whose loads go through index expressions; matmul and convolution are
- * anchor kernels whose epilogue expressions see the accumulated value as `acc 0`; host kernels
- * run a primitive's reference implementation (argsort, random bits, scatter ...).
+ * anchor kernels whose epilogue expressions see the accumulated value as `acc 0`; sort kernels
+ * argsort rows. Every primitive lowers to these (gather is a load at a data-dependent offset,
+ * scatter_add an accumulating store, random_bits a threefry expression, argmax a reduction).
  */
 import type { DType } from '../../ir/dtype.js';
 import type { HostArray } from '../../ir/host.js';
 import type { ConvParams } from '../../ir/primitive.js';
 import { type Idx, idxKey, idxSource } from './index_expr.js';
+import { printSExpr, type ReduceOp, type SExpr, visitSExpr } from './sexpr.js';
 
-export type UnaryFn = 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'logistic' | 'sqrt' | 'rsqrt' | 'erf' | 'abs' | 'sign' | 'floor' | 'ceil' | 'round' | 'not';
-export type BinaryFn = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'rem' | 'and' | 'or' | 'xor' | 'shift_left' | 'shift_right_logical';
-export type CmpFn = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
-export type ReduceOp = 'sum' | 'max' | 'min';
-
-/** A scalar expression. Nodes are shared (a DAG); emitters compute each node once. */
-export type SExpr =
-  | { readonly op: 'load'; readonly buf: number; readonly index: Idx; readonly dtype: DType }
-  | { readonly op: 'const'; readonly value: number; readonly dtype: DType }
-  /** The value of an index expression (iota; pad/concat bounds tests). */
-  | { readonly op: 'index'; readonly index: Idx; readonly dtype: DType }
-  | { readonly op: 'unary'; readonly fn: UnaryFn; readonly a: SExpr; readonly dtype: DType }
-  | { readonly op: 'binary'; readonly fn: BinaryFn; readonly a: SExpr; readonly b: SExpr; readonly dtype: DType }
-  | { readonly op: 'cmp'; readonly fn: CmpFn; readonly a: SExpr; readonly b: SExpr; readonly dtype: 'bool' }
-  | { readonly op: 'select'; readonly c: SExpr; readonly a: SExpr; readonly b: SExpr; readonly dtype: DType }
-  | { readonly op: 'cast'; readonly a: SExpr; readonly dtype: DType }
-  /** A reduction's result in a loop kernel (by id), or the anchor's accumulator (id 0). */
-  | { readonly op: 'acc'; readonly id: number; readonly dtype: DType };
+export * from './sexpr.js';
 
 export interface BufferDecl {
   readonly id: number;
@@ -41,6 +26,17 @@ export interface KernelOutput {
   readonly buf: number;
   readonly index: Idx;
   readonly expr: SExpr;
+  /** A data-dependent i32 element offset added to `index` (scatter). */
+  readonly dyn?: SExpr;
+  /** Add into the buffer instead of storing (scatter_add; atomic where threads may collide). */
+  readonly accumulate?: boolean;
+  /** Store only where this bool expression holds (scatter drops out-of-range updates). */
+  readonly when?: SExpr;
+}
+
+/** The expressions an output evaluates (its value, offset and guard). */
+export function outputExprs(o: KernelOutput): SExpr[] {
+  return [o.expr, ...(o.dyn ? [o.dyn] : []), ...(o.when ? [o.when] : [])];
 }
 
 /**
@@ -61,7 +57,7 @@ export interface LoopKernel {
 }
 
 export interface StridedOperand {
-  readonly kind?: 'strided';
+  readonly kind: 'strided';
   readonly buf: number;
   readonly offset: number;
   /** [batch, rows, cols] element strides. */
@@ -113,17 +109,23 @@ export interface ConvKernel {
   readonly outputs: readonly KernelOutput[];
 }
 
-/** Runs a primitive's host implementation on contiguous buffers. */
-export interface HostKernel {
-  readonly kind: 'host';
+/**
+ * A stable argsort of every row of `input` (rows run along `axis` of `shape`): output element j
+ * of a row is the index of its j-th smallest element (largest when descending); NaN sorts last,
+ * ties keep index order. Output i32, same shape.
+ */
+export interface SortKernel {
+  readonly kind: 'sort';
   readonly name: string;
-  readonly prim: string;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly inputs: readonly { readonly buf: number; readonly shape: readonly number[]; readonly dtype: DType }[];
-  readonly outputs: readonly { readonly buf: number; readonly shape: readonly number[]; readonly dtype: DType }[];
+  readonly input: number;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly axis: number;
+  readonly descending: boolean;
+  readonly output: number;
 }
 
-export type Kernel = LoopKernel | MatmulKernel | ConvKernel | HostKernel;
+export type Kernel = LoopKernel | MatmulKernel | ConvKernel | SortKernel;
 
 export type GraphOutput = { readonly kind: 'buffer'; readonly buf: number; readonly shape: readonly number[]; readonly dtype: DType } | { readonly kind: 'literal'; readonly value: number; readonly dtype: DType };
 
@@ -136,47 +138,24 @@ export interface KernelGraph {
   readonly consts: readonly { readonly buf: number; readonly value: HostArray }[];
 }
 
-/** The operands of a scalar expression node. */
-export function sexprChildren(e: SExpr): SExpr[] {
-  switch (e.op) {
-    case 'unary':
-    case 'cast':
-      return [e.a];
-    case 'binary':
-    case 'cmp':
-      return [e.a, e.b];
-    case 'select':
-      return [e.c, e.a, e.b];
-    default:
-      return [];
-  }
-}
-
-/** Calls fn once for every node of the DAG under e (`seen` may be shared across roots). */
-export function visitSExpr(e: SExpr, fn: (e: SExpr) => void, seen: Set<SExpr> = new Set()): void {
-  if (seen.has(e)) return;
-  seen.add(e);
-  fn(e);
-  for (const c of sexprChildren(e)) visitSExpr(c, fn, seen);
-}
-
-/** Buffers a kernel reads and writes. */
+/** Buffers a kernel reads and writes (an accumulating store reads what it writes). */
 export function kernelIO(k: Kernel): { reads: number[]; writes: number[] } {
+  if (k.kind === 'sort') return { reads: [k.input], writes: [k.output] };
   const reads = new Set<number>();
-  const visit = (e: SExpr, seen: Set<SExpr>): void =>
+  const seen = new Set<SExpr>();
+  const visit = (e: SExpr): void =>
     visitSExpr(e, (n) => {
       if (n.op === 'load') reads.add(n.buf);
     }, seen);
-  const seen = new Set<SExpr>();
   let outs: readonly KernelOutput[] = [];
   switch (k.kind) {
     case 'loop':
-      k.reductions.forEach((r) => visit(r.expr, seen));
+      k.reductions.forEach((r) => visit(r.expr));
       outs = [...k.outerOutputs, ...k.rowOutputs];
       break;
     case 'matmul':
       for (const op of [k.a, k.b]) {
-        if (isExprOperand(op)) visit(op.expr, seen);
+        if (isExprOperand(op)) visit(op.expr);
         else reads.add(op.buf);
       }
       outs = k.outputs;
@@ -186,62 +165,23 @@ export function kernelIO(k: Kernel): { reads: number[]; writes: number[] } {
       reads.add(k.rhs.buf);
       outs = k.outputs;
       break;
-    case 'host':
-      return { reads: k.inputs.map((i) => i.buf), writes: k.outputs.map((o) => o.buf) };
   }
-  outs.forEach((o) => visit(o.expr, seen));
-  return { reads: [...reads], writes: outs.map((o) => o.buf) };
+  for (const o of outs) {
+    outputExprs(o).forEach(visit);
+    if (o.accumulate) reads.add(o.buf);
+  }
+  return { reads: [...reads], writes: [...new Set(outs.map((o) => o.buf))] };
 }
 
 // ---------------------------------------------------------------------------------------
 // printer
 
-export function printSExpr(root: SExpr): string {
-  const names = new Map<SExpr, string>();
-  const lines: string[] = [];
-  const go = (e: SExpr): string => {
-    const have = names.get(e);
-    if (have) return have;
-    let s: string;
-    switch (e.op) {
-      case 'load':
-        s = `buf${e.buf}[${idxSource(e.index)}]`;
-        break;
-      case 'const':
-        s = `${e.value}:${e.dtype}`;
-        break;
-      case 'index':
-        s = `idx(${idxSource(e.index)})`;
-        break;
-      case 'acc':
-        s = `acc${e.id}`;
-        break;
-      case 'unary':
-        s = `${e.fn}(${go(e.a)})`;
-        break;
-      case 'cast':
-        s = `${e.dtype}(${go(e.a)})`;
-        break;
-      case 'binary':
-      case 'cmp':
-        s = `${e.fn}(${go(e.a)}, ${go(e.b)})`;
-        break;
-      case 'select':
-        s = `select(${go(e.c)}, ${go(e.a)}, ${go(e.b)})`;
-        break;
-    }
-    if (e.op === 'load' || e.op === 'const' || e.op === 'acc' || e.op === 'index') return s;
-    const n = `t${names.size}`;
-    names.set(e, n);
-    lines.push(`${n} = ${s}`);
-    return n;
-  };
-  const r = go(root);
-  return [...lines, r].join('; ');
-}
-
 function fmtOutputs(outs: readonly KernelOutput[], indent: string): string[] {
-  return outs.map((o) => `${indent}buf${o.buf}[${idxSource(o.index)}] = ${printSExpr(o.expr)}`);
+  return outs.map((o) => {
+    const at = `buf${o.buf}[${idxSource(o.index)}${o.dyn ? ` + (${printSExpr(o.dyn)})` : ''}]`;
+    const when = o.when ? ` when (${printSExpr(o.when)})` : '';
+    return `${indent}${at} ${o.accumulate ? '+=' : '='} ${printSExpr(o.expr)}${when}`;
+  });
 }
 
 export function printKernel(k: Kernel): string {
@@ -264,8 +204,8 @@ export function printKernel(k: Kernel): string {
       lines.push(`conv ${k.name} lhs=buf${k.lhs.buf}[${k.lhs.shape.join(',')}] rhs=buf${k.rhs.buf}[${k.rhs.shape.join(',')}] out=[${k.outShape.join(',')}] strides=${k.params.windowStrides.join(',')} groups=${k.params.featureGroupCount}/${k.params.batchGroupCount}`);
       lines.push(...fmtOutputs(k.outputs, '  '));
       break;
-    case 'host':
-      lines.push(`host ${k.name} ${k.prim}(${k.inputs.map((i) => `buf${i.buf}`).join(', ')}) -> ${k.outputs.map((o) => `buf${o.buf}`).join(', ')}`);
+    case 'sort':
+      lines.push(`sort ${k.name} buf${k.output} = argsort${k.descending ? ' desc' : ''}(buf${k.input}:${k.dtype}[${k.shape.join(',')}], axis ${k.axis})`);
       break;
   }
   return lines.join('\n');

@@ -1,116 +1,344 @@
-/** KernelGraph <-> JSON for the on-disk compile cache. Scalar expression DAGs are written as a
- * node table so shared nodes stay shared. */
-import { HostArray } from '../../ir/host.js';
-import { allocHost, type DType } from '../../ir/dtype.js';
+/**
+ * KernelGraph <-> JSON for the on-disk compile cache. The file is untrusted input: reading it
+ * validates every field (its type, its range, every buffer and node reference), so nothing but
+ * checked numbers and enumerated names can reach a code generator. Scalar expression DAGs are
+ * written as a node table (shared nodes stay shared). Constants are not stored: the cache key
+ * covers their values, and the reader takes them from the program being compiled.
+ */
+import { isDType, type DType } from '../../ir/dtype.js';
+import type { HostArray } from '../../ir/host.js';
+import { PRIMS } from '../../ir/primitives/index.js';
+import type { ConvParams, PrimName } from '../../ir/primitive.js';
+import { axis, AXIS_ROLES, type AxisRole } from './axis.js';
 import type { MemoryPlan } from './device.js';
-import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand, type SExpr } from './kernel_graph.js';
+import type { Idx, IdxAtom } from './index_expr.js';
+import { childKeys, type SExpr, type SExprOp } from './sexpr.js';
+import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand } from './kernel_graph.js';
 
-type Json = unknown;
+export const FORMAT = 'nexgrad-kernel-graph-3';
+
+/** Bounds on what a cache entry may describe. */
+const LIMITS = { elements: 2 ** 32, nodes: 5_000_000, idxDepth: 64, rank: 16, name: 200 };
+
+export class CacheFormatError extends Error {
+  constructor(where: string, what: string) {
+    super(`cache entry: ${where}: ${what}`);
+    this.name = 'CacheFormatError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// writing
+
+/** Numbers JSON cannot hold are written as strings. */
+function numOut(v: number): number | string {
+  if (Object.is(v, -0)) return '-0';
+  return Number.isFinite(v) ? v : String(v);
+}
+
+function idxOut(x: Idx): unknown {
+  return { c: x.c, t: x.terms.map((t) => [t.coef, atomOut(t.atom)]) };
+}
+
+function atomOut(a: IdxAtom): unknown {
+  return a.k === 'var' ? [a.axis.role, a.axis.pos] : [a.k, idxOut(a.a), a.d];
+}
 
 export function serializeLowered(g: KernelGraph, plan: MemoryPlan): string {
-  const nodes: Json[] = [];
+  const nodes: unknown[] = [];
   const ids = new Map<SExpr, number>();
   const ref = (e: SExpr): number => {
     const have = ids.get(e);
     if (have !== undefined) return have;
-    let n: Record<string, unknown>;
-    switch (e.op) {
-      case 'unary':
-      case 'cast':
-        n = { ...e, a: ref(e.a) };
-        break;
-      case 'binary':
-      case 'cmp':
-        n = { ...e, a: ref(e.a), b: ref(e.b) };
-        break;
-      case 'select':
-        n = { ...e, c: ref(e.c), a: ref(e.a), b: ref(e.b) };
-        break;
-      default:
-        n = { ...e };
+    const n: Record<string, unknown> = { ...e };
+    for (const k of childKeys(e.op)) {
+      const c = (e as unknown as Record<string, SExpr | undefined>)[k];
+      if (c) n[k] = ref(c);
     }
+    if (e.op === 'load' || e.op === 'index') n.index = idxOut(e.index);
+    if (e.op === 'const') n.value = numOut(e.value);
     const id = nodes.length;
     nodes.push(n);
     ids.set(e, id);
     return id;
   };
-  const outs = (os: readonly KernelOutput[]) => os.map((o) => ({ buf: o.buf, index: o.index, expr: ref(o.expr) }));
-  const kernels = g.kernels.map((k): Json => {
+  const outs = (os: readonly KernelOutput[]) =>
+    os.map((o) => ({ buf: o.buf, index: idxOut(o.index), expr: ref(o.expr), ...(o.dyn ? { dyn: ref(o.dyn) } : {}), ...(o.accumulate ? { accumulate: true } : {}), ...(o.when ? { when: ref(o.when) } : {}) }));
+  const kernels = g.kernels.map((k): unknown => {
     switch (k.kind) {
       case 'loop':
         return { ...k, reductions: k.reductions.map((r) => ({ ...r, expr: ref(r.expr) })), outerOutputs: outs(k.outerOutputs), rowOutputs: outs(k.rowOutputs) };
       case 'matmul': {
-        const op = (o: MatmulOperand) => (isExprOperand(o) ? { kind: 'expr', expr: ref(o.expr) } : o);
+        const op = (o: MatmulOperand) => (isExprOperand(o) ? { kind: 'expr', expr: ref(o.expr) } : { kind: 'strided', buf: o.buf, offset: o.offset, strides: o.strides });
         return { ...k, a: op(k.a), b: op(k.b), outputs: outs(k.outputs) };
       }
       case 'conv':
         return { ...k, outputs: outs(k.outputs) };
-      case 'host':
+      case 'sort':
         return k;
     }
   });
-  const consts = g.consts.map((c) => ({
-    buf: c.buf,
-    dtype: c.value.dtype,
-    shape: c.value.shape,
-    data: Buffer.from(c.value.data.buffer, c.value.data.byteOffset, c.value.data.byteLength).toString('base64'),
-  }));
+  const outputs = g.outputs.map((o) => (o.kind === 'literal' ? { ...o, value: numOut(o.value) } : o));
   return JSON.stringify({
-    graph: { buffers: g.buffers, kernels, inputs: g.inputs, outputs: g.outputs, consts },
+    format: FORMAT,
+    graph: { buffers: g.buffers, kernels, inputs: g.inputs, outputs, consts: g.consts.map((c) => c.buf) },
     nodes,
     plan: { ...plan, outputAliases: [...plan.outputAliases] },
   });
 }
 
-export function deserializeLowered(text: string): { graph: KernelGraph; plan: MemoryPlan } {
-  const j = JSON.parse(text) as any;
-  const built: SExpr[] = [];
-  const get = (i: number): SExpr => built[i]!;
-  for (const n of j.nodes as any[]) {
-    let e: any;
-    switch (n.op) {
-      case 'unary':
-      case 'cast':
-        e = { ...n, a: get(n.a) };
-        break;
-      case 'binary':
-      case 'cmp':
-        e = { ...n, a: get(n.a), b: get(n.b) };
-        break;
-      case 'select':
-        e = { ...n, c: get(n.c), a: get(n.a), b: get(n.b) };
-        break;
-      default:
-        e = n;
-    }
-    built.push(e);
+// ---------------------------------------------------------------------------------------
+// reading: every field checked
+
+type J = unknown;
+
+class Reader {
+  bufferCount = 0;
+  dtypes: DType[] = [];
+  readonly built: SExpr[] = [];
+
+  obj(x: J, where: string): Record<string, J> {
+    if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new CacheFormatError(where, 'expected an object');
+    return x as Record<string, J>;
   }
-  const outs = (os: any[]): KernelOutput[] => os.map((o) => ({ buf: o.buf, index: o.index, expr: get(o.expr) }));
-  const kernels: Kernel[] = (j.graph.kernels as any[]).map((k) => {
-    switch (k.kind) {
-      case 'loop':
-        return { ...k, reductions: k.reductions.map((r: any) => ({ ...r, expr: get(r.expr) })), outerOutputs: outs(k.outerOutputs), rowOutputs: outs(k.rowOutputs) };
-      case 'matmul': {
-        const op = (o: any) => (o.kind === 'expr' ? { kind: 'expr', expr: get(o.expr) } : o);
-        return { ...k, a: op(k.a), b: op(k.b), outputs: outs(k.outputs) };
-      }
-      case 'conv':
-        return { ...k, outputs: outs(k.outputs) };
-      default:
-        return k;
+  arr(x: J, where: string, max = LIMITS.nodes): J[] {
+    if (!Array.isArray(x) || x.length > max) throw new CacheFormatError(where, 'expected a bounded array');
+    return x;
+  }
+  int(x: J, where: string, lo = 0, hi = LIMITS.elements): number {
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < lo || x > hi) throw new CacheFormatError(where, `expected an integer in [${lo}, ${hi}]`);
+    return x;
+  }
+  num(x: J, where: string): number {
+    if (typeof x === 'number' && Number.isFinite(x)) return x;
+    const special: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity, '-0': -0 };
+    if (typeof x === 'string' && Object.prototype.hasOwnProperty.call(special, x)) return special[x]!;
+    throw new CacheFormatError(where, 'expected a number');
+  }
+  bool(x: J, where: string): boolean {
+    if (typeof x !== 'boolean') throw new CacheFormatError(where, 'expected a boolean');
+    return x;
+  }
+  oneOf<T extends string>(x: J, allowed: readonly T[], where: string): T {
+    if (typeof x !== 'string' || !(allowed as readonly string[]).includes(x)) throw new CacheFormatError(where, `expected one of ${allowed.join(', ')}`);
+    return x as T;
+  }
+  dtype(x: J, where: string): DType {
+    if (!isDType(x)) throw new CacheFormatError(where, 'expected a dtype');
+    return x;
+  }
+  name(x: J, where: string): string {
+    if (typeof x !== 'string' || !/^[A-Za-z0-9_+.\-]{1,4096}$/.test(x)) throw new CacheFormatError(where, 'expected a kernel name (letters, digits, _ + . -)');
+    return x;
+  }
+  ints(x: J, where: string, lo = 0, hi = LIMITS.elements, max = LIMITS.rank): number[] {
+    return this.arr(x, where, max).map((v, i) => this.int(v, `${where}[${i}]`, lo, hi));
+  }
+  buf(x: J, where: string): number {
+    return this.int(x, where, 0, this.bufferCount - 1);
+  }
+  idx(x: J, where: string, depth = 0): Idx {
+    if (depth > LIMITS.idxDepth) throw new CacheFormatError(where, 'index expression too deep');
+    const o = this.obj(x, where);
+    const terms = this.arr(o.t, `${where}.t`, 64).map((t, i) => {
+      const [coef, atom] = this.arr(t, `${where}.t[${i}]`, 2);
+      return { coef: this.int(coef, `${where}.t[${i}]`, -LIMITS.elements, LIMITS.elements), atom: this.atom(atom, `${where}.t[${i}]`, depth) };
+    });
+    return { c: this.int(o.c, `${where}.c`, -LIMITS.elements, LIMITS.elements), terms };
+  }
+  atom(x: J, where: string, depth: number): IdxAtom {
+    const a = this.arr(x, where, 3);
+    if (AXIS_ROLES.includes(a[0] as AxisRole)) {
+      const role = a[0] as AxisRole;
+      const pos = this.int(a[1], where, 0, role === 'outer' || role === 'row' ? LIMITS.rank : 0);
+      return { k: 'var', axis: axis(role, pos) };
     }
-  });
-  const consts = (j.graph.consts as any[]).map((c) => {
-    const bytes = Buffer.from(c.data, 'base64');
-    const data = allocHost(c.dtype as DType, bytes.byteLength / bytesPerElement(c.dtype));
-    new Uint8Array(data.buffer).set(bytes);
-    return { buf: c.buf, value: new HostArray(c.dtype, c.shape, data) };
-  });
-  const graph: KernelGraph = { buffers: j.graph.buffers, kernels, inputs: j.graph.inputs, outputs: j.graph.outputs, consts };
-  const plan: MemoryPlan = { ...j.plan, outputAliases: new Map(j.plan.outputAliases) };
-  return { graph, plan };
+    const k = this.oneOf(a[0], ['div', 'mod'] as const, where);
+    return { k, a: this.idx(a[1], where, depth + 1), d: this.int(a[2], where, 1) };
+  }
+  ref(x: J, where: string): SExpr {
+    return this.built[this.int(x, where, 0, this.built.length - 1)]!;
+  }
+
+  node(x: J, i: number): SExpr {
+    const where = `nodes[${i}]`;
+    const n = this.obj(x, where);
+    const op = this.oneOf(n.op, Object.keys(NODE_FIELDS) as SExprOp[], `${where}.op`);
+    const e: Record<string, unknown> = { op, dtype: this.dtype(n.dtype, `${where}.dtype`) };
+    for (const k of childKeys(op)) if (n[k] !== undefined) e[k] = this.ref(n[k], `${where}.${k}`);
+    NODE_FIELDS[op](this, n, e, where);
+    return e as unknown as SExpr;
+  }
+
+  outputs(x: J, where: string): KernelOutput[] {
+    return this.arr(x, where).map((v, i) => {
+      const w = `${where}[${i}]`;
+      const o = this.obj(v, w);
+      return {
+        buf: this.buf(o.buf, `${w}.buf`),
+        index: this.idx(o.index, `${w}.index`),
+        expr: this.ref(o.expr, `${w}.expr`),
+        ...(o.dyn !== undefined ? { dyn: this.ref(o.dyn, `${w}.dyn`) } : {}),
+        ...(o.accumulate !== undefined ? { accumulate: this.bool(o.accumulate, `${w}.accumulate`) } : {}),
+        ...(o.when !== undefined ? { when: this.ref(o.when, `${w}.when`) } : {}),
+      };
+    });
+  }
 }
 
-function bytesPerElement(d: DType): number {
-  return allocHost(d, 1).BYTES_PER_ELEMENT;
+const UNARY = [...(Object.keys(PRIMS) as PrimName[]).filter((p) => PRIMS[p].lowering === 'unary')];
+const BINARY = [...(Object.keys(PRIMS) as PrimName[]).filter((p) => PRIMS[p].lowering === 'binary')];
+const CMP = [...(Object.keys(PRIMS) as PrimName[]).filter((p) => PRIMS[p].lowering === 'compare')];
+
+/** The non-operand fields of each node kind. */
+const NODE_FIELDS: { readonly [K in SExprOp]: (r: Reader, n: Record<string, J>, e: Record<string, unknown>, where: string) => void } = {
+  load: (r, n, e, w) => {
+    e.buf = r.buf(n.buf, `${w}.buf`);
+    e.index = r.idx(n.index, `${w}.index`);
+    if (r.dtypes[e.buf as number] !== e.dtype) throw new CacheFormatError(w, 'load dtype differs from its buffer');
+  },
+  const: (r, n, e, w) => (e.value = r.num(n.value, `${w}.value`)),
+  index: (r, n, e, w) => (e.index = r.idx(n.index, `${w}.index`)),
+  acc: (r, n, e, w) => (e.id = r.int(n.id, `${w}.id`, 0, LIMITS.nodes)),
+  unary: (r, n, e, w) => (e.fn = r.oneOf(n.fn, UNARY, `${w}.fn`)),
+  binary: (r, n, e, w) => (e.fn = r.oneOf(n.fn, BINARY, `${w}.fn`)),
+  cmp: (r, n, e, w) => (e.fn = r.oneOf(n.fn, CMP, `${w}.fn`)),
+  select: () => {},
+  cast: () => {},
+  threefry: (r, n, e, w) => (e.word = r.int(n.word, `${w}.word`, 0, 1)),
+};
+
+function requireChildren(e: SExpr, where: string): void {
+  for (const k of childKeys(e.op)) {
+    if (k === 'dyn') continue;
+    if (!(e as unknown as Record<string, unknown>)[k]) throw new CacheFormatError(where, `missing operand ${k}`);
+  }
+}
+
+function convParams(r: Reader, x: J, where: string): ConvParams {
+  const p = r.obj(x, where);
+  const dims = r.obj(p.dims, `${where}.dims`);
+  return {
+    windowStrides: r.ints(p.windowStrides, `${where}.windowStrides`, 1),
+    padding: r.arr(p.padding, `${where}.padding`, LIMITS.rank).map((pp, i) => {
+      const [lo, hi] = r.ints(pp, `${where}.padding[${i}]`, -LIMITS.elements, LIMITS.elements, 2);
+      return [lo!, hi!] as const;
+    }),
+    lhsDilation: r.ints(p.lhsDilation, `${where}.lhsDilation`, 1),
+    rhsDilation: r.ints(p.rhsDilation, `${where}.rhsDilation`, 1),
+    featureGroupCount: r.int(p.featureGroupCount, `${where}.featureGroupCount`, 1),
+    batchGroupCount: r.int(p.batchGroupCount, `${where}.batchGroupCount`, 1),
+    dims: { lhs: r.ints(dims.lhs, `${where}.dims.lhs`), rhs: r.ints(dims.rhs, `${where}.dims.rhs`), out: r.ints(dims.out, `${where}.dims.out`) },
+  };
+}
+
+function kernel(r: Reader, x: J, i: number): Kernel {
+  const where = `kernels[${i}]`;
+  const k = r.obj(x, where);
+  const kind = r.oneOf(k.kind, ['loop', 'matmul', 'conv', 'sort'] as const, `${where}.kind`);
+  const name = r.name(k.name, `${where}.name`);
+  switch (kind) {
+    case 'loop': {
+      const space = k.space === undefined ? undefined : r.obj(k.space, `${where}.space`);
+      return {
+        kind, name,
+        outer: r.ints(k.outer, `${where}.outer`),
+        row: r.ints(k.row, `${where}.row`),
+        reductions: r.arr(k.reductions, `${where}.reductions`).map((v, j) => {
+          const o = r.obj(v, `${where}.reductions[${j}]`);
+          return { id: r.int(o.id, `${where}.reductions[${j}].id`, 0, LIMITS.nodes), op: r.oneOf(o.op, ['sum', 'max', 'min', 'argmax'] as const, `${where}.reductions[${j}].op`), expr: r.ref(o.expr, `${where}.reductions[${j}].expr`), dtype: r.dtype(o.dtype, `${where}.reductions[${j}].dtype`) };
+        }),
+        outerOutputs: r.outputs(k.outerOutputs, `${where}.outerOutputs`),
+        rowOutputs: r.outputs(k.rowOutputs, `${where}.rowOutputs`),
+        ...(space ? { space: { F: r.ints(space.F, `${where}.space.F`), axes: r.ints(space.axes, `${where}.space.axes`) } } : {}),
+      };
+    }
+    case 'matmul': {
+      const operand = (v: J, w: string): MatmulOperand => {
+        const o = r.obj(v, w);
+        if (o.kind === 'expr') return { kind: 'expr', expr: r.ref(o.expr, `${w}.expr`) };
+        r.oneOf(o.kind, ['strided'] as const, `${w}.kind`);
+        const s = r.ints(o.strides, `${w}.strides`, -LIMITS.elements, LIMITS.elements, 3);
+        if (s.length !== 3) throw new CacheFormatError(w, 'expected three strides');
+        return { kind: 'strided', buf: r.buf(o.buf, `${w}.buf`), offset: r.int(o.offset, `${w}.offset`), strides: [s[0]!, s[1]!, s[2]!] };
+      };
+      return {
+        kind, name,
+        batch: r.int(k.batch, `${where}.batch`), m: r.int(k.m, `${where}.m`), n: r.int(k.n, `${where}.n`), k: r.int(k.k, `${where}.k`),
+        dtype: r.dtype(k.dtype, `${where}.dtype`),
+        a: operand(k.a, `${where}.a`), b: operand(k.b, `${where}.b`),
+        outputs: r.outputs(k.outputs, `${where}.outputs`),
+      };
+    }
+    case 'conv': {
+      const side = (v: J, w: string) => {
+        const o = r.obj(v, w);
+        return { buf: r.buf(o.buf, `${w}.buf`), shape: r.ints(o.shape, `${w}.shape`) };
+      };
+      return {
+        kind, name, params: convParams(r, k.params, `${where}.params`), dtype: r.dtype(k.dtype, `${where}.dtype`),
+        lhs: side(k.lhs, `${where}.lhs`), rhs: side(k.rhs, `${where}.rhs`), outShape: r.ints(k.outShape, `${where}.outShape`),
+        outputs: r.outputs(k.outputs, `${where}.outputs`),
+      };
+    }
+    case 'sort':
+      return {
+        kind, name, input: r.buf(k.input, `${where}.input`), dtype: r.dtype(k.dtype, `${where}.dtype`), shape: r.ints(k.shape, `${where}.shape`),
+        axis: r.int(k.axis, `${where}.axis`, 0, LIMITS.rank), descending: r.bool(k.descending, `${where}.descending`), output: r.buf(k.output, `${where}.output`),
+      };
+  }
+}
+
+/**
+ * Reads a cache entry; `consts` are the program's constants (the graph's const buffers, in
+ * order). Throws CacheFormatError naming the first field that is wrong.
+ */
+export function deserializeLowered(text: string, consts: readonly HostArray[]): { graph: KernelGraph; plan: MemoryPlan } {
+  let j: J;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    throw new CacheFormatError('file', 'not JSON');
+  }
+  const r = new Reader();
+  const top = r.obj(j, 'entry');
+  if (top.format !== FORMAT) throw new CacheFormatError('format', `expected ${FORMAT}`);
+  const g = r.obj(top.graph, 'graph');
+  const buffers = r.arr(g.buffers, 'graph.buffers').map((v, i) => {
+    const b = r.obj(v, `buffers[${i}]`);
+    r.int(b.id, `buffers[${i}].id`, i, i);
+    return { id: i, dtype: r.dtype(b.dtype, `buffers[${i}].dtype`), size: r.int(b.size, `buffers[${i}].size`), kind: r.oneOf(b.kind, ['input', 'output', 'temp', 'const'] as const, `buffers[${i}].kind`) };
+  });
+  r.bufferCount = buffers.length;
+  r.dtypes = buffers.map((b) => b.dtype);
+  r.arr(top.nodes, 'nodes').forEach((n, i) => {
+    const e = r.node(n, i);
+    requireChildren(e, `nodes[${i}]`);
+    r.built.push(e);
+  });
+  const kernels = r.arr(g.kernels, 'graph.kernels').map((k, i) => kernel(r, k, i));
+  const inputs = r.arr(g.inputs, 'graph.inputs').map((b, i) => r.buf(b, `graph.inputs[${i}]`));
+  const outputs = r.arr(g.outputs, 'graph.outputs').map((v, i) => {
+    const o = r.obj(v, `graph.outputs[${i}]`);
+    if (o.kind === 'literal') return { kind: 'literal' as const, value: r.num(o.value, `graph.outputs[${i}].value`), dtype: r.dtype(o.dtype, `graph.outputs[${i}].dtype`) };
+    r.oneOf(o.kind, ['buffer'] as const, `graph.outputs[${i}].kind`);
+    return { kind: 'buffer' as const, buf: r.buf(o.buf, `graph.outputs[${i}].buf`), shape: r.ints(o.shape, `graph.outputs[${i}].shape`), dtype: r.dtype(o.dtype, `graph.outputs[${i}].dtype`) };
+  });
+  const constBufs = r.arr(g.consts, 'graph.consts').map((b, i) => r.buf(b, `graph.consts[${i}]`));
+  if (constBufs.length !== consts.length) throw new CacheFormatError('graph.consts', `expected ${consts.length} constants`);
+  constBufs.forEach((b, i) => {
+    if (buffers[b]!.dtype !== consts[i]!.dtype || buffers[b]!.size !== consts[i]!.size) throw new CacheFormatError(`graph.consts[${i}]`, 'does not match the program constant');
+  });
+  const p = r.obj(top.plan, 'plan');
+  const storageOf = r.ints(p.storageOf, 'plan.storageOf', -1, LIMITS.nodes, buffers.length);
+  if (storageOf.length !== buffers.length) throw new CacheFormatError('plan.storageOf', 'one entry per buffer expected');
+  const storageBytes = r.ints(p.storageBytes, 'plan.storageBytes', 0, 2 ** 40, LIMITS.nodes);
+  if (storageOf.some((s) => s >= storageBytes.length)) throw new CacheFormatError('plan.storageOf', 'names a missing storage');
+  const aliases = r.arr(p.outputAliases, 'plan.outputAliases').map((v, i) => {
+    const [ob, pos] = r.arr(v, `plan.outputAliases[${i}]`, 2);
+    return [r.buf(ob, `plan.outputAliases[${i}][0]`), r.int(pos, `plan.outputAliases[${i}][1]`, 0, inputs.length - 1)] as [number, number];
+  });
+  const graph: KernelGraph = { buffers, kernels, inputs, outputs, consts: constBufs.map((buf, i) => ({ buf, value: consts[i]! })) };
+  const plan: MemoryPlan = { storageOf, storageBytes, outputAliases: new Map(aliases), peakBytes: r.int(p.peakBytes, 'plan.peakBytes', 0, 2 ** 50) };
+  return { graph, plan };
 }

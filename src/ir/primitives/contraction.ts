@@ -174,6 +174,7 @@ function toOperandOrder(t: Tensor, src: readonly number[]): Tensor {
 }
 
 const dot_general: PrimDef<DotParams> = {
+  lowering: 'contraction',
   shape: (inputs, p) => {
     expectArity('dot_general', inputs, 2);
     return [{ shape: dotGeom(inputs[0]!, inputs[1]!, p).outShape, dtype: inputs[0]!.dtype }];
@@ -591,6 +592,7 @@ function convRhsCotangent(ct: Tensor, x: Tensor, p: ConvParams, g: ConvGeom): Te
 }
 
 const conv_general: PrimDef<ConvParams> = {
+  lowering: 'contraction',
   shape: (inputs, p) => {
     expectArity('conv_general', inputs, 2);
     return [{ shape: convGeom(inputs[0]!, inputs[1]!, p).outShape, dtype: inputs[0]!.dtype }];

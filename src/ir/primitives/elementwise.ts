@@ -13,7 +13,7 @@ type None = Record<string, never>;
 // ---------------------------------------------------------------------------------------
 // unary
 
-type UnaryName = 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'logistic' | 'sqrt' | 'rsqrt' | 'erf' | 'abs' | 'sign' | 'floor' | 'ceil' | 'round' | 'not';
+export type UnaryName = 'neg' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'logistic' | 'sqrt' | 'rsqrt' | 'erf' | 'abs' | 'sign' | 'floor' | 'ceil' | 'round' | 'not';
 
 interface UnarySpec {
   /** Which dtypes the op accepts. */
@@ -63,6 +63,7 @@ function acceptsDtype(kind: UnarySpec['accepts'], d: DType): boolean {
 function unaryDef(name: UnaryName): PrimDef<None> {
   const spec = UNARY[name];
   return {
+    lowering: 'unary',
     shape: (inputs) => {
       expectArity(name, inputs, 1);
       const a = inputs[0]!;
@@ -87,7 +88,7 @@ function unaryDef(name: UnaryName): PrimDef<None> {
 // ---------------------------------------------------------------------------------------
 // binary
 
-type BinaryName = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'rem' | 'and' | 'or' | 'xor' | 'shift_left' | 'shift_right_logical';
+export type BinaryName = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'rem' | 'and' | 'or' | 'xor' | 'shift_left' | 'shift_right_logical';
 
 function intDiv(a: number, b: number): number {
   return b === 0 ? 0 : Math.trunc(a / b);
@@ -164,6 +165,7 @@ const BINARY_DERIVS: Readonly<Record<BinaryName, BinaryRule | null>> = {
 function binaryDef(name: BinaryName): PrimDef<None> {
   const deriv = BINARY_DERIVS[name];
   return {
+    lowering: 'binary',
     shape: (inputs) => {
       expectArity(name, inputs, 2);
       expectSame(name, inputs);
@@ -199,7 +201,7 @@ function binaryDef(name: BinaryName): PrimDef<None> {
 // ---------------------------------------------------------------------------------------
 // comparisons
 
-type CompareName = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+export type CompareName = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 const COMPARE: Readonly<Record<CompareName, (a: number, b: number) => boolean>> = {
   eq: (a, b) => a === b,
   ne: (a, b) => a !== b,
@@ -212,6 +214,7 @@ const COMPARE: Readonly<Record<CompareName, (a: number, b: number) => boolean>> 
 function compareDef(name: CompareName): PrimDef<None> {
   const f = COMPARE[name];
   return {
+    lowering: 'compare',
     shape: (inputs) => {
       expectArity(name, inputs, 2);
       expectSame(name, inputs);
@@ -234,6 +237,7 @@ function compareDef(name: CompareName): PrimDef<None> {
 // select, cast
 
 const select: PrimDef<None> = {
+  lowering: 'select',
   shape: (inputs) => {
     expectArity('select', inputs, 3);
     const [p, a, b] = inputs as [AbstractValue, AbstractValue, AbstractValue];
@@ -264,6 +268,7 @@ const select: PrimDef<None> = {
 };
 
 const cast: PrimDef<PrimParams['cast']> = {
+  lowering: 'cast',
   shape: (inputs, { dtype }) => {
     expectArity('cast', inputs, 1);
     return [{ shape: inputs[0]!.shape, dtype }];
@@ -280,45 +285,15 @@ const cast: PrimDef<PrimParams['cast']> = {
   vjp: ([x], _y, [ct], { dtype }) => (ct && isFloat(x!.dtype) && isFloat(dtype) ? [ops.cast(ct, x!.dtype)] : [null]),
 };
 
+/** One definition per name of each table above. */
+function defsOf<N extends string>(table: Readonly<Record<N, unknown>>, def: (name: N) => PrimDef<None>): Record<N, PrimDef<None>> {
+  return Object.fromEntries((Object.keys(table) as N[]).map((n) => [n, def(n)])) as Record<N, PrimDef<None>>;
+}
+
 export const elementwisePrims = {
-  neg: unaryDef('neg'),
-  exp: unaryDef('exp'),
-  log: unaryDef('log'),
-  log1p: unaryDef('log1p'),
-  expm1: unaryDef('expm1'),
-  sin: unaryDef('sin'),
-  cos: unaryDef('cos'),
-  tanh: unaryDef('tanh'),
-  logistic: unaryDef('logistic'),
-  sqrt: unaryDef('sqrt'),
-  rsqrt: unaryDef('rsqrt'),
-  erf: unaryDef('erf'),
-  abs: unaryDef('abs'),
-  sign: unaryDef('sign'),
-  floor: unaryDef('floor'),
-  ceil: unaryDef('ceil'),
-  round: unaryDef('round'),
-  not: unaryDef('not'),
-  add: binaryDef('add'),
-  sub: binaryDef('sub'),
-  mul: binaryDef('mul'),
-  div: binaryDef('div'),
-  max: binaryDef('max'),
-  min: binaryDef('min'),
-  pow: binaryDef('pow'),
-  rem: binaryDef('rem'),
-  and: binaryDef('and'),
-  or: binaryDef('or'),
-  xor: binaryDef('xor'),
-  shift_left: binaryDef('shift_left'),
-  shift_right_logical: binaryDef('shift_right_logical'),
-  eq: compareDef('eq'),
-  ne: compareDef('ne'),
-  lt: compareDef('lt'),
-  le: compareDef('le'),
-  gt: compareDef('gt'),
-  ge: compareDef('ge'),
+  ...defsOf(UNARY, unaryDef),
+  ...defsOf(BINARY_DERIVS, binaryDef),
+  ...defsOf(COMPARE, compareDef),
   select,
   cast,
-} satisfies Record<string, PrimDef<never>>;
-
+};

@@ -18,6 +18,7 @@ function bodyShape(op: string, inputs: AbstractValue[], body: Program): Abstract
 }
 
 const region: PrimDef<PrimParams['region']> = {
+  lowering: 'body',
   shape: (inputs, { name, body }) => bodyShape(`region ${name}`, inputs, body),
   impl: (inputs, { body }, ctx) => interpretHost(body, inputs, ctx),
   jvp: 'structural',
@@ -25,6 +26,7 @@ const region: PrimDef<PrimParams['region']> = {
 };
 
 const checkpoint: PrimDef<PrimParams['checkpoint']> = {
+  lowering: 'body',
   shape: (inputs, { body }) => bodyShape('checkpoint', inputs, body),
   impl: (inputs, { body }, ctx) => interpretHost(body, inputs, ctx),
   jvp: 'structural',
@@ -32,6 +34,7 @@ const checkpoint: PrimDef<PrimParams['checkpoint']> = {
 };
 
 const custom_vjp: PrimDef<PrimParams['custom_vjp']> = {
+  lowering: 'body',
   shape: (inputs, { body }) => bodyShape('custom_vjp', inputs, body),
   impl: (inputs, { body }, ctx) => interpretHost(body, inputs, ctx),
   jvp: 'structural',

@@ -16,6 +16,7 @@ function avalStr(a: AbstractValue): string {
 }
 
 export const random_bits: PrimDef<PrimParams['random_bits']> = {
+  lowering: 'random',
   shape(inputs) {
     if (inputs.length !== 2) {
       throw new OpError('random_bits', `expected 2 operands (key u32[2], counter u32[...]), got ${inputs.length}`);

@@ -47,6 +47,7 @@ function broadcastInDim(r: Tensor, shape: readonly number[], dims: number[]): Te
 }
 
 const reduce_sum: PrimDef<AxesParams> = {
+  lowering: 'reduce',
   shape: (inputs, { axes }) => {
     const out = reducedShape('reduce_sum', inputs, axes);
     if (out.dtype === 'bool') throw new OpError('reduce_sum', `cannot sum bool ${avalStr(inputs[0]!)}; cast it first`);
@@ -67,6 +68,7 @@ function extremumWeights(x: Tensor, y: Tensor, axes: readonly number[]): Tensor 
 
 function extremumDef(name: 'reduce_max' | 'reduce_min', init: number, f: (a: number, v: number) => number): PrimDef<AxesParams> {
   return {
+    lowering: 'reduce',
     shape: (inputs, { axes }) => [reducedShape(name, inputs, axes)],
     impl: ([x], { axes }, ctx) => [reduceImpl(x!, axes, init, f, ctx)],
     jvp: ([x], [t], { axes }, [y]) => [t ? ops.sum(ops.mul(t, extremumWeights(x!, y!, axes)), axes) : null],
@@ -79,6 +81,7 @@ function extremumDef(name: 'reduce_max' | 'reduce_min', init: number, f: (a: num
 }
 
 const argmax: PrimDef<PrimParams['argmax']> = {
+  lowering: 'argmax',
   shape: (inputs, { axis }) => {
     const out = reducedShape('argmax', inputs, [axis]);
     if (inputs[0]!.shape[axis] === 0) throw new OpError('argmax', `axis ${axis} of ${fmtShape(inputs[0]!.shape)} is empty`);
@@ -109,7 +112,22 @@ const argmax: PrimDef<PrimParams['argmax']> = {
   vjp: () => [null],
 };
 
+/**
+ * The order argsort sorts by: ascending (or descending) values with NaN last either way (a total
+ * order, so every backend's sort, a GPU's bitonic network included, agrees); ties are broken by
+ * index. Negative when x sorts first, positive when y does, 0 for a tie.
+ */
+export function sortOrder(x: number, y: number, descending: boolean): number {
+  const xn = x !== x;
+  const yn = y !== y;
+  if (xn || yn) return xn === yn ? 0 : xn ? 1 : -1;
+  if (x < y) return descending ? 1 : -1;
+  if (x > y) return descending ? -1 : 1;
+  return 0;
+}
+
 const argsort: PrimDef<PrimParams['argsort']> = {
+  lowering: 'sort',
   shape: (inputs, { axis }) => {
     expectArity('argsort', inputs, 1);
     expectAxes('argsort', [axis], inputs[0]!.shape.length, inputs[0]!.shape);
@@ -128,10 +146,7 @@ const argsort: PrimDef<PrimParams['argsort']> = {
       const base = Math.floor(o / stride) * stride * n + (o % stride);
       for (let k = 0; k < n; k++) idx[k] = k;
       const key = (k: number) => xd[base + k * stride]!;
-      idx.sort((a, b) => {
-        const d = descending ? key(b) - key(a) : key(a) - key(b);
-        return d !== 0 && !Number.isNaN(d) ? d : a - b;
-      });
+      idx.sort((a, b) => sortOrder(key(a), key(b), descending) || a - b);
       for (let k = 0; k < n; k++) od[base + k * stride] = idx[k]!;
     }
     return [out];

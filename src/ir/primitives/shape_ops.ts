@@ -12,6 +12,7 @@ import { bind1 } from '../trace.js';
 import { alloc, avalStr, expectArity, expectAxes, forEachStrided } from './util.js';
 
 const reshape: PrimDef<PrimParams['reshape']> = {
+  lowering: 'view',
   shape: (inputs, { shape }) => {
     expectArity('reshape', inputs, 1);
     const x = inputs[0]!;
@@ -36,6 +37,7 @@ function inversePerm(perm: readonly number[]): number[] {
 }
 
 const transpose: PrimDef<PrimParams['transpose']> = {
+  lowering: 'view',
   shape: (inputs, { perm }) => {
     expectArity('transpose', inputs, 1);
     const x = inputs[0]!;
@@ -59,6 +61,7 @@ const transpose: PrimDef<PrimParams['transpose']> = {
 };
 
 const broadcast_in_dim: PrimDef<PrimParams['broadcast_in_dim']> = {
+  lowering: 'view',
   shape: (inputs, { shape, dims }) => {
     expectArity('broadcast_in_dim', inputs, 1);
     const x = inputs[0]!;
@@ -100,6 +103,7 @@ function sliceOutShape(p: PrimParams['slice']): number[] {
 }
 
 const slice: PrimDef<PrimParams['slice']> = {
+  lowering: 'view',
   shape: (inputs, p) => {
     expectArity('slice', inputs, 1);
     const x = inputs[0]!;
@@ -136,6 +140,7 @@ function padOutShape(x: Shape, p: PrimParams['pad']): number[] {
 }
 
 const pad: PrimDef<PrimParams['pad']> = {
+  lowering: 'view',
   shape: (inputs, p) => {
     expectArity('pad', inputs, 1);
     const x = inputs[0]!;
@@ -185,6 +190,7 @@ const pad: PrimDef<PrimParams['pad']> = {
 };
 
 const concatenate: PrimDef<PrimParams['concatenate']> = {
+  lowering: 'view',
   shape: (inputs, { axis }) => {
     if (inputs.length === 0) throw new OpError('concatenate', 'needs at least one operand');
     const a = inputs[0]!;
@@ -230,6 +236,7 @@ const concatenate: PrimDef<PrimParams['concatenate']> = {
 };
 
 const rev: PrimDef<PrimParams['rev']> = {
+  lowering: 'view',
   shape: (inputs, { axes }) => {
     expectArity('rev', inputs, 1);
     expectAxes('rev', axes, inputs[0]!.shape.length, inputs[0]!.shape);
@@ -281,6 +288,7 @@ function gatherGeom(op: string, x: AbstractValue, idx: AbstractValue, axis: numb
 }
 
 const gather: PrimDef<PrimParams['gather']> = {
+  lowering: 'gather',
   shape: (inputs, { axis, batchDims }) => {
     expectArity('gather', inputs, 2);
     const g = gatherGeom('gather', inputs[0]!, inputs[1]!, axis, batchDims);
@@ -323,6 +331,7 @@ function inRangeMask(idx: Tensor, n: number, updShape: readonly number[], { axis
 }
 
 const scatter_add: PrimDef<PrimParams['scatter_add']> = {
+  lowering: 'scatter',
   shape: (inputs, { axis, batchDims }) => {
     expectArity('scatter_add', inputs, 3);
     const [x, idx, upd] = inputs as [AbstractValue, AbstractValue, AbstractValue];
@@ -367,6 +376,7 @@ const scatter_add: PrimDef<PrimParams['scatter_add']> = {
 };
 
 const iota: PrimDef<PrimParams['iota']> = {
+  lowering: 'view',
   shape: (inputs, { shape, dim, dtype }) => {
     expectArity('iota', inputs, 0);
     if (!shape.every((d) => Number.isInteger(d) && d >= 0) || !(dim >= 0 && dim < shape.length)) {

@@ -8,7 +8,8 @@
  * epoch is resumed.
  */
 import { fromHost } from '../../ir/ops.js';
-import { type AugmentPlan, augmentSample, mixBatch, normalizeBatch, planAugment, type SampleShape, softTargets } from './augment.js';
+import { type AugmentPlan, augmentSample, normalizeBatch, planAugment, type SampleShape } from './augment.js';
+import { mixBatch, softTargets } from './mix.js';
 import { hostFoldIn, hostFoldPath, hostKey, type HostKey, hostPermutation, HostStream } from './host_random.js';
 import { type Batch, DataError, type Example, type ImageDataset, type LoaderOptions, requireInt } from './types.js';
 

@@ -8,6 +8,7 @@
  * it); all three are checked against a float64 evaluation with the host erf. Epilogues the
  * wasm path cannot express (tanh, transposed stores, strided loads) fall back to JavaScript.
  */
+import { AX } from '../../../src/codegen/kernel/axis.js';
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice, type CpuExecutable } from '../../../src/codegen/cpu/device.js';
 import { HELPERS_PRELUDE } from '../../../src/codegen/cpu/common.js';
@@ -72,8 +73,8 @@ function build(c: MmCase): { g: KernelGraph; inputs: HostArray[]; outs: readonly
     n,
     k,
     dtype: 'f32',
-    a: { buf: 0, offset: 0, strides: [m * k, k, 1] },
-    b: { buf: 1, offset: 0, strides: [c.bBatched ? k * n : 0, n, 1] },
+    a: { kind: 'strided', buf: 0, offset: 0, strides: [m * k, k, 1] },
+    b: { kind: 'strided', buf: 1, offset: 0, strides: [c.bBatched ? k * n : 0, n, 1] },
     outputs: outs.map((o): KernelOutput => ({ buf: o.buf, index: o.index, expr: o.expr })),
   };
   const g: KernelGraph = {
@@ -96,7 +97,7 @@ function evalIdx(x: Idx, env: Readonly<Record<string, number>>): number {
   for (const t of x.terms) {
     const a = t.atom;
     let val: number;
-    if (a.k === 'var') val = env[a.name]!;
+    if (a.k === 'var') val = env[a.axis.name]!;
     else if (a.k === 'div') val = Math.floor(evalIdx(a.a, env) / a.d);
     else val = ((evalIdx(a.a, env) % a.d) + a.d) % a.d;
     s += t.coef * val;
@@ -342,7 +343,7 @@ const CASES: MmCase[] = [
   { name: 'tanh falls back 9x10 k4', m: 9, n: 10, k: 4, outputs: one(() => un('tanh', acc(0))), path: 'js' },
   { name: 'exp falls back 5x6 k3', m: 5, n: 6, k: 3, outputs: one(() => un('exp', bin('mul', acc(0), cst(0.5)))), path: 'js' },
   { name: 'transposed store falls back 8x6 k5', m: 8, n: 6, k: 5, outputs: (s) => [{ buf: 10, size: s.m * s.n, index: lin(['n', 'm'], [s.n, s.m]), expr: bin('mul', acc(0), cst(2)) }], path: 'js' },
-  { name: 'stride-2 load falls back 6x5 k4', m: 6, n: 5, k: 4, extra: [{ id: 2, size: 10 }], outputs: one(() => bin('add', acc(0), ld(2, { c: 0, terms: [{ coef: 2, atom: { k: 'var', name: 'n' } }] }))), path: 'js' },
+  { name: 'stride-2 load falls back 6x5 k4', m: 6, n: 5, k: 4, extra: [{ id: 2, size: 10 }], outputs: one(() => bin('add', acc(0), ld(2, { c: 0, terms: [{ coef: 2, atom: { k: 'var', axis: AX.n } }] }))), path: 'js' },
   {
     name: 'mixed supported and unsupported outputs fall back 7x9 k3',
     m: 7,

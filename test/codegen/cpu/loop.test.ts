@@ -4,6 +4,7 @@
  * (sum/max/min, over inner and outer axes), a multi-phase LayerNorm kernel, hoisting of
  * loop-invariant loads, and the (start, end) range split.
  */
+import { AX } from '../../../src/codegen/kernel/axis.js';
 import { describe, expect, it } from 'vitest';
 import { cpuDevice, createCpuDevice, instantiateKernel } from '../../../src/codegen/cpu/device.js';
 import { bufferDtypes, emitKernel, type JsKernelCode } from '../../../src/codegen/cpu/emit.js';
@@ -392,8 +393,8 @@ describe('index expressions', () => {
   it('div/mod indices (a transpose of a reshape) and padding through select on index bounds', () => {
     // x: [6, 4] viewed as [2, 3, 4]; out[o0, o1] with o0 in [0, 4), o1 in [0, 6): x[(o1 / 3) * 12 + (o1 % 3) * 4 + o0]
     const ranges = new Map([
-      ['o0', 4],
-      ['o1', 6],
+      [AX.outer(0), 4],
+      [AX.outer(1), 6],
     ]);
     const o1 = v('o1');
     const xi = idx.add(idx.scale(idx.div(o1, 3, ranges), 12), idx.scale(idx.mod(o1, 3, ranges), 4), v('o0'));

@@ -59,8 +59,8 @@ function buildCase(c: Case, dtype: DType, epilogue: 'plain' | 'fused', rng: () =
     n,
     k,
     dtype,
-    a: { buf: 0, offset: pad, strides: [m * k, aRow[0]!, aRow[1]!] },
-    b: { buf: 1, offset: pad, strides: [c.bBatched ? k * n : 0, bRow[0]!, bRow[1]!] },
+    a: { kind: 'strided', buf: 0, offset: pad, strides: [m * k, aRow[0]!, aRow[1]!] },
+    b: { kind: 'strided', buf: 1, offset: pad, strides: [c.bBatched ? k * n : 0, bRow[0]!, bRow[1]!] },
     outputs,
   };
   const g: KernelGraph = {

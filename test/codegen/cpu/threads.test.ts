@@ -23,8 +23,8 @@ function bigGraph(): { g: KernelGraph; inputs: HostArray[] } {
     n: N,
     k: K,
     dtype: 'f32',
-    a: { buf: 0, offset: 0, strides: [0, K, 1] },
-    b: { buf: 1, offset: 0, strides: [0, N, 1] },
+    a: { kind: 'strided', buf: 0, offset: 0, strides: [0, K, 1] },
+    b: { kind: 'strided', buf: 1, offset: 0, strides: [0, N, 1] },
     outputs: [{ buf: 10, index: lin(['m', 'n'], [M, N]), expr: un('erf', acc(0)) }],
   };
   // column sums of the product (column mode) and row max (row mode)

@@ -1,4 +1,5 @@
 /** Helpers for hand-built KernelGraphs in the CPU backend tests. */
+import { axisNamed } from '../../../src/codegen/kernel/axis.js';
 import { allocHost, DTYPES, type DType } from '../../../src/ir/dtype.js';
 import { HostArray } from '../../../src/ir/host.js';
 import type { MemoryPlan } from '../../../src/codegen/kernel/device.js';
@@ -7,9 +8,9 @@ import type { BinaryFn, BufferDecl, CmpFn, KernelGraph, SExpr, UnaryFn } from '.
 import { mulberry32 } from '../../helpers/rng.js';
 export { mulberry32 };
 
-export const v = (name: string): Idx => idx.var(name);
+export const v = (name: string): Idx => idx.var(axisNamed(name));
 export const ic = (c: number): Idx => idx.const(c);
-export const lin = (vars: readonly (string | Idx)[], shape: readonly number[]): Idx => linearize(vars.map((x) => (typeof x === 'string' ? idx.var(x) : x)), shape);
+export const lin = (vars: readonly (string | Idx)[], shape: readonly number[]): Idx => linearize(vars.map((x) => (typeof x === 'string' ? idx.var(axisNamed(x)) : x)), shape);
 
 export const ld = (buf: number, index: Idx, dtype: DType = 'f32'): SExpr => ({ op: 'load', buf, index, dtype });
 export const cst = (value: number, dtype: DType = 'f32'): SExpr => ({ op: 'const', value, dtype });

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fashionMnist, mnist } from '../../../src/nn/data/mnist.js';
+import { fashionMnist, findFashionMnistDir, mnist } from '../../../src/nn/data/mnist.js';
 import { readIdx } from '../../../src/nn/data/idx.js';
 import { DataError } from '../../../src/nn/data/types.js';
 import { NexgradError } from '../../../src/ir/errors.js';
@@ -123,5 +123,20 @@ describe('MNIST-layout datasets', () => {
     const ds = fashionMnist('train', { dir: d });
     expectDataError(() => ds.get(7), 'index 7 out of range [0, 7)');
     expectDataError(() => ds.get(1.5), 'index 1.5');
+  });
+  it('findFashionMnistDir prefers NEXGRAD_FASHION_MNIST_DIR and names a bad one', () => {
+    const d = tempDir('fmnist-env');
+    writeMnistSplit(d, 'train', images, labels, 28, 28, true);
+    const saved = process.env.NEXGRAD_FASHION_MNIST_DIR;
+    try {
+      process.env.NEXGRAD_FASHION_MNIST_DIR = d;
+      expect(findFashionMnistDir()).toBe(d);
+      expect(fashionMnist('train').length).toBe(n);
+      process.env.NEXGRAD_FASHION_MNIST_DIR = path.join(d, 'nowhere');
+      expectDataError(() => findFashionMnistDir(), `NEXGRAD_FASHION_MNIST_DIR=${path.join(d, 'nowhere')} is not a directory`);
+    } finally {
+      if (saved === undefined) delete process.env.NEXGRAD_FASHION_MNIST_DIR;
+      else process.env.NEXGRAD_FASHION_MNIST_DIR = saved;
+    }
   });
 });

@@ -1,0 +1,37 @@
+/**
+ * Fusion: Program (regions inlined, simplified) -> KernelGraph, in named phases:
+ *   1. materialise  which values get a buffer (structural rules, then the device's cost rule)
+ *   2. epilogues    what each matmul/convolution anchor applies as it stores its result
+ *   3. prologues    matmul operands computed while the GEMM packs them
+ *   4. build        one kernel per materialised value, inlined values as scalar expressions
+ * The kernel-graph passes after it (merging loop kernels over one space, keeping within the
+ * device's buffer limit) are listed in pipeline.ts.
+ */
+import { UNLIMITED_CAPS, type DeviceCaps } from '../../codegen/kernel/device.js';
+import type { GraphOutput, KernelGraph } from '../../codegen/kernel/kernel_graph.js';
+import type { Program } from '../../ir/program.js';
+import { Literal } from '../../ir/program.js';
+import type { Origins } from '../inline.js';
+import { findEpilogues, findPrologues } from './anchors.js';
+import { KernelBuilder } from './build.js';
+import { applyCostRule, structuralMaterialisation } from './materialise.js';
+import { ProgramView } from './program_view.js';
+
+export function fuse(p: Program, origins: Origins = new Map(), caps: DeviceCaps = UNLIMITED_CAPS): KernelGraph {
+  const view = new ProgramView(p);
+  const M = structuralMaterialisation(view);
+  applyCostRule(view, M, caps.recomputeCostLimit);
+  const ep = findEpilogues(view, M);
+  findPrologues(view, M, ep);
+  const b = new KernelBuilder(view, M, ep, origins);
+  const inputs = p.inputs.map((v) => b.newBuf(v, 'input'));
+  const consts = p.consts.map((c) => ({ buf: b.newBuf(c.v, 'const'), value: c.value }));
+  b.buildAll();
+  const outputs: GraphOutput[] = p.outputs.map((a) => {
+    if (a instanceof Literal) return { kind: 'literal', value: a.value, dtype: a.dtype };
+    return { kind: 'buffer', buf: b.ensureBuilt(a), shape: a.aval.shape, dtype: a.aval.dtype };
+  });
+  return { buffers: b.buffers, kernels: b.kernels, inputs, outputs, consts };
+}
+
+export { OP_COST } from './materialise.js';
