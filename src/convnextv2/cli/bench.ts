@@ -40,8 +40,9 @@ export async function runBench(cmd: Command): Promise<number> {
   const call = async () => {
     const out = fn(...args) as { state?: unknown; loss?: Tensor } | Tensor;
     if (w.donate.length) {
-      const o = out as { state: unknown; loss: Tensor };
-      args = [o.state, args[1]];
+      const o = out as { state: { key: Tensor }; loss: Tensor };
+      const { key, ...donated } = o.state;
+      args = [donated, key, args[2]];
       await o.loss.data();
     } else {
       await (out as Tensor).data();

@@ -10,9 +10,9 @@ import type { Tensor } from '../../ir/tensor.js';
 import { config as fcmaeConfig, init as initFcmae } from '../fcmae.js';
 import { type ConvNeXtV2Config, totalStride } from '../config.js';
 import { apply, init } from '../model.js';
-import { finetuneStep } from '../train/finetune_step.js';
+import { finetuneStepSplit } from '../train/finetune_step.js';
 import { makeOptimizer, type OptimConfig } from '../train/optimizer.js';
-import { pretrainStep } from '../train/pretrain_step.js';
+import { pretrainStepSplit } from '../train/pretrain_step.js';
 import { choice, positiveInt } from './parse.js';
 
 export const MODES = Object.freeze(['inference', 'finetune', 'pretrain'] as const);
@@ -44,7 +44,7 @@ export function modeOf(f: WorkloadFlags): Mode {
 export interface Workload {
   mode: Mode;
   fn: (...args: any[]) => unknown;
-  /** Fresh arguments (training steps donate their state: make new ones per compiled call). */
+  /** Fresh arguments: training steps take (donated state, key, inputs). */
   args: () => unknown[];
   /** Argument positions a training step donates. */
   donate: number[];
@@ -65,26 +65,23 @@ export function workload(cfg: ConvNeXtV2Config, f: WorkloadFlags): Workload {
   if (mode === 'finetune') {
     const params = init(key, cfg);
     const optimizer = makeOptimizer(params, cfg.depths, OPTIM, 'finetune');
-    const fn = finetuneStep({ model: cfg, optimizer, labelSmoothing: 0.1, softTargets: false, clipGrad: 1, ema: true });
+    const fn = finetuneStepSplit({ model: cfg, optimizer, labelSmoothing: 0.1, softTargets: false, clipGrad: 1, ema: true });
     const labels = ops.tensor(Array.from({ length: n }, (_, i) => i % cfg.numClasses), { dtype: 'i32' });
     const args = () => {
       const p = init(key, cfg);
       // jit gives donated arguments that share storage (m and v start as the same zeros,
       // the EMA as the params) private copies
-      return [
-        { params: p, opt: optimizer.init(p), ema: p, key: random.foldIn(key, 2) },
-        { images: images(), labels, lr: ops.scalar(1e-3), emaDecay: ops.scalar(0.999) },
-      ];
+      return [{ params: p, opt: optimizer.init(p), ema: p }, random.foldIn(key, 2), { images: images(), labels, lr: ops.scalar(1e-3), emaDecay: ops.scalar(0.999) }];
     };
     return { mode, fn, args, donate: [0], batch: n };
   }
   const stride = totalStride(cfg);
   const fc = fcmaeConfig(cfg, { imgSize: f.imageSize, patchSize: stride, decoderDim: Math.min(512, cfg.dims[cfg.dims.length - 1]! * 2) });
   const optimizer = makeOptimizer(initFcmae(key, fc), cfg.depths, OPTIM, 'pretrain');
-  const fn = pretrainStep({ fcmae: fc, optimizer, clipGrad: 1 });
+  const fn = pretrainStepSplit({ fcmae: fc, optimizer, clipGrad: 1 });
   const args = () => {
     const p = initFcmae(key, fc);
-    return [{ params: p, opt: optimizer.init(p), key: random.foldIn(key, 2) }, { images: images(), lr: ops.scalar(1e-3) }];
+    return [{ params: p, opt: optimizer.init(p) }, random.foldIn(key, 2), { images: images(), lr: ops.scalar(1e-3) }];
   };
   return { mode, fn, args, donate: [0], batch: n };
 }

@@ -86,9 +86,25 @@ export function finetuneStep(cfg: FinetuneStepConfig): (state: FinetuneState, in
   };
 }
 
-/** finetuneStep compiled for `backend`, the state donated (updated in place). */
-export function jitFinetuneStep(cfg: FinetuneStepConfig, backend: BackendName) {
-  return jit(finetuneStep(cfg), { backend, donate: 0 });
+/** The state a step updates in place: everything but the key. */
+export type DonatedFinetuneState = Omit<FinetuneState, 'key'>;
+
+/**
+ * The step with the donated state apart from the key: the key (8 bytes) is read by the mask and
+ * drop-path draws after the new key is written, so it cannot be updated in place.
+ */
+export function finetuneStepSplit(cfg: FinetuneStepConfig): (donated: DonatedFinetuneState, key: Tensor, inputs: FinetuneInputs) => FinetuneOutputs {
+  const step = finetuneStep(cfg);
+  return (donated, key, inputs) => step({ ...donated, key }, inputs);
+}
+
+/** finetuneStep compiled for `backend`, params, moments and EMA donated (updated in place). */
+export function jitFinetuneStep(cfg: FinetuneStepConfig, backend: BackendName): (state: FinetuneState, inputs: FinetuneInputs) => FinetuneOutputs {
+  const j = jit(finetuneStepSplit(cfg), { backend, donate: 0 });
+  return (state, inputs) => {
+    const { key, ...donated } = state;
+    return j(donated, key, inputs);
+  };
 }
 
 /** Predicted classes i32[N] (eval mode, no drop path), for accuracy and confusion matrices. */

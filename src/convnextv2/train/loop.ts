@@ -3,7 +3,7 @@
  * epoch and the batch within it follow from the step, so a resumed run sees the same batches),
  * one jitted step per batch, the loss read back every `logEvery` steps (never after each step,
  * so a GPU is not stalled), metrics JSONL, progress, checkpoints every `checkpointEvery` steps
- * and at the end, and Ctrl-C (SIGINT): finish the current step, save, exit cleanly.
+ * and at the end, and Ctrl-C (SIGINT) or SIGTERM: finish the current step, save, exit cleanly.
  */
 import type { Batch } from '../../nn/data/index.js';
 import type { Tensor } from '../../ir/tensor.js';
@@ -79,12 +79,13 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   const spe = o.loader.batchesPerEpoch;
   if (spe < 1) throw new Error(`the data gives no full batch of ${o.batchSize} images per epoch; lower --batch-size`);
   let stop = false;
-  const onSigint = () => {
+  const onSignal = (sig: NodeJS.Signals) => {
     if (stop) process.exit(130); // a second Ctrl-C: leave now
     stop = true;
-    process.stderr.write('\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)\n');
+    process.stderr.write(`\n${sig === 'SIGINT' ? 'interrupted' : `${sig} received`}: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)\n`);
   };
-  if (o.handleSignals ?? true) process.on('SIGINT', onSigint);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  if (o.handleSignals ?? true) for (const s of signals) process.on(s, onSignal);
 
   const t0 = performance.now();
   let lastReport = { t: performance.now(), step: o.startStep };
@@ -153,6 +154,6 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
     return { step, interrupted: stop && step < o.totalSteps, checkpoint: lastCheckpoint, seconds: (performance.now() - t0) / 1000 };
   } finally {
     o.progress.stop();
-    if (o.handleSignals ?? true) process.off('SIGINT', onSigint);
+    if (o.handleSignals ?? true) for (const s of signals) process.off(s, onSignal);
   }
 }

@@ -58,9 +58,19 @@ export function pretrainStep(cfg: PretrainStepConfig): (state: PretrainState, in
   };
 }
 
-/** pretrainStep compiled for `backend`, the state donated. */
-export function jitPretrainStep(cfg: PretrainStepConfig, backend: BackendName) {
-  return jit(pretrainStep(cfg), { backend, donate: 0 });
+/** The step with the donated state (params, moments) apart from the key (see finetuneStepSplit). */
+export function pretrainStepSplit(cfg: PretrainStepConfig): (donated: Omit<PretrainState, 'key'>, key: Tensor, inputs: PretrainInputs) => PretrainOutputs {
+  const step = pretrainStep(cfg);
+  return (donated, key, inputs) => step({ ...donated, key }, inputs);
+}
+
+/** pretrainStep compiled for `backend`, params and moments donated. */
+export function jitPretrainStep(cfg: PretrainStepConfig, backend: BackendName): (state: PretrainState, inputs: PretrainInputs) => PretrainOutputs {
+  const j = jit(pretrainStepSplit(cfg), { backend, donate: 0 });
+  return (state, inputs) => {
+    const { key, ...donated } = state;
+    return j(donated, key, inputs);
+  };
 }
 
 /**
