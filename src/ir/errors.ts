@@ -32,7 +32,10 @@ const node: NodeApis | undefined = (() => {
 /** The package's source root (src/ or dist/src/): frames inside it are not the user's. */
 const SRC_ROOT = (() => {
   try {
-    return node ? node.path.dirname(node.path.dirname(node.url.fileURLToPath(import.meta.url))) : '';
+    if (node) return node.path.dirname(node.path.dirname(node.url.fileURLToPath(import.meta.url)));
+    // without Node's modules (an older Node 20, a bundler): the folder above this file's folder
+    const u = new URL('..', import.meta.url);
+    return u.protocol === 'file:' ? decodeURIComponent(u.pathname).replace(/\/$/, '') : '';
   } catch {
     return '';
   }

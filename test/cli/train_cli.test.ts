@@ -64,6 +64,17 @@ describe('pretrain -> finetune -> eval -> inspect', () => {
     expect(fc.models[0]!.layers.map((l) => [l.name, l.channels])).toEqual([['stages.0.0', 32], ['stages.1.0', 64]]);
     for (const m of fc.models) for (const l of m.layers) expect(l.cosineDistance).toBeGreaterThan(0), expect(l.cosineDistance).toBeLessThan(1);
     for (const f of ['cosine-distance.png', 'activations-stages.0.0-v2.png', 'activations-stages.1.0-no-grn.png']) expect(fs.existsSync(path.join(out('ins'), f)), f).toBe(true);
+
+    // a model trained without GRN, compared with --compare
+    ok(await nexgrad(['finetune', ...TINY, '--steps', '4', '--no-grn', '--out', out('nogrn')]));
+    const cmp = await nexgrad(['inspect', ...BASE, '--checkpoint', path.join(out('ft'), 'model.safetensors'), '--compare', path.join(out('nogrn'), 'model.safetensors'), '--images', '8', '--out', out('cmp')]);
+    ok(cmp);
+    const fc2 = JSON.parse(fs.readFileSync(path.join(out('cmp'), 'feature-collapse.json'), 'utf8')) as typeof fc;
+    expect(fc2.models.map((m) => [m.model, m.grn])).toEqual([['ConvNeXt V2', true], ['model.safetensors', true]]);
+    // the V2 model's numbers do not depend on what it is compared with
+    expect(fc2.models[0]!.layers).toEqual(fc.models[0]!.layers);
+    const nogrn = readSafetensors(path.join(out('nogrn'), 'model.safetensors')).tensors.get('stages.0.0.grn.gamma')!;
+    expect(Array.from(nogrn.data).every((v) => v === 0)).toBe(true);
   });
 });
 

@@ -38,6 +38,7 @@ export interface FinetuneFlags extends ModelFlags, DataFlags, TrainFlags {
   mixProb: number;
   labelSmoothing: number;
   evalEvery: number;
+  grn: boolean;
 }
 
 /** The finetune flags on `cmd` (no action: also used to re-read a checkpoint's settings). */
@@ -53,6 +54,7 @@ export function finetuneOptions(cmd: Command): Command {
     .addOption(new Option('--cutmix <alpha>', 'cutmix Beta(alpha, alpha) (0 = off)').argParser(numberIn(0, Infinity, 1)).default(0))
     .addOption(new Option('--mix-prob <p>', 'probability that a batch is mixed').argParser(numberIn(0, 1, 1)).default(1))
     .addOption(new Option('--label-smoothing <eps>', 'label smoothing').argParser(numberIn(0, 1, 0.1, true)).default(0.1))
+    .addOption(new Option('--no-grn', 'train without GRN (gamma and beta frozen at zero, where GRN is the identity), for comparison with nexgrad inspect'))
     .addOption(new Option('--eval-every <epochs>', 'evaluate on the test split every this many epochs (0: only at the end)').argParser(nonNegativeInt(1)).default(0));
 }
 
@@ -104,10 +106,12 @@ export async function runFinetune(cmd: Command): Promise<number> {
     softTargets: f.mixup > 0 || f.cutmix > 0,
     pad,
     seed: f.seed,
+    noGrn: !f.grn,
   };
 
   const log = (s: string) => (f.quiet ? undefined : process.stderr.write(s + '\n'));
   let initParams;
+  if (!resume && f.init && !f.grn) throw new UsageError('--no-grn trains GRN-free from scratch; it cannot start from --init weights whose GRN is trained');
   if (!resume && f.init) {
     const template = initModel(random.foldIn(random.key(f.seed), 0), cfg);
     const r = loadInitWeights(f.init, template);

@@ -29,6 +29,8 @@ export interface FinetuneRunConfig {
   softTargets: boolean;
   pad?: PadSpec;
   seed: number;
+  /** Train without GRN (its parameters frozen at zero: the identity). */
+  noGrn?: boolean;
 }
 
 export class FinetuneTrainer implements Trainer {
@@ -45,7 +47,7 @@ export class FinetuneTrainer implements Trainer {
     this.state = state;
     this.backend = backend;
     this.schedule = makeSchedule(run.optim);
-    const optimizer = makeOptimizer(state.params, run.model.depths, run.optim, 'finetune');
+    const optimizer = makeOptimizer(state.params, run.model.depths, run.optim, 'finetune', { noGrn: run.noGrn });
     this.jitted = jitFinetuneStep(
       { model: run.model, optimizer, labelSmoothing: run.labelSmoothing, softTargets: run.softTargets, clipGrad: run.optim.clipGrad, ema: run.ema > 0, pad: run.pad },
       backend,
@@ -88,7 +90,7 @@ export async function initialFinetuneState(run: FinetuneRunConfig, backend: Back
   const [initKey, stepKey] = [random.foldIn(root, 0), random.foldIn(root, 1)];
   const p0 = params ?? init(initKey, run.model);
   const p = treeMap((t: Tensor) => toDevice(t, backend), p0);
-  const optimizer = makeOptimizer(p, run.model.depths, run.optim, 'finetune');
+  const optimizer = makeOptimizer(p, run.model.depths, run.optim, 'finetune', { noGrn: run.noGrn });
   const opt = optimizer.init(p);
   return {
     params: p,

@@ -4,7 +4,7 @@
  * step, computed on the host and passed to the jitted step as a scalar tensor).
  */
 import { OpError } from '../../ir/errors.js';
-import { adamw, type AdamWState, type Optimizer } from '../../nn/optim.js';
+import { adamw, type AdamWState, type GroupTree, type LeafGroup, type Optimizer } from '../../nn/optim.js';
 import { cosineSchedule, type Schedule } from '../../nn/schedule.js';
 import { paramGroups, type WeightDecayRule } from '../param_groups.js';
 
@@ -36,9 +36,23 @@ export function checkOptimConfig(c: OptimConfig): void {
   if (!(c.clipGrad >= 0)) bad(`clipGrad must be >= 0 (0 = off), got ${c.clipGrad}`);
 }
 
-/** AdamW over `params` with decay groups ('finetune' or 'pretrain' exemptions) and layer decay. */
-export function makeOptimizer(params: unknown, depths: readonly number[], c: OptimConfig, rule: WeightDecayRule): Optimizer<AdamWState> {
-  const groups = paramGroups(params, { depths, weightDecay: c.weightDecay, layerDecay: c.layerDecay, rule });
+/** Sets lrScale 0 (and no decay) on the GRN parameters of a group tree. */
+function freezeGrn(groups: GroupTree, inGrn = false): GroupTree {
+  if (groups === null || groups === undefined) return groups;
+  if (Array.isArray(groups)) return groups.map((g) => freezeGrn(g, inGrn));
+  const o = groups as Record<string, GroupTree>;
+  if ('lrScale' in o || 'wd' in o) return inGrn ? { ...(o as Partial<LeafGroup>), lrScale: 0, wd: 0 } : o;
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, freezeGrn(v, inGrn || k === 'grn')]));
+}
+
+/**
+ * AdamW over `params` with decay groups ('finetune' or 'pretrain' exemptions) and layer decay.
+ * `noGrn` freezes every GRN's gamma and beta: initialised at zero, GRN is then the identity
+ * throughout training (the GRN-free block the paper compares against).
+ */
+export function makeOptimizer(params: unknown, depths: readonly number[], c: OptimConfig, rule: WeightDecayRule, opts: { noGrn?: boolean } = {}): Optimizer<AdamWState> {
+  let groups = paramGroups(params, { depths, weightDecay: c.weightDecay, layerDecay: c.layerDecay, rule });
+  if (opts.noGrn) groups = freezeGrn(groups);
   return adamw({ lr: c.lr, betas: [c.betas[0], c.betas[1]], weightDecay: c.weightDecay, groups });
 }
 

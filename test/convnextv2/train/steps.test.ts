@@ -130,3 +130,27 @@ describe('layer decay and clipping inside the step, by hand', () => {
     }
   });
 });
+
+describe('training without GRN', () => {
+  it('noGrn freezes every GRN gamma and beta at zero (GRN stays the identity) while the rest trains', async () => {
+    const c = config('custom', { depths: [1, 1], dims: [8, 16], stemStride: 2, numClasses: 5, inChans: 1 });
+    const params = init(random.key(3), c);
+    const optimizer = makeOptimizer(params, c.depths, OPTIM, 'finetune', { noGrn: true });
+    const step = finetuneStep({ model: c, optimizer, labelSmoothing: 0, softTargets: false, clipGrad: 0, ema: false });
+    let s: FinetuneState = { params, opt: optimizer.init(params), ema: null, key: random.key(7) };
+    const inp = { images: random.normal(random.key(11), [4, 1, 16, 16]), labels: ops.tensor([0, 1, 2, 3], { dtype: 'i32' }), lr: ops.scalar(1e-2), emaDecay: ops.scalar(0) };
+    for (let i = 0; i < 3; i++) s = step(s, inp).state;
+    for (const stage of s.params.stages) for (const b of stage) {
+      expect(Array.from(await b.grn.gamma.data()).every((v) => v === 0)).toBe(true);
+      expect(Array.from(await b.grn.beta.data()).every((v) => v === 0)).toBe(true);
+    }
+    const before = Array.from(await params.stages[0]![0]!.pwconv1.weight.data());
+    const after = Array.from(await s.params.stages[0]![0]!.pwconv1.weight.data());
+    expect(after.some((v, i) => v !== before[i])).toBe(true);
+    // and with GRN on, the same steps do move gamma
+    const withGrn = makeOptimizer(params, c.depths, OPTIM, 'finetune');
+    const s2 = finetuneStep({ model: c, optimizer: withGrn, labelSmoothing: 0, softTargets: false, clipGrad: 0, ema: false })({ params, opt: withGrn.init(params), ema: null, key: random.key(7) }, inp).state;
+    expect(Array.from(await s2.params.stages[0]![0]!.grn.gamma.data()).some((v) => v !== 0)).toBe(true);
+  });
+});
+
