@@ -1,6 +1,6 @@
 /**
  * The paper's feature-collapse view (ConvNeXt V2, section 3.1): the activations of each block's
- * dimension-expansion MLP layer (pwconv1 + GELU, the input of GRN, 4C channels), and per layer
+ * dimension-expansion MLP layer (pwconv1, GELU and GRN: the input of pwconv2, 4C channels), and per layer
  * the average pair-wise cosine distance between channels,
  *   d(X) = 1/C^2 sum_i sum_j (1 - cos(X_i, X_j)) / 2,   X_i the H*W map of channel i,
  * averaged over images. Collapsed (redundant or dead) channels give a low distance. `grn:
@@ -21,7 +21,7 @@ export interface TapOptions {
 export interface LayerTap {
   /** Block name as in the state dict: `stages.<stage>.<block>`. */
   name: string;
-  /** The expansion layer's output, NHWC (N, H, W, 4C). */
+  /** The expansion layer's output (after GRN when it is on), NHWC (N, H, W, 4C). */
   activation: Tensor;
 }
 
@@ -29,8 +29,8 @@ function blockTapped(p: BlockParams, x: Tensor, cfg: ConvNeXtV2Config, useGrn: b
   let y = depthwiseConv2d(p.dwconv, x, { layout: 'NHWC' });
   y = layerNorm(p.norm, y, { eps: cfg.layerNormEps });
   y = gelu(linear(p.pwconv1, y));
-  taps(y);
   if (useGrn) y = grn(p.grn, y, { eps: cfg.grnEps });
+  taps(y);
   return ops.add(x, linear(p.pwconv2, y));
 }
 
