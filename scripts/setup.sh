@@ -28,3 +28,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npm run build --silent
+# The CUDA addon, where the CUDA headers are. Its failure never fails setup: without it the
+# CUDA backend reports itself unavailable and every other backend works.
+cuda_home=${CUDA_HOME:-/usr/local/cuda}
+addon=native/build/Release/nexgrad_cuda.node
+if [ -f "$cuda_home/include/cuda.h" ]; then
+  if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" 2>/dev/null | head -1)" ]; then
+    log=${TMPDIR:-/tmp}/nexgrad-build-native.log
+    if ! npm run build:native --silent >"$log" 2>&1; then
+      echo "setup: the CUDA addon did not build (see $log); the CUDA backend will report itself unavailable" >&2
+    fi
+  fi
+fi

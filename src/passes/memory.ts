@@ -4,17 +4,12 @@
  * the input afterwards, or the kernel writing the output reads it only at the same element).
  */
 import { NexgradError } from '../ir/errors.js';
-import { DTYPES } from '../ir/dtype.js';
-import type { MemoryPlan } from '../codegen/kernel/device.js';
+import { type DeviceCaps, type MemoryPlan, UNLIMITED_CAPS } from '../codegen/kernel/device.js';
 import { idxKey } from '../codegen/kernel/index_expr.js';
 import { type Kernel, type KernelGraph, kernelIO, type SExpr, visitSExpr } from '../codegen/kernel/kernel_graph.js';
 
-const bytesOf = (g: KernelGraph, b: number): number => {
-  const d = g.buffers[b]!;
-  // host storage: f16/bf16 live in Float32Array on the CPU
-  const elem = d.dtype === 'f16' || d.dtype === 'bf16' ? 4 : DTYPES[d.dtype].bytes;
-  return d.size * elem;
-};
+/** Bytes of a buffer on the device (its storage type per element, from the device's caps). */
+const bytesOf = (g: KernelGraph, b: number, caps: Pick<DeviceCaps, 'elementBytes'>): number => g.buffers[b]!.size * caps.elementBytes[g.buffers[b]!.dtype];
 
 /** True when kernel k reads buffer `inBuf` only at the element it writes to `outBuf`. */
 function readsOnlyInPlace(k: Kernel, inBuf: number, outBuf: number): boolean {
@@ -39,7 +34,7 @@ export interface DonationInfo {
   readonly labels?: readonly string[];
 }
 
-export function planMemory(g: KernelGraph, donation: DonationInfo = { donated: [] }): MemoryPlan {
+export function planMemory(g: KernelGraph, donation: DonationInfo = { donated: [] }, caps: Pick<DeviceCaps, 'elementBytes'> = UNLIMITED_CAPS): MemoryPlan {
   const n = g.buffers.length;
   const firstWrite = new Array<number>(n).fill(-1);
   const lastRead = new Array<number>(n).fill(-1);
@@ -83,7 +78,7 @@ export function planMemory(g: KernelGraph, donation: DonationInfo = { donated: [
   const order = g.buffers.map((b) => b.id).filter((b) => g.buffers[b]!.kind === 'temp' && firstWrite[b]! >= 0);
   order.sort((a, b) => firstWrite[a]! - firstWrite[b]!);
   for (const b of order) {
-    const need = bytesOf(g, b);
+    const need = bytesOf(g, b, caps);
     const start = firstWrite[b]!;
     let best = -1;
     for (let s = 0; s < storageBytes.length; s++) {
@@ -98,6 +93,6 @@ export function planMemory(g: KernelGraph, donation: DonationInfo = { donated: [
     freeAt[best] = Math.max(lastRead[b]!, start);
   }
   const arena = storageBytes.reduce((a, b) => a + b, 0);
-  const io = g.buffers.filter((b) => b.kind !== 'temp').reduce((a, b) => a + bytesOf(g, b.id), 0);
+  const io = g.buffers.filter((b) => b.kind !== 'temp').reduce((a, b) => a + bytesOf(g, b.id, caps), 0);
   return { storageOf, storageBytes, outputAliases, peakBytes: arena + io };
 }

@@ -12,6 +12,7 @@ import { layoutNHWC } from './layout.js';
 import { patchifyConvs } from './patchify.js';
 import { type DonationInfo, planMemory } from './memory.js';
 import { mergeLoopKernels } from './merge_phases.js';
+import { splitToBufferLimit } from './buffer_limit.js';
 import { simplify } from './simplify.js';
 
 export interface Pass {
@@ -33,7 +34,10 @@ export interface KernelPass {
   readonly run: (g: KernelGraph, caps: DeviceCaps) => KernelGraph;
 }
 
-export const KERNEL_PASSES: readonly KernelPass[] = [{ name: 'merge-loop-kernels', run: mergeLoopKernels }];
+export const KERNEL_PASSES: readonly KernelPass[] = [
+  { name: 'merge-loop-kernels', run: mergeLoopKernels },
+  { name: 'buffer-limit', run: splitToBufferLimit },
+];
 
 export function dumpStages(): Set<string> {
   const v = typeof process !== 'undefined' ? process.env.NEXGRAD_DUMP : undefined;
@@ -71,7 +75,7 @@ export function lower(p: Program, donation?: DonationInfo, caps: DeviceCaps = UN
     graph = pass.run(graph, caps);
     if (dump.has('passes')) console.error(`--- after ${pass.name} (${graph.kernels.length} kernels)`);
   }
-  const plan = planMemory(graph, donation);
+  const plan = planMemory(graph, donation, caps);
   if (dump.has('kernels')) console.error(`--- kernel graph (${graph.kernels.length} kernels)\n${printKernelGraph(graph)}`);
   return { program: p, optimized, graph, plan };
 }

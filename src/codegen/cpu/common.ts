@@ -64,18 +64,7 @@ export function safeName(name: string): string {
   return /^[A-Za-z_$]/.test(s) ? s : `k_${s}`;
 }
 
-/**
- * erf32: erf for f32 (and f16/bf16) results, a rational approximation in x^2 on [-4, 4]
- * (the form XLA uses for f32 erf): at most 7.3e-7 absolute error (4e-7 on |x| < 3), about
- * 2.5x faster than the float64-accurate table erf, and small enough for V8 to inline because it
- * is defined in each kernel's own source. f64 results use the table erf (~4e-15).
- */
-const ERF32_SRC =
-  'function erf32(x) { if (x >= 4) return 1; if (x <= -4) return -1; const u = x * x; ' +
-  'return x * ((((0.00022905065861350646 * u + 0.0034082910107109506) * u + 0.050955695062380861) * u + 0.18520832239976145) * u + 1.128379143519084) / ' +
-  '((((((-1.1791602954361697e-7 * u + 0.000023547966471313185) * u + 0.0010179625278914885) * u + 0.014070470171167667) * u + 0.11098505178285362) * u + 0.49746925110067538) * u + 1); }';
-
-export const HELPERS_PRELUDE = `const erf = H.erf, roundF16 = H.roundF16, roundBf16 = H.roundBf16, roundEven = H.roundEven;\n${ERF32_SRC}`;
+export const HELPERS_PRELUDE = 'const erf = H.erf, roundF16 = H.roundF16, roundBf16 = H.roundBf16;';
 
 /** Wraps a function body into the module source. */
 export function wrapFunction(name: string, params: readonly string[], body: string, preludeLines: readonly string[] = []): string {

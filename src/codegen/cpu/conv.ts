@@ -662,14 +662,14 @@ function emitGeneric(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DTy
   };
 }
 
-export function emitConv(k: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}): JsKernelCode {
+export function emitConv(k: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}, original: ConvKernel = k): JsKernelCode {
   const g = convGeometry(k);
   const path = convPath(k);
   switch (path) {
     case 'gemm':
-      return { ...emitGemm(gemmSpecOf(k, g), dtypes, bufs, opts), name: k.name };
+      return { ...emitGemm({ ...gemmSpecOf(k, g), wasmOutputs: gemmSpecOf(original, g).outputs }, dtypes, bufs, opts), name: k.name };
     case 'gemm_transposed':
-      return { ...emitGemm(gemmSpecOfTransposed(k, g), dtypes, bufs, opts), name: k.name };
+      return { ...emitGemm({ ...gemmSpecOfTransposed(k, g), wasmOutputs: gemmSpecOfTransposed(original, g).outputs }, dtypes, bufs, opts), name: k.name };
     case 'depthwise':
       return depthwiseWasmOk(k, g, opts) ? emitDepthwiseWasm(k, g, dtypes, bufs) : emitDepthwise(k, g, dtypes, bufs);
     case 'depthwise_wgrad':

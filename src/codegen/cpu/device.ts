@@ -29,15 +29,9 @@ import { fastErf } from './math.js';
 import { workerPool, type WorkerPool } from './threads.js';
 import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateGemmEpilogue, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
 
-/** Round half to even, as the host's `round`. */
-function roundEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** The helpers generated code receives as `H` (erf: see math.ts; EXACT_HELPERS uses the host's). */
-export const HELPERS = Object.freeze({ erf: fastErf, roundF16, roundBf16, roundEven });
-export const EXACT_HELPERS = Object.freeze({ erf, roundF16, roundBf16, roundEven });
+export const HELPERS = Object.freeze({ erf: fastErf, roundF16, roundBf16 });
+export const EXACT_HELPERS = Object.freeze({ erf, roundF16, roundBf16 });
 
 type TypedCtor = Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayConstructor | Uint32ArrayConstructor | Uint8ArrayConstructor;
 
@@ -75,6 +69,8 @@ export interface CpuDeviceOptions extends EmitOptions {
   readonly threads?: number | 'auto';
   /** Minimum estimated work (flops-ish) for splitting a kernel across threads. */
   readonly splitMinWork?: number;
+  /** Emulate a device's storage-buffer limit (tests of the buffer-limit pass); default none. */
+  readonly maxStorageBuffers?: number;
 }
 
 export interface CpuRunStats extends RunStats {
@@ -413,8 +409,8 @@ export function createCpuDevice(opts: CpuDeviceOptions = {}): Device {
   return {
     name: 'cpu',
     syncRead: true,
-    id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}`,
-    caps: UNLIMITED_CAPS,
+    id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}${opts.maxStorageBuffers ? `:max${opts.maxStorageBuffers}buffers` : ''}`,
+    caps: opts.maxStorageBuffers ? { ...UNLIMITED_CAPS, maxStorageBuffers: opts.maxStorageBuffers } : UNLIMITED_CAPS,
     alloc: (dtype, shape) => HostArray.zeros(dtype, shape),
     upload: (host) => host,
     read: (a) => Promise.resolve(own(a)),

@@ -12,8 +12,8 @@ import type { DType } from '../../ir/dtype.js';
 import { type Axis, axisNamed } from '../kernel/axis.js';
 import { affineStrides } from '../kernel/index_expr.js';
 import { type Kernel, type KernelGraph, kernelIO, type LoopKernel, type SExpr, type SortKernel, visitSExpr } from '../kernel/kernel_graph.js';
-import { rewriteKernelWith } from '../lower/kernel_rewrite.js';
-import { expandThreefry } from '../lower/threefry.js';
+import { lowerExprs } from '../lower/expr_rules.js';
+import { JS_NATIVE } from './js_dialect.js';
 import { emitConv } from './conv.js';
 import { emitMatmul } from './matmul.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, emitRangeLoopsPrefix, type JsKernelCode, type KernelCode, REDUCE_INIT, reduceUpdate, type ScratchSpec, wrapFunction } from './common.js';
@@ -234,9 +234,9 @@ export function kernelBuffers(k: Kernel): number[] {
   return [...new Set([...reads, ...writes])].sort((a, b) => a - b);
 }
 
-/** The lowering rewrites the CPU dialect needs before printing (see src/codegen/lower). */
+/** The edge-case rewrites before printing JavaScript (see src/codegen/lower/expr_rules.ts). */
 export function prepareKernel(k: Kernel): Kernel {
-  return rewriteKernelWith(k, [expandThreefry()]);
+  return lowerExprs(k, JS_NATIVE);
 }
 
 /** Generates the CPU code of one kernel. */
@@ -247,9 +247,9 @@ export function emitKernel(kernel: Kernel, dtypes: ReadonlyMap<number, DType>, o
     case 'loop':
       return emitLoop(k, dtypes, bufs);
     case 'matmul':
-      return emitMatmul(k, dtypes, bufs, opts);
+      return emitMatmul(k, dtypes, bufs, opts, kernel as typeof k);
     case 'conv':
-      return emitConv(k, dtypes, bufs, opts);
+      return emitConv(k, dtypes, bufs, opts, kernel as typeof k);
     case 'sort':
       return emitSort(k, bufs);
   }

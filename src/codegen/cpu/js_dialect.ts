@@ -1,11 +1,17 @@
 /**
  * The JavaScript dialect of the CPU backend: how JavaScript spells each scalar operation, type,
- * declaration, load and store over typed arrays (f16/bf16 live in Float32Arrays, rounded on
- * every store; integers wrap at 32 bits; bools are 0/1 in Uint8Arrays).
+ * declaration, load and store over typed arrays. Values are JS numbers; integers wrap at 32
+ * bits (`| 0`, `>>> 0`, Math.imul); bools are 0/1; f16/bf16 live in Float32Arrays, rounded when
+ * stored and after each operation (expr_rules' quantizing casts). The edge cases (division by
+ * zero, NaN in max/min, ...) arrive already rewritten by src/codegen/lower/expr_rules.ts.
  */
 import type { DType } from '../../ir/dtype.js';
 import { bufName, type Dialect } from '../lower/dialect.js';
+import type { NativeOp } from '../lower/expr_rules.js';
+import type { BinaryFn, CmpFn, UnaryFn } from '../kernel/sexpr.js';
 
+/** Operations JavaScript has built in (their expr_rules rewrite is skipped). */
+export const JS_NATIVE: ReadonlySet<NativeOp> = new Set<NativeOp>(['log1p', 'expm1', 'erf_f64', 'pow']);
 
 /** A JS literal for a number (keeps -0, NaN and infinities). */
 export function numLit(v: number): string {
@@ -24,8 +30,7 @@ export function wrapInt(src: string, dtype: DType): string {
     case 'u32':
       return `((${src}) >>> 0)`;
     case 'bool':
-      // the host stores into a Uint8Array (NaN and infinities become 0), then casts to bool
-      return `(((${src}) & 255) !== 0 ? 1 : 0)`;
+      return `((${src}) !== 0 ? 1 : 0)`;
     default:
       return src;
   }
@@ -38,115 +43,77 @@ export function storeValue(src: string, dtype: DType): string {
   return src;
 }
 
-const isIntDtype = (d: DType): boolean => d === 'i32' || d === 'u32';
-const isFloatDtype = (d: DType): boolean => d === 'f32' || d === 'f64' || d === 'f16' || d === 'bf16';
+const isInt = (d: DType): boolean => d === 'i32' || d === 'u32';
 
-/** Source of an unary op on operand `a` (already a name or literal). */
-function unarySrc(fn: string, a: string, dtype: DType): string {
-  if (fn === 'not') {
-    if (dtype === 'bool') return `(${a} ? 0 : 1)`;
-    return dtype === 'u32' ? `(~${a} >>> 0)` : `(~${a})`;
-  }
-  let s: string;
-  switch (fn) {
-    case 'neg':
-      s = `(-${a})`;
-      break;
-    case 'exp':
-      s = `Math.exp(${a})`;
-      break;
-    case 'log':
-      s = `Math.log(${a})`;
-      break;
-    case 'log1p':
-      s = `Math.log1p(${a})`;
-      break;
-    case 'expm1':
-      s = `Math.expm1(${a})`;
-      break;
-    case 'sin':
-      s = `Math.sin(${a})`;
-      break;
-    case 'cos':
-      s = `Math.cos(${a})`;
-      break;
-    case 'tanh':
-      s = `Math.tanh(${a})`;
-      break;
-    case 'logistic':
-      s = `(1 / (1 + Math.exp(-${a})))`;
-      break;
-    case 'sqrt':
-      s = `Math.sqrt(${a})`;
-      break;
-    case 'rsqrt':
-      s = `(1 / Math.sqrt(${a}))`;
-      break;
-    case 'erf':
-      s = dtype === 'f64' ? `erf(${a})` : `erf32(${a})`;
-      break;
-    case 'abs':
-      s = `Math.abs(${a})`;
-      break;
-    case 'sign':
-      s = `(${a} > 0 ? 1 : ${a} < 0 ? -1 : ${a})`;
-      break;
-    case 'floor':
-      s = `Math.floor(${a})`;
-      break;
-    case 'ceil':
-      s = `Math.ceil(${a})`;
-      break;
-    case 'round':
-      s = `roundEven(${a})`;
-      break;
-    default:
-      throw new Error(`cpu codegen: unknown unary op ${fn}`);
-  }
-  return isFloatDtype(dtype) ? s : wrapInt(s, dtype);
+/** Float unary ops: Math functions (f64 erf is the runtime's float64-accurate helper). */
+const FLOAT_UNARY: Readonly<Partial<Record<UnaryFn, (a: string, d: DType) => string>>> = {
+  neg: (a) => `(-${a})`,
+  exp: (a) => `Math.exp(${a})`,
+  log: (a) => `Math.log(${a})`,
+  log1p: (a) => `Math.log1p(${a})`,
+  expm1: (a) => `Math.expm1(${a})`,
+  sin: (a) => `Math.sin(${a})`,
+  cos: (a) => `Math.cos(${a})`,
+  tanh: (a) => `Math.tanh(${a})`,
+  sqrt: (a) => `Math.sqrt(${a})`,
+  abs: (a) => `Math.abs(${a})`,
+  floor: (a) => `Math.floor(${a})`,
+  ceil: (a) => `Math.ceil(${a})`,
+  erf: (a, d) => {
+    if (d !== 'f64') throw new Error('cpu codegen: f32 erf must be rewritten by expr_rules');
+    return `erf(${a})`;
+  },
+};
+
+function unarySrc(fn: UnaryFn, a: string, dtype: DType): string {
+  if (fn === 'not') return dtype === 'bool' ? `(${a} ? 0 : 1)` : dtype === 'u32' ? `(~${a} >>> 0)` : `(~${a})`;
+  const f = FLOAT_UNARY[fn];
+  if (!f) throw new Error(`cpu codegen: unary ${fn} must be rewritten by expr_rules`);
+  return isInt(dtype) ? wrapInt(f(a, dtype), dtype) : f(a, dtype);
 }
 
-function binarySrc(fn: string, a: string, b: string, dtype: DType): string {
-  // bool ops follow the host: the float formula, then cast to bool (and/or/xor stay 0/1)
-  if (dtype === 'bool' && fn !== 'and' && fn !== 'or' && fn !== 'xor') return wrapInt(binarySrc(fn, a, b, 'f64'), 'bool');
-  const int = isIntDtype(dtype);
-  switch (fn) {
-    case 'add':
-      return int ? wrapInt(`${a} + ${b}`, dtype) : `(${a} + ${b})`;
-    case 'sub':
-      return int ? wrapInt(`${a} - ${b}`, dtype) : `(${a} - ${b})`;
-    case 'mul':
-      if (dtype === 'i32') return `Math.imul(${a}, ${b})`;
-      if (dtype === 'u32') return `(Math.imul(${a}, ${b}) >>> 0)`;
-      return `(${a} * ${b})`;
-    case 'div':
-      if (dtype === 'i32') return `(${b} === 0 ? 0 : (${a} / ${b}) | 0)`;
-      if (dtype === 'u32') return `(${b} === 0 ? 0 : (${a} / ${b}) >>> 0)`;
-      return `(${a} / ${b})`;
-    case 'max':
-      return int ? `(${a} > ${b} ? ${a} : ${b})` : `(${a} > ${b} || ${a} !== ${a} ? ${a} : ${b})`;
-    case 'min':
-      return int ? `(${a} < ${b} ? ${a} : ${b})` : `(${a} < ${b} || ${a} !== ${a} ? ${a} : ${b})`;
-    case 'pow':
-      return int ? wrapInt(`Math.pow(${a}, ${b})`, dtype) : `Math.pow(${a}, ${b})`;
-    case 'rem':
-      return int ? wrapInt(`${b} === 0 ? 0 : ${a} % ${b}`, dtype) : `(${a} % ${b})`;
-    case 'and':
-      return dtype === 'u32' ? `((${a} & ${b}) >>> 0)` : `(${a} & ${b})`;
-    case 'or':
-      return dtype === 'u32' ? `((${a} | ${b}) >>> 0)` : `(${a} | ${b})`;
-    case 'xor':
-      return dtype === 'u32' ? `((${a} ^ ${b}) >>> 0)` : `(${a} ^ ${b})`;
-    case 'shift_left':
-      return `(${b} >= 32 ? 0 : ${wrapInt(`${a} << ${b}`, dtype)})`;
-    case 'shift_right_logical':
-      return `(${b} >= 32 ? 0 : ${wrapInt(`${a} >>> ${b}`, dtype)})`;
-    default:
-      throw new Error(`cpu codegen: unknown binary op ${fn}`);
+/** Integer binary ops (i32 results; u32 goes through `>>> 0`). */
+const INT_BINARY: Readonly<Partial<Record<BinaryFn, (a: string, b: string) => string>>> = {
+  add: (a, b) => `${a} + ${b}`,
+  sub: (a, b) => `${a} - ${b}`,
+  mul: (a, b) => `Math.imul(${a}, ${b})`,
+  div: (a, b) => `${a} / ${b}`,
+  rem: (a, b) => `${a} % ${b}`,
+  pow: (a, b) => `Math.pow(${a}, ${b})`,
+  and: (a, b) => `${a} & ${b}`,
+  or: (a, b) => `${a} | ${b}`,
+  xor: (a, b) => `${a} ^ ${b}`,
+  shift_left: (a, b) => `${a} << ${b}`,
+  shift_right_logical: (a, b) => `${a} >>> ${b}`,
+};
+
+const FLOAT_BINARY: Readonly<Partial<Record<BinaryFn, (a: string, b: string) => string>>> = {
+  add: (a, b) => `(${a} + ${b})`,
+  sub: (a, b) => `(${a} - ${b})`,
+  mul: (a, b) => `(${a} * ${b})`,
+  div: (a, b) => `(${a} / ${b})`,
+  rem: (a, b) => `(${a} % ${b})`,
+  pow: (a, b) => `Math.pow(${a}, ${b})`,
+};
+
+function binarySrc(fn: BinaryFn, a: string, b: string, dtype: DType): string {
+  if (dtype === 'bool') {
+    if (fn === 'and' || fn === 'or' || fn === 'xor') return `(${a} ${fn === 'and' ? '&' : fn === 'or' ? '|' : '^'} ${b})`;
+    throw new Error(`cpu codegen: bool ${fn} must be rewritten by expr_rules`);
   }
+  if (isInt(dtype)) {
+    if (fn === 'max') return `(${a} > ${b} ? ${a} : ${b})`;
+    if (fn === 'min') return `(${a} < ${b} ? ${a} : ${b})`;
+    const f = INT_BINARY[fn];
+    if (!f) throw new Error(`cpu codegen: unknown integer op ${fn}`);
+    return wrapInt(f(a, b), dtype);
+  }
+  const f = FLOAT_BINARY[fn];
+  if (!f) throw new Error(`cpu codegen: float ${fn} must be rewritten by expr_rules`);
+  return f(a, b);
 }
 
-const CMP: Readonly<Record<string, string>> = { eq: '===', ne: '!==', lt: '<', le: '<=', gt: '>', ge: '>=' };
+const CMP: Readonly<Record<CmpFn, string>> = { eq: '===', ne: '!==', lt: '<', le: '<=', gt: '>', ge: '>=' };
 
 function castSrc(a: string, from: DType, to: DType): string {
   if (from === to) return a;
@@ -168,7 +135,6 @@ function castSrc(a: string, from: DType, to: DType): string {
   }
 }
 
-
 export const JS_DIALECT: Dialect = {
   name: 'cpu',
   literal: (v) => numLit(v),
@@ -177,11 +143,11 @@ export const JS_DIALECT: Dialect = {
   indexDiv: (a, d) => `((${a}) / ${d} | 0)`,
   indexMod: (a, d) => `((${a}) % ${d})`,
   indexValue: (s, dtype) => (dtype === 'bool' ? `(${s} !== 0 ? 1 : 0)` : s),
-  unary: (fn, a, dtype) => unarySrc(fn, a, dtype),
-  binary: (fn, a, b, dtype) => binarySrc(fn, a, b, dtype),
+  unary: unarySrc,
+  binary: binarySrc,
   compare: (fn, a, b) => `(${a} ${CMP[fn]} ${b} ? 1 : 0)`,
   select: (c, a, b) => `(${c} ? ${a} : ${b})`,
-  cast: (a, from, to) => castSrc(a, from, to),
+  cast: castSrc,
   load: (buf, index) => `${bufName(buf)}[${index}]`,
   store: (buf, index, value, dtype, accumulate) => {
     const at = `${bufName(buf)}[${index}]`;

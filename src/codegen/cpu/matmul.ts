@@ -47,6 +47,11 @@ export interface GemmSpec {
   readonly bExpr?: SExpr;
   /** Epilogue outputs over variables b, m, n with `acc 0`. */
   readonly outputs: readonly KernelOutput[];
+  /**
+   * The same outputs before the dialect's edge-case rewrites, for the WebAssembly epilogue,
+   * which implements max/min, erf and friends with their host meaning itself.
+   */
+  readonly wasmOutputs?: readonly KernelOutput[];
 }
 
 export interface GemmTiles {
@@ -127,7 +132,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   // the epilogue in WebAssembly when expressible (wasm_epilogue.ts), with its staging area S
   const epiMode = opts.wasmEpilogue ?? true;
   const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
-  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
+  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.wasmOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
   const combined = epi?.func ? 1 : 0;
   const wasmBytes = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
   const scratch: ScratchSpec[] = useWasm
@@ -357,6 +362,6 @@ export function matmulSpec(k: MatmulKernel): GemmSpec {
   };
 }
 
-export function emitMatmul(k: MatmulKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}): JsKernelCode {
-  return emitGemm(matmulSpec(k), dtypes, bufs, opts);
+export function emitMatmul(k: MatmulKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}, original: MatmulKernel = k): JsKernelCode {
+  return emitGemm({ ...matmulSpec(k), wasmOutputs: original.outputs }, dtypes, bufs, opts);
 }

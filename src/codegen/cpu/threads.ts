@@ -26,10 +26,6 @@ const ERR = 6;
 const OP_RUN = 0;
 const OP_END = 1;
 
-function roundEvenSrc(): string {
-  return `function roundEven(x) { const r = Math.round(x); return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r; }`;
-}
-
 /** The worker's script (CommonJS, evaluated by `new Worker(src, { eval: true })`). */
 function workerSource(): string {
   return `
@@ -39,9 +35,8 @@ const f32buf = new Float32Array(1);
 const u32view = new Uint32Array(f32buf.buffer);
 const roundF16 = ${roundF16.toString()};
 const roundBf16 = ${roundBf16.toString()};
-${roundEvenSrc()}
 const erf = new Function('T', 'T0', workerData.erf.src)(workerData.erf.T, workerData.erf.T0);
-const H = { erf, roundF16, roundBf16, roundEven };
+const H = { erf, roundF16, roundBf16 };
 const ctrl = new Int32Array(workerData.ctrl);
 const execs = new Map();
 

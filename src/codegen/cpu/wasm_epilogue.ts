@@ -30,6 +30,7 @@
  * select are bitselects that keep the JavaScript comparisons' NaN and signed-zero behavior:
  * max(a, b) = (a > b || a !== a) ? a : b.
  */
+import { ERF_P, ERF_Q } from '../lower/expr_rules.js';
 import { AX } from '../kernel/axis.js';
 import { castScalar, type DType } from '../../ir/dtype.js';
 import { affineStrides, type Idx, idxKey, idxVars } from '../kernel/index_expr.js';
@@ -233,9 +234,9 @@ const streamKey = (buf: number, index: Idx): string => `${buf}@${idxKey(index)}`
 // ---------------------------------------------------------------------------------------
 // WebAssembly
 
-/** erf32's coefficients (common.ts ERF32_SRC): x * P(x^2) / Q(x^2) on [-4, 4], +-1 outside. */
-export const ERF_P: readonly number[] = [0.00022905065861350646, 0.0034082910107109506, 0.050955695062380861, 0.18520832239976145, 1.128379143519084];
-export const ERF_Q: readonly number[] = [-1.1791602954361697e-7, 0.000023547966471313185, 0.0010179625278914885, 0.014070470171167667, 0.11098505178285362, 0.49746925110067538, 1];
+/** f32 erf's coefficients (the rule in src/codegen/lower/expr_rules.ts), rounded to f32 as every dialect uses them. */
+const ERF_P32 = ERF_P.map(Math.fround);
+const ERF_Q32 = ERF_Q.map(Math.fround);
 
 interface LaneOps {
   readonly W: number;
@@ -441,9 +442,9 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
         for (let i = 1; i < cs.length; i++) e(lget(u), simd(L.mul), L.konst(cs[i]!), simd(L.add));
       };
       e(lget(xl));
-      horner(ERF_P);
+      horner(ERF_P32);
       e(simd(L.mul));
-      horner(ERF_Q);
+      horner(ERF_Q32);
       e(simd(L.div));
       const r = vLocal();
       e(lset(r));

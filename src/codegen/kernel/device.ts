@@ -49,6 +49,8 @@ export interface DeviceCaps {
   readonly maxStorageBuffers: number;
   /** Element types its buffers can hold; a program using another is refused with a named error. */
   readonly dtypes: ReadonlySet<DType>;
+  /** Bytes one element of each dtype occupies in its buffers (the CPU keeps f16/bf16 in f32). */
+  readonly elementBytes: Readonly<Record<DType, number>>;
   /** Threads per workgroup / block. */
   readonly maxWorkgroupSize: number;
   /** Workgroup / shared memory per kernel, bytes. */
@@ -81,10 +83,11 @@ export interface Device extends RuntimeDevice {
   sync(): Promise<void>;
 }
 
-/** The capabilities of a device without limits (the CPU). */
+/** The capabilities of a device without limits (the CPU: typed arrays, f16/bf16 held in Float32Arrays). */
 export const UNLIMITED_CAPS: DeviceCaps = Object.freeze({
   maxStorageBuffers: Infinity,
   dtypes: new Set<DType>(['f32', 'f64', 'f16', 'bf16', 'i32', 'u32', 'bool']),
+  elementBytes: { f32: 4, f64: 8, f16: 4, bf16: 4, i32: 4, u32: 4, bool: 1 },
   maxWorkgroupSize: Infinity,
   maxSharedMemoryBytes: Infinity,
   maxBufferBytes: Infinity,

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The CUDA backend's GPU check. Two halves:
+#
+#   bash bench/gpu/check.sh prepare
+#       Here (Node, npm, the CUDA headers): builds dist/ and the addon, packs .gpu/ with
+#       ../shared/tools/gpu-bundle.sh (a Node binary for the bare GPU host) and the headers
+#       needed to rebuild the addon there. Then, with the device tool, run on the GPU host:
+#
+#   bash bench/gpu/check.sh            (carry: dist, native/build, .gpu)
+#       On the GPU host: rebuilds the addon there with g++ (falls back to the carried build),
+#       runs the device smoke test (bench/gpu/smoke.ts) and the suites below, and writes
+#       $OUT/cuda-check.json (or bench/results/gpu/ without $OUT) plus cuda-smoke.json.
+#
+# Exit status: 0 all passed, 1 something failed, 2 CUDA unavailable (the reason is printed).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+cuda_home=${CUDA_HOME:-/usr/local/cuda}
+
+if [[ ${1:-} == prepare ]]; then
+  set -e
+  npm run build --silent
+  npm run build:native --silent
+  # What a g++ build of the addon needs besides the CUDA headers: Node-API's C headers and
+  # node-addon-api's C++ wrapper (header-only).
+  headers=.gpu/native-headers
+  rm -rf "$headers" && mkdir -p "$headers"
+  node_include=$(dirname "$(dirname "$(command -v node)")")/include/node
+  cp "$node_include"/{node_api.h,node_api_types.h,js_native_api.h,js_native_api_types.h} "$headers"/
+  cp node_modules/node-addon-api/{napi.h,napi-inl.h,napi-inl.deprecated.h} "$headers"/
+  bash ../shared/tools/gpu-bundle.sh
+  echo "prepared: carry dist, native/build and .gpu; run: bash bench/gpu/check.sh"
+  exit 0
+fi
+
+out=${OUT:-$root/bench/results/gpu}
+mkdir -p "$out"
+run_node() {
+  if [[ -x .gpu/env.sh ]]; then bash .gpu/env.sh node "$@"; else node "$@"; fi
+}
+
+# 1. The addon: built on this host when a compiler and the headers are here, else carried.
+addon_origin=none
+build_dir=$(mktemp -d "${TMPDIR:-/tmp}/nexgrad-addon-XXXXXX")
+if command -v g++ >/dev/null && [[ -d .gpu/native-headers && -f $cuda_home/include/cuda.h ]]; then
+  if g++ -std=c++17 -O2 -shared -fPIC -fexceptions -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS \
+      -I.gpu/native-headers -I"$cuda_home/include" native/src/*.cc -o "$build_dir/nexgrad_cuda.node" \
+      -ldl -lpthread 2>"$out/addon-build.log"; then
+    export NEXGRAD_CUDA_ADDON=$build_dir/nexgrad_cuda.node
+    addon_origin=built-on-host
+  else
+    echo "check: building the addon here failed (see $out/addon-build.log); trying the carried build"
+  fi
+fi
+if [[ $addon_origin == none && -f native/build/Release/nexgrad_cuda.node ]]; then
+  export NEXGRAD_CUDA_ADDON=$root/native/build/Release/nexgrad_cuda.node
+  addon_origin=carried
+fi
+if [[ $addon_origin == none ]]; then
+  echo "check: no CUDA addon (run 'bash bench/gpu/check.sh prepare' first and carry native/build)"
+fi
+echo "check: addon $addon_origin"
+
+# NVRTC: the addon searches libnvrtc.so* on the loader path and under $CUDA_HOME/lib64; on a
+# host whose NVRTC came with a Python wheel instead, point it at that copy.
+if [[ -z ${NEXGRAD_CUDA_LIBNVRTC:-} ]] && ! ls "$cuda_home"/lib64/libnvrtc.so* >/dev/null 2>&1 &&
+  ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so'; then
+  found=$(find /usr/local /opt -name 'libnvrtc.so*' -not -name '*builtins*' 2>/dev/null | sort | head -1)
+  if [[ -n $found ]]; then export NEXGRAD_CUDA_LIBNVRTC=$found; echo "check: NVRTC from $found"; fi
+fi
+
+# 2. The device smoke test: alloc, copies, NVRTC kernels vs JS, graph replay, event timing.
+run_node dist/bench/gpu/smoke.js --out "$out/cuda-smoke.json"
+smoke=$?
+
+# 3. The suites on CUDA (to be filled in with the CUDA dialect): each entry is a command whose
+#    exit status counts, e.g. the primitive, gradient and random-program suites against the
+#    float64 interpreter, the tiny ConvNeXt V2 and FCMAE parity tests, the atto training step.
+suites=()
+suite_results=()
+for suite in "${suites[@]}"; do
+  run_node $suite
+  suite_results+=("{\"command\": \"$suite\", \"status\": $?}")
+done
+
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+{
+  echo "{"
+  echo "  \"when\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+  echo "  \"gpu\": \"${gpu:-none}\","
+  echo "  \"addon\": \"$addon_origin\","
+  echo "  \"smokeStatus\": $smoke,"
+  echo "  \"smoke\": \"cuda-smoke.json\","
+  echo "  \"suites\": [$(IFS=,; echo "${suite_results[*]:-}")]"
+  echo "}"
+} >"$out/cuda-check.json.tmp" && mv "$out/cuda-check.json.tmp" "$out/cuda-check.json"
+echo "check: results in $out/cuda-check.json"
+
+failed=0
+for r in "${suite_results[@]:-}"; do [[ -n $r && $r != *'"status": 0}' ]] && failed=1; done
+if [[ $smoke -ne 0 ]]; then exit "$smoke"; fi
+exit "$failed"
