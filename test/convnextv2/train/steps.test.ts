@@ -18,6 +18,8 @@ import { finetuneStep, jitFinetuneStep, type FinetuneState } from '../../../src/
 import { makeOptimizer, type OptimConfig } from '../../../src/convnextv2/train/optimizer.js';
 import { jitPretrainStep, pretrainStep } from '../../../src/convnextv2/train/pretrain_step.js';
 import { softmaxCrossEntropy } from '../../../src/nn/losses.js';
+import { adamw } from '../../../src/nn/optim.js';
+import { paramGroups } from '../../../src/convnextv2/param_groups.js';
 import { availableBackends, devicePut } from '../../../src/passes/backends.js';
 
 const cfg = config('custom', { depths: [1, 1], dims: [8, 16], stemStride: 2, numClasses: 5, inChans: 1, dropPathRate: 0.2 });
@@ -31,16 +33,24 @@ async function values(tree: unknown): Promise<number[][]> {
 
 function expectClose(a: number[][], b: number[][], tol: number): void {
   expect(a.length).toBe(b.length);
-  // relative to the value, with a floor: AdamW divides by sqrt(v), so tiny gradients amplify
-  // the last-bit differences between fused (jit) and op-by-op (eager) f32 arithmetic
+  // relative to the value, with a floor for values near zero
   let worst = 0;
   a.forEach((x, i) => x.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b[i]![j]!) / (1e-3 + Math.abs(b[i]![j]!))))));
   expect(worst).toBeLessThan(tol);
 }
 
+/**
+ * AdamW with the step's groups and layer decay, but eps 1e-3: with the default 1e-8 a gradient
+ * near 1e-8 makes g / (|g| + eps) ill-conditioned, and the last-bit differences between fused
+ * (jit) and op-by-op (eager) f32 arithmetic would dominate the comparison.
+ */
+function wellConditioned(params: unknown, depths: readonly number[], rule: 'finetune' | 'pretrain') {
+  return adamw({ lr: OPTIM.lr, eps: 1e-3, weightDecay: OPTIM.weightDecay, groups: paramGroups(params, { depths, weightDecay: OPTIM.weightDecay, layerDecay: OPTIM.layerDecay, rule }) });
+}
+
 function freshState(backend: string, withEma: boolean): FinetuneState {
   const params = devicePut(init(random.key(3), cfg), backend);
-  const opt = makeOptimizer(params, cfg.depths, OPTIM, 'finetune').init(params);
+  const opt = wellConditioned(params, cfg.depths, 'finetune').init(params);
   return { params, opt: devicePut(opt, backend), ema: withEma ? devicePut(init(random.key(3), cfg), backend) : null, key: devicePut(random.key(7), backend) };
 }
 
@@ -51,7 +61,7 @@ describe.each(availableBackends())('training steps on %s', (backend) => {
 
   it('a jitted fine-tuning step equals the eager step (loss, correct, params, moments, EMA, key)', async () => {
     const params = init(random.key(3), cfg);
-    const optimizer = makeOptimizer(params, cfg.depths, OPTIM, 'finetune');
+    const optimizer = wellConditioned(params, cfg.depths, 'finetune');
     const stepCfg = { model: cfg, optimizer, labelSmoothing: 0.1, softTargets: false, clipGrad: 0.5, ema: true };
     const eager = finetuneStep(stepCfg)(freshState(backend, true), inputs);
     const jitted = jitFinetuneStep(stepCfg, backend);
@@ -59,9 +69,9 @@ describe.each(availableBackends())('training steps on %s', (backend) => {
     const r1 = jitted(s, inputs);
     expect(Math.abs((await r1.loss.data())[0]! - (await eager.loss.data())[0]!)).toBeLessThan(1e-5);
     expect((await r1.correct.data())[0]).toBe((await eager.correct.data())[0]);
-    expectClose(await values(r1.state.params), await values(eager.state.params), 1e-3);
-    expectClose(await values(r1.state.opt), await values(eager.state.opt), 1e-3);
-    expectClose(await values(r1.state.ema), await values(eager.state.ema), 1e-3);
+    expectClose(await values(r1.state.params), await values(eager.state.params), 1e-4);
+    expectClose(await values(r1.state.opt), await values(eager.state.opt), 1e-4);
+    expectClose(await values(r1.state.ema), await values(eager.state.ema), 1e-4);
     expect(Array.from(await r1.state.key.data())).toEqual(Array.from(await eager.state.key.data()));
     // the step really trains: a few more steps on the same batch lower the loss
     s = r1.state;
@@ -77,14 +87,14 @@ describe.each(availableBackends())('training steps on %s', (backend) => {
   it('a jitted FCMAE step equals the eager step, its mask drawn from the key in the state', async () => {
     const fc = fcmaeConfig(config('custom', { depths: [1, 1], dims: [8, 16], stemStride: 2, inChans: 1, numClasses: 0 }), { imgSize: 16, patchSize: 4, decoderDim: 8, maskRatio: 0.5 });
     const p0 = initFcmae(random.key(5), fc);
-    const optimizer = makeOptimizer(p0, [1, 1], OPTIM, 'pretrain');
+    const optimizer = wellConditioned(p0, [1, 1], 'pretrain');
     const state = () => ({ params: devicePut(initFcmae(random.key(5), fc), backend), opt: devicePut(optimizer.init(p0), backend), key: devicePut(random.key(9), backend) });
     const stepCfg = { fcmae: fc, optimizer, clipGrad: 1 };
     const inp = { images: random.normal(random.key(12), [4, 1, 16, 16]), lr: ops.scalar(1e-2) };
     const eager = pretrainStep(stepCfg)(state(), inp);
     const r = jitPretrainStep(stepCfg, backend)(state(), inp);
     expect(Math.abs((await r.loss.data())[0]! - (await eager.loss.data())[0]!)).toBeLessThan(1e-5);
-    expectClose(await values(r.state.params), await values(eager.state.params), 1e-3);
+    expectClose(await values(r.state.params), await values(eager.state.params), 1e-4);
     // another key gives another mask, hence another loss
     const other = pretrainStep(stepCfg)({ ...state(), key: random.key(10) }, inp);
     expect((await other.loss.data())[0]).not.toBe((await eager.loss.data())[0]);
