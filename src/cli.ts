@@ -5,4 +5,12 @@
  */
 import { runCli } from './convnextv2/cli/index.js';
 
+// `nexgrad ... | head`: a closed pipe ends the output quietly instead of with a stack trace
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 process.exitCode = await runCli(process.argv.slice(2));
