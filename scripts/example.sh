@@ -30,9 +30,10 @@ imgs_per_sec() { sed -n 's/.*: \([0-9.]*\) img\/s.*/\1/p'; }
 setup_s=$(($(date +%s) - T0))
 echo "== setup done in ${setup_s} s"
 
-backend=$(node --input-type=module -e "import { resolveBackend } from './dist/src/convnextv2/train/runtime.js'; console.log(resolveBackend('auto'))")
-bench=(bench --channels 1 --classes 10 --image-size 32 --batch-size "$BATCH" --steps 4 --backend "$backend")
-ft1=$(nexgrad "${bench[@]}" --mode finetune --threads 1 | imgs_per_sec)
+bench=(bench --channels 1 --classes 10 --image-size 32 --batch-size "$BATCH" --steps 4 --backend auto)
+line=$(nexgrad "${bench[@]}" --mode finetune --threads 1)
+backend=$(echo "$line" | sed -n 's/.*, \([a-z0-9]*\): [0-9.]* img\/s.*/\1/p')
+ft1=$(echo "$line" | imgs_per_sec)
 threads=1
 ft=$ft1
 if [ "$backend" = cpu ] && [ "$(nproc)" -ge 2 ]; then

@@ -30,7 +30,7 @@ export function benchCommand(): Command {
 
 export async function runBench(cmd: Command): Promise<number> {
   const f = cmd.opts() as BenchFlags;
-  const backend = setupBackend(f);
+  const backend = await setupBackend(f);
   const cfg = modelConfig(f, f.classes, f.channels);
   const w = workload(cfg, f);
   const fn = jit(w.fn, { backend, donate: w.donate });

@@ -48,7 +48,7 @@ export function evalCommand(): Command {
 
 export async function runEval(cmd: Command): Promise<number> {
   const f = cmd.opts() as EvalFlags;
-  const backend = setupBackend(f);
+  const backend = await setupBackend(f);
   const ds = await openDataset(f, f.split);
   const norm = normalization(f, ds.channels);
   const m = loadModel(f.checkpoint, f.weights, () => modelConfig(f, ds.numClasses, ds.channels));

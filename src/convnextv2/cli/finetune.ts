@@ -25,7 +25,7 @@ import { loadInitWeights } from './init_weights.js';
 import { addModelOptions, type ModelFlags, modelConfig } from './model_options.js';
 import { existingFile, numberIn, nonNegativeInt } from './parse.js';
 import { writeConfusion, writeCurves } from './pictures.js';
-import { checkFreshOut, mergeResumed, plumbingToStore, resumeCheckpoint, runArgv, setupBackend, storedArgv, totalStepsOf, warmupStepsOf } from './run.js';
+import { checkDataOrder, checkFreshOut, mergeResumed, plumbingToStore, resumeCheckpoint, runArgv, setupBackend, storedArgv, totalStepsOf, warmupStepsOf } from './run.js';
 import { addTrainOptions, type TrainFlags } from './train_options.js';
 import { UsageError } from './usage_error.js';
 
@@ -74,7 +74,7 @@ function augmentOf(f: FinetuneFlags, size: number): Augment {
 
 export async function runFinetune(cmd: Command): Promise<number> {
   const opts = cmd.opts() as FinetuneFlags;
-  const backend = setupBackend(opts);
+  const backend = await setupBackend(opts);
   const resume = resumeCheckpoint(opts);
   let f = opts;
   let meta: Record<string, unknown> | undefined;
@@ -124,6 +124,7 @@ export async function runFinetune(cmd: Command): Promise<number> {
     const loaded = loadTrainCheckpoint(resume, state);
     state = await devicePutAsync(loaded.tree, backend);
     startStep = Number(meta!.step);
+    checkDataOrder(meta!, resume, train.length, spe);
     if (!(Number.isInteger(startStep) && startStep >= 0 && startStep <= total)) throw new UsageError(`--resume ${resume}: its step ${String(meta!.step)} is outside this run's 0..${total}`);
     log(`resuming from ${resume} at step ${startStep}/${total}`);
   }

@@ -83,7 +83,7 @@ function chosenLayers(spec: string, names: readonly string[]): string[] {
 
 export async function runInspect(cmd: Command): Promise<number> {
   const f = cmd.opts() as InspectFlags;
-  const backend = setupBackend(f);
+  const backend = await setupBackend(f);
   const ds = await openDataset(f, 'test');
   const norm = normalization(f, ds.channels);
   const fallback = () => modelConfig(f, ds.numClasses, ds.channels);

@@ -25,7 +25,7 @@ import { addDataOptions, type DataFlags, normalization, openDataset } from './da
 import { addModelOptions, type ModelFlags, modelConfig } from './model_options.js';
 import { numberIn, positiveInt, nonNegativeInt } from './parse.js';
 import { writeCurves, writeReconstruction } from './pictures.js';
-import { checkFreshOut, mergeResumed, plumbingToStore, resumeCheckpoint, runArgv, setupBackend, storedArgv, totalStepsOf, warmupStepsOf } from './run.js';
+import { checkDataOrder, checkFreshOut, mergeResumed, plumbingToStore, resumeCheckpoint, runArgv, setupBackend, storedArgv, totalStepsOf, warmupStepsOf } from './run.js';
 import { addTrainOptions, type TrainFlags } from './train_options.js';
 import { UsageError } from './usage_error.js';
 
@@ -62,7 +62,7 @@ function stored(f: PretrainFlags): Command {
 
 export async function runPretrain(cmd: Command): Promise<number> {
   const opts = cmd.opts() as PretrainFlags;
-  const backend = setupBackend(opts);
+  const backend = await setupBackend(opts);
   const resume = resumeCheckpoint(opts);
   let f = opts;
   let meta: Record<string, unknown> | undefined;
@@ -100,6 +100,7 @@ export async function runPretrain(cmd: Command): Promise<number> {
   if (resume) {
     state = await devicePutAsync(loadTrainCheckpoint(resume, state).tree, backend);
     startStep = Number(meta!.step);
+    checkDataOrder(meta!, resume, train.length, spe);
     if (!(Number.isInteger(startStep) && startStep >= 0 && startStep <= total)) throw new UsageError(`--resume ${resume}: its step ${String(meta!.step)} is outside this run's 0..${total}`);
     log(`resuming from ${resume} at step ${startStep}/${total}`);
   }

@@ -8,19 +8,23 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { createCpuDevice } from '../../codegen/cpu/device.js';
 import type { Device } from '../../codegen/kernel/device.js';
-import { type BackendName, registerBackend } from '../../passes/backends.js';
+import { type BackendName, init as initBackends, registerBackend } from '../../passes/backends.js';
 import { CheckpointFileError, listCheckpoints, readTrainCheckpoint } from '../train/checkpoint_files.js';
 import { resolveBackend } from '../train/runtime.js';
 import { PLUMBING, type TrainFlags } from './train_options.js';
 import { UsageError } from './usage_error.js';
 
-/** Applies --threads to the CPU backend and resolves --backend. */
-export function setupBackend(f: Pick<TrainFlags, 'backend' | 'threads'>): BackendName {
+/**
+ * Applies --threads to the CPU backend, sets up the asynchronous backends (a GPU adapter, a CUDA
+ * context; ng.init never throws for one that is missing) and resolves --backend.
+ */
+export async function setupBackend(f: Pick<TrainFlags, 'backend' | 'threads'>): Promise<BackendName> {
   if (f.threads !== undefined && f.threads !== 1) {
     let dev: Device | undefined;
     const threads = f.threads;
     registerBackend('cpu', () => (dev ??= createCpuDevice({ threads })));
   }
+  await initBackends(...(f.backend === 'auto' ? [] : [f.backend]));
   return resolveBackend(f.backend);
 }
 
@@ -127,4 +131,15 @@ export function mergeResumed<T extends TrainFlags>(cmd: Command, stored: T, file
   if (cmd.getOptionValueSource('out') !== 'cli') merged.out = path.dirname(file);
   merged.resume = file;
   return merged as T;
+}
+
+/**
+ * A resumed run must see the same data order: the checkpoint's dataset size and steps per
+ * epoch (the order itself is a function of the seed, epoch and batch) must match.
+ */
+export function checkDataOrder(meta: Record<string, unknown>, file: string, length: number, stepsPerEpoch: number): void {
+  const d = (meta.data ?? {}) as Record<string, unknown>;
+  if (d.length !== length || d.batchesPerEpoch !== stepsPerEpoch) {
+    throw new CheckpointFileError(file, `was written for ${String(d.length)} training images in ${String(d.batchesPerEpoch)} batches per epoch, but the data now has ${length} images in ${stepsPerEpoch}; resuming would not reproduce the run`);
+  }
 }
