@@ -17,7 +17,7 @@ OUT=${NEXGRAD_EXAMPLE_OUT:-runs/example}
 BATCH=128
 # seconds kept for two start-ups and compilations, the 10000-image evaluation, pictures and
 # model files, and a margin for a machine that slows down during the run
-RESERVE=90
+RESERVE=75
 
 bash scripts/setup.sh
 if [ -z "${NEXGRAD_FASHION_MNIST_DIR:-}" ] && ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
@@ -30,7 +30,7 @@ imgs_per_sec() { sed -n 's/.*: \([0-9.]*\) img\/s.*/\1/p'; }
 setup_s=$(($(date +%s) - T0))
 echo "== setup done in ${setup_s} s"
 
-bench=(bench --channels 1 --classes 10 --image-size 32 --batch-size "$BATCH" --steps 4 --backend auto)
+bench=(bench --channels 1 --classes 10 --image-size 32 --batch-size "$BATCH" --steps 6 --backend auto)
 line=$(nexgrad "${bench[@]}" --mode finetune --threads 1)
 backend=$(echo "$line" | sed -n 's/.*, \([a-z0-9]*\): [0-9.]* img\/s.*/\1/p')
 ft1=$(echo "$line" | imgs_per_sec)

@@ -1,7 +1,7 @@
 /**
  * `nexgrad bench`: images per second of ConvNeXt V2 inference, the fine-tuning step or the
- * FCMAE pretraining step on a backend (median of timed repeats after a warm-up call that
- * compiles).
+ * FCMAE pretraining step on a backend (median of timed repeats after a call that compiles and
+ * a few untimed warm-up calls).
  */
 import { Command, Option } from 'commander';
 import type { Tensor } from '../../ir/tensor.js';
@@ -51,6 +51,8 @@ export async function runBench(cmd: Command): Promise<number> {
   const t0 = performance.now();
   await call();
   const compileMs = performance.now() - t0;
+  // untimed calls after compilation: worker threads, caches and the allocator settle
+  for (let i = 0; i < Math.max(1, Math.floor(f.steps / 4)); i++) await call();
   const times: number[] = [];
   for (let i = 0; i < f.steps; i++) {
     const t = performance.now();
