@@ -55,10 +55,8 @@ export interface LoopOptions {
   meta: Record<string, unknown>;
   /** Called after the last step of each epoch (e.g. evaluation); its record goes to the metrics. */
   onEpochEnd?: (epoch: number, step: number) => Promise<MetricsRecord | undefined>;
-  /** Install the SIGINT handler (default true). */
+  /** Install the SIGINT/SIGTERM handler (default true). */
   handleSignals?: boolean;
-  /** Stop (as if interrupted) once this many steps are done; for tests. */
-  stopAt?: number;
 }
 
 export interface LoopResult {
@@ -144,7 +142,6 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
         // a turn of the event loop: signal handlers (Ctrl-C) run only between macrotasks, and
         // the batches arrive through microtasks
         await new Promise((resolve) => setImmediate(resolve));
-        if (o.stopAt !== undefined && step >= o.stopAt) stop = true;
         if (stop) break outer;
         if (step >= o.totalSteps) break outer;
         if (o.checkpointEvery > 0 && step % o.checkpointEvery === 0) await save();
