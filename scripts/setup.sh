@@ -11,18 +11,23 @@ if ! command -v node >/dev/null; then
     exit 1
   fi
 fi
-# Debian packages for the data pipeline and the pictures: Fashion-MNIST's IDX files (found with
-# `dpkg -L dataset-fashion-mnist`) and a font for chart text. Only as root; skipped when installed.
+# Debian packages, only as root and only those missing: Fashion-MNIST's IDX files (found with
+# `dpkg -L dataset-fashion-mnist`) and a font for chart text (data pipeline, pictures); chromium,
+# whose package carries SwiftShader (the CPU Vulkan driver the WebGPU tests run on) and is the
+# browser the end-to-end test drives, and libvulkan1, the Vulkan loader Dawn opens.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
   missing=""
-  for pkg in dataset-fashion-mnist fonts-dejavu-core; do
+  for pkg in dataset-fashion-mnist fonts-dejavu-core chromium libvulkan1; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done
   if [ -n "$missing" ]; then
     # shellcheck disable=SC2086 # word splitting of the package list is intended
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null; } ||
-      echo "setup: could not install$missing with apt-get (Fashion-MNIST and chart text need them)" >&2
+    { apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $missing >/dev/null; } ||
+      echo "setup: could not install$missing with apt-get (Fashion-MNIST, chart text and the WebGPU tests need them)" >&2
   fi
+elif ! dpkg -s chromium libvulkan1 >/dev/null 2>&1; then
+  echo "setup: chromium and libvulkan1 are not installed (the WebGPU tests need them); run this as root or install them" >&2
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

@@ -5,8 +5,8 @@
  */
 import { isFloat } from '../ir/dtype.js';
 import { NexgradError } from '../ir/errors.js';
-import type { MaybeTensor, PrimName, PrimParams } from '../ir/primitive.js';
-import { PRIMS } from '../ir/primitives/index.js';
+import type { MaybeTensor } from '../ir/primitive.js';
+import { defOf } from '../ir/primitives/index.js';
 import { Literal, type Program, type Var } from '../ir/program.js';
 import type { Tensor } from '../ir/tensor.js';
 import { bind, programEnv, readAtom, traceFlat } from '../ir/trace.js';
@@ -21,24 +21,22 @@ export function jvpProgram(p: Program, primals: readonly Tensor[], tangents: rea
     let outs: Tensor[];
     let touts: MaybeTensor[];
     if (tins.every((t) => !t)) {
-      outs = bind(e.prim as PrimName, ins, e.params as never);
+      outs = bind(e.prim, ins, e.params);
       touts = outs.map(() => null);
-    } else if (e.prim === 'region' || e.prim === 'checkpoint') {
-      const prm = e.params as unknown as PrimParams['region'];
-      if (e.prim === 'region' && prm.name === 'stop_gradient') {
-        outs = bind('region', ins, prm);
-        touts = outs.map(() => null);
-      } else {
-        const name = e.prim === 'region' ? `${prm.name}.jvp` : 'checkpoint.jvp';
-        [outs, touts] = bodyJvpRegion(name, e.prim === 'region' ? prm.attrs : {}, prm.body, ins, tins);
-      }
+    } else if (e.prim === 'region' && e.params.name === 'stop_gradient') {
+      outs = bind('region', ins, e.params);
+      touts = outs.map(() => null);
+    } else if (e.prim === 'region') {
+      [outs, touts] = bodyJvpRegion(`${e.params.name}.jvp`, e.params.attrs, e.params.body, ins, tins);
+    } else if (e.prim === 'checkpoint') {
+      [outs, touts] = bodyJvpRegion('checkpoint.jvp', {}, e.params.body, ins, tins);
     } else if (e.prim === 'custom_vjp') {
       throw new NexgradError('jvp: forward-mode differentiation of a customVjp function is not supported; use grad/vjp');
     } else {
-      const def = PRIMS[e.prim as PrimName];
+      const def = defOf(e);
       if (def.jvp === 'structural') throw new NexgradError(`internal: no structural JVP for ${e.prim}`);
-      outs = bind(e.prim as PrimName, ins, e.params as never);
-      touts = def.jvp(ins, tins, e.params as never, outs);
+      outs = bind(e.prim, ins, e.params);
+      touts = def.jvp(ins, tins, e.params, outs);
     }
     e.outputs.forEach((v, i) => {
       env.set(v, outs[i]!);

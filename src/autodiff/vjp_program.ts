@@ -8,8 +8,8 @@
 import { isFloat } from '../ir/dtype.js';
 import { NexgradError } from '../ir/errors.js';
 import * as ops from '../ir/ops.js';
-import type { MaybeTensor, PrimName, PrimParams } from '../ir/primitive.js';
-import { PRIMS } from '../ir/primitives/index.js';
+import type { MaybeTensor } from '../ir/primitive.js';
+import { defOf } from '../ir/primitives/index.js';
 import { type Eqn, Literal, type Program, type Var } from '../ir/program.js';
 import type { Tensor } from '../ir/tensor.js';
 import { bind, evalProgram, programEnv, readAtom, traceFlat } from '../ir/trace.js';
@@ -42,12 +42,12 @@ export function vjpProgram(p: Program, primals: readonly Tensor[]): Linearized {
     let outputs: Tensor[];
     let residuals: Tensor[] | undefined;
     if (e.prim === 'custom_vjp') {
-      const prm = e.params as unknown as PrimParams['custom_vjp'];
+      const prm = e.params;
       const all = evalProgram(prm.fwd, inputs);
       outputs = all.slice(0, all.length - prm.numResiduals);
       residuals = all.slice(all.length - prm.numResiduals);
     } else {
-      outputs = bind(e.prim as PrimName, inputs, e.params as never);
+      outputs = bind(e.prim, inputs, e.params);
     }
     e.outputs.forEach((v, i) => env.set(v, outputs[i]!));
     tape.push({ eqn: e, inputs, outputs, residuals });
@@ -82,23 +82,23 @@ function eqnVjp(t: Tape, outCts: MaybeTensor[]): MaybeTensor[] {
   const { eqn } = t;
   switch (eqn.prim) {
     case 'region': {
-      const prm = eqn.params as unknown as PrimParams['region'];
+      const prm = eqn.params;
       if (prm.name === 'stop_gradient') return t.inputs.map(() => null);
       return bodyVjpRegion(`${prm.name}.vjp`, prm.attrs, prm.body, t.inputs, outCts);
     }
     case 'checkpoint': {
-      const prm = eqn.params as unknown as PrimParams['checkpoint'];
+      const prm = eqn.params;
       return bodyVjpRegion('checkpoint.vjp', {}, prm.body, t.inputs, outCts);
     }
     case 'custom_vjp': {
-      const prm = eqn.params as unknown as PrimParams['custom_vjp'];
+      const prm = eqn.params;
       const cts = outCts.map((c, i) => c ?? ops.zerosLike(t.outputs[i]!));
       return evalProgram(prm.bwd, [...t.residuals!, ...cts]);
     }
     default: {
-      const def = PRIMS[eqn.prim as PrimName];
+      const def = defOf(eqn);
       if (def.vjp === 'structural') throw new NexgradError(`internal: no structural VJP for ${eqn.prim}`);
-      return def.vjp(t.inputs, t.outputs, outCts, eqn.params as never);
+      return def.vjp(t.inputs, t.outputs, outCts, eqn.params);
     }
   }
 }

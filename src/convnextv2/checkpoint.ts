@@ -17,9 +17,12 @@ import { type DType, isFloat } from '../ir/dtype.js';
 import { NexgradError } from '../ir/errors.js';
 import * as ops from '../ir/ops.js';
 import { treeFlatten, treeUnflatten } from '../ir/pytree.js';
-import { fmtShape, sizeOf } from '../ir/shape.js';
+import { fmtShape, MAX_ELEMENTS, sizeOf } from '../ir/shape.js';
 import { Tensor } from '../ir/tensor.js';
+import { unflattenParams } from '../nn/init.js';
+import { firstOutOfRange, intRange, NEXGRAD_TO_SAFE, SAFE_DTYPE_MAP } from '../nn/io.js';
 import {
+  isPickleName,
   parseSafetensors,
   readSafetensors,
   type SafeData,
@@ -27,7 +30,7 @@ import {
   type SafeTensor,
   writeSafetensors,
 } from '../nn/safetensors.js';
-import { namedLeaves } from '../nn/tree_paths.js';
+import { forbiddenSegment, namedLeaves } from '../nn/tree_paths.js';
 
 export type CheckpointLayout = 'official' | 'timm' | 'fcmae';
 
@@ -112,29 +115,35 @@ function withData(e: Entry, shape: readonly number[], data: Float64Array): Entry
   return { shape: [...shape], kind: e.kind, dtype: e.dtype, data: () => data, from: e.from };
 }
 
-/** The dtype a tensor made from an entry keeps when no template says otherwise. */
+/**
+ * The dtype a tensor made from an entry keeps when no template says otherwise: a tensor's own
+ * dtype, or the one mapping of file dtypes (nn/io.ts SAFE_DTYPE_MAP, shared with loadSafetensors).
+ */
 function naturalDType(e: Entry): DType {
   if (e.tensor) return e.tensor.dtype;
-  switch (e.dtype) {
-    case 'F64': return 'f64';
-    case 'F16': return 'f16';
-    case 'BF16': return 'bf16';
-    case 'BOOL': return 'bool';
-    case 'U32': case 'U16': case 'U8': return 'u32';
-    case 'I64': case 'I32': case 'I16': case 'I8': case 'U64': return 'i32';
-    default: return 'f32';
-  }
+  if (Object.prototype.hasOwnProperty.call(SAFE_DTYPE_MAP, e.dtype)) return SAFE_DTYPE_MAP[e.dtype as SafeDType].dtype;
+  return e.dtype as DType; // entries rebuilt from a nexgrad tensor keep its dtype name
 }
 
-function entryTensor(e: Entry, dtype: DType, shape: readonly number[]): Tensor {
+/**
+ * The entry as a tensor of `dtype` and `shape`. Integer targets are range-checked (an I64 or
+ * U32 value that i32 cannot hold is an error naming the key, never a wrapped value).
+ */
+function entryTensor(op: string, key: string, e: Entry, dtype: DType, shape: readonly number[]): Tensor {
   const t = e.tensor;
   if (t && t.dtype === dtype && t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
-  return ops.tensor(e.data(), { dtype, shape });
+  const data = e.data();
+  const range = intRange(dtype);
+  const bad = range && firstOutOfRange(data, range);
+  if (bad) {
+    throw new CheckpointError(`${op}: ${JSON.stringify(key)}${e.from !== key ? ` (${JSON.stringify(e.from)} in the file)` : ''} element ${bad[0]} is ${bad[1]}, which ${dtype} cannot hold (range [${range![0]}, ${range![1]}]); nothing is wrapped`);
+  }
+  return ops.tensor(data, { dtype, shape });
 }
 
-function toTensorMap(entries: Entries): Map<string, Tensor> {
+function toTensorMap(op: string, entries: Entries): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const [k, e] of entries) out.set(k, entryTensor(e, naturalDType(e), e.shape));
+  for (const [k, e] of entries) out.set(k, entryTensor(op, k, e, naturalDType(e), e.shape));
   return out;
 }
 
@@ -195,31 +204,9 @@ export function officialShapes(cfg: CheckpointConfig): [string, number[]][] {
   return out;
 }
 
-/** Builds a tree from dotted names: numeric segments become array indices. */
+/** Builds a tree from dotted names (numeric segments become array indices): nn.unflattenParams. */
 function treeFromNames(names: readonly string[], values: readonly Tensor[]): unknown {
-  const root: Record<string, unknown> = {};
-  names.forEach((name, j) => {
-    const segs = name.split('.');
-    let node = root;
-    segs.forEach((seg, i) => {
-      if (i === segs.length - 1) node[seg] = values[j];
-      else node = (node[seg] ??= {}) as Record<string, unknown>;
-    });
-  });
-  const fix = (x: unknown): unknown => {
-    if (x instanceof Tensor) return x;
-    const o = x as Record<string, unknown>;
-    const keys = Object.keys(o);
-    if (keys.length > 0 && keys.every((k) => /^\d+$/.test(k))) {
-      const arr: unknown[] = [];
-      for (let i = 0; i < keys.length; i++) arr.push(fix(o[String(i)]));
-      return arr;
-    }
-    const r: Record<string, unknown> = {};
-    for (const k of keys) r[k] = fix(o[k]);
-    return r;
-  };
-  return fix(root);
+  return unflattenParams(names.map((n, j) => [n, values[j]!] as const));
 }
 
 /** Zero-filled parameters with a config's official structure (LayerNorm weights 1). */
@@ -372,7 +359,7 @@ function match(op: string, entries: Entries, target: Target, opts: MatchOptions)
       values.push(target.fallback(i));
       return;
     }
-    values.push(entryTensor(found, dtype, want));
+    values.push(entryTensor(op, key, found, dtype, want));
   });
   const unexpected = [...entries.keys()].filter((k) => !used.has(k));
   if (opts.strict) {
@@ -383,38 +370,54 @@ function match(op: string, entries: Entries, target: Target, opts: MatchOptions)
       problems.push({ kind: 'unexpected', key: k, found: e.shape, from: e.from, candidates: closestNames(k, pool.length ? pool : target.names) });
     }
   }
-  if (problems.length) throw new CheckpointError(formatProblems(op, problems, opts), problems);
+  if (problems.length) throw new CheckpointError(formatProblems(op, problems, opts, { file: entries.size, model: target.names.length }), problems);
   return { params: target.build(values), missing, unexpected };
 }
 
 const MAX_LISTED = 20;
 
-function formatProblems(op: string, problems: readonly CheckpointProblem[], opts: MatchOptions): string {
+const KIND_WORDS: Readonly<Record<CheckpointProblem['kind'], string>> = {
+  missing: 'missing',
+  unexpected: 'unexpected',
+  shape: 'shape-mismatched',
+  dtype: 'dtype-mismatched',
+};
+
+function describeProblem(p: CheckpointProblem): string {
   const q = (s: string): string => JSON.stringify(s);
   const cands = (c: readonly string[]): string => (c.length ? c.map(q).join(', ') : '(none)');
   const origin = (key: string, from: string): string => (from !== key ? ` (${q(from)} in the file)` : '');
-  const lines = problems.slice(0, MAX_LISTED).map((p) => {
-    switch (p.kind) {
-      case 'missing':
-        return `missing key ${q(p.key)}, expected shape ${fmtShape(p.expected)}; closest keys in the checkpoint: ${cands(p.candidates)}`;
-      case 'unexpected':
-        return `unexpected key ${q(p.key)}${origin(p.key, p.from)} with shape ${fmtShape(p.found)}; closest model keys: ${cands(p.candidates)}`;
-      case 'shape':
-        return `shape mismatch for ${q(p.key)}${origin(p.key, p.from)}: expected ${fmtShape(p.expected)}, found ${fmtShape(p.found)}; ` +
-          (p.candidates.length ? `checkpoint keys with shape ${fmtShape(p.expected)}: ${cands(p.candidates)}` : `no checkpoint key has shape ${fmtShape(p.expected)}`);
-      case 'dtype':
-        return `dtype mismatch for ${q(p.key)}${origin(p.key, p.from)}: the model needs ${p.expected}, the checkpoint has ${p.found}`;
-    }
-  });
-  if (problems.length > MAX_LISTED) lines.push(`... and ${problems.length - MAX_LISTED} more`);
-  const counts = (['missing', 'unexpected', 'shape', 'dtype'] as const)
+  switch (p.kind) {
+    case 'missing':
+      return `missing key ${q(p.key)}, expected shape ${fmtShape(p.expected)}; closest keys in the checkpoint: ${cands(p.candidates)}`;
+    case 'unexpected':
+      return `unexpected key ${q(p.key)}${origin(p.key, p.from)} with shape ${fmtShape(p.found)}; closest model keys: ${cands(p.candidates)}`;
+    case 'shape':
+      return `shape mismatch for ${q(p.key)}${origin(p.key, p.from)}: expected ${fmtShape(p.expected)}, found ${fmtShape(p.found)}; ` +
+        (p.candidates.length ? `checkpoint keys with shape ${fmtShape(p.expected)}: ${cands(p.candidates)}` : `no checkpoint key has shape ${fmtShape(p.expected)}`);
+    case 'dtype':
+      return `dtype mismatch for ${q(p.key)}${origin(p.key, p.from)}: the model needs ${p.expected}, the checkpoint has ${p.found}`;
+  }
+}
+
+/**
+ * The message: one summary line first (how many problems of each kind, and the key counts of
+ * file and model, so a wrong layout or model size is obvious at a glance), then up to
+ * MAX_LISTED problems with their closest names, then the hints.
+ */
+function formatProblems(op: string, problems: readonly CheckpointProblem[], opts: MatchOptions, keys: { file: number; model: number }): string {
+  const counts = (Object.keys(KIND_WORDS) as CheckpointProblem['kind'][])
     .map((k) => [k, problems.filter((p) => p.kind === k).length] as const)
     .filter(([, n]) => n > 0)
-    .map(([k, n]) => `${n} ${k === 'shape' ? 'mis-shaped' : k === 'dtype' ? 'wrong-dtype' : k}`)
+    .map(([k, n]) => `${n} ${KIND_WORDS[k]}`)
     .join(', ');
   const where = [opts.source ? `checkpoint ${opts.source}` : 'state dict', opts.layout ? `(layout '${opts.layout}')` : ''].filter(Boolean).join(' ');
+  const n = problems.length;
+  const summary = `${op}: ${where} does not fit the model: ${n} problem${n === 1 ? '' : 's'} (${counts} key${n === 1 ? '' : 's'}; the file has ${keys.file} keys, the model ${keys.model})`;
+  const lines = problems.slice(0, MAX_LISTED).map(describeProblem);
+  if (n > MAX_LISTED) lines.push(`... and ${n - MAX_LISTED} more (every problem is in error.problems)`);
   const hints = opts.hints?.length ? `\n${opts.hints.join('\n')}` : '';
-  return `${op}: ${where} does not fit the model: ${counts} key(s)\n  ${lines.join('\n  ')}${hints}`;
+  return `${summary}\n  ${lines.join('\n  ')}${hints}`;
 }
 
 export interface FromStateDictOptions {
@@ -542,31 +545,41 @@ export interface TimmOptions {
  */
 export function officialToTimm(stateDict: ReadonlyMap<string, Tensor>, opts: TimmOptions): Map<string, Tensor> {
   if (!opts || typeof opts.convMlp !== 'boolean') throw new CheckpointError('officialToTimm: pass {convMlp: true} for atto..nano (timm conv_mlp models) or {convMlp: false} for tiny and larger');
-  return toTensorMap(officialToTimmEntries(fromTensorMap('officialToTimm', stateDict), opts.convMlp));
+  return toTensorMap('officialToTimm', officialToTimmEntries(fromTensorMap('officialToTimm', stateDict), opts.convMlp));
 }
 
 /** timm keys -> official keys: the inverse renames, GRN (C) -> (1,1,1,C), fc weights (out,in,1,1) -> (out,in). */
 export function timmToOfficial(stateDict: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
-  return toTensorMap(timmToOfficialEntries(fromTensorMap('timmToOfficial', stateDict)));
+  return toTensorMap('timmToOfficial', timmToOfficialEntries(fromTensorMap('timmToOfficial', stateDict)));
 }
 
 // ---------------------------------------------------------------------------------------
 // FCMAE sparse -> dense (spec 5.3)
 
+/**
+ * A sparse (Minkowski) kernel as a dense conv weight. The shape is validated before any loop
+ * (every dimension a positive integer, a square kernel volume, at most MAX_ELEMENTS values, as
+ * many values as the shape says), so the work is bounded by the data the file holds: a hostile
+ * shape such as [0, 1e15] is an error, not a 1e15-iteration loop.
+ */
 function kernelToDense(op: string, e: Entry): Entry {
   const shape = e.shape;
+  const bad = (why: string): CheckpointError => new CheckpointError(`${op}: sparse kernel ${JSON.stringify(e.from)} has shape ${fmtShape(shape)}; ${why}`);
+  if (shape.length !== 2 && shape.length !== 3) throw bad('expected (ks*ks, in, out) or (ks*ks, C)');
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 1)) throw bad('every dimension must be a positive integer');
   const kv = shape[0]!;
   const ks = Math.round(Math.sqrt(kv));
-  if (ks * ks !== kv || (shape.length !== 2 && shape.length !== 3)) {
-    throw new CheckpointError(`${op}: sparse kernel ${JSON.stringify(e.from)} has shape ${fmtShape(shape)}; expected (ks*ks, in, out) or (ks*ks, C) with a square kernel volume`);
-  }
+  if (ks * ks !== kv) throw bad(`the kernel volume ${kv} is not a square (ks*ks)`);
   if (e.kind !== 'float') throw new CheckpointError(`${op}: sparse kernel ${JSON.stringify(e.from)} has dtype ${e.dtype}, expected a float type`);
+  const total = sizeOf(shape);
+  if (!(total <= MAX_ELEMENTS)) throw bad(`more than ${MAX_ELEMENTS} elements`);
   const K = e.data();
+  if (K.length !== total) throw bad(`it holds ${K.length} values, not ${total}`);
   if (shape.length === 3) {
     // W[o,i,h,w] = K[h + ks*w, i, o]
     const nin = shape[1]!;
     const nout = shape[2]!;
-    const W = new Float64Array(nout * nin * kv);
+    const W = new Float64Array(total);
     for (let o = 0; o < nout; o++)
       for (let i = 0; i < nin; i++)
         for (let h = 0; h < ks; h++)
@@ -575,7 +588,7 @@ function kernelToDense(op: string, e: Entry): Entry {
   }
   // depthwise: W[c,0,h,w] = K[h + ks*w, c]
   const C = shape[1]!;
-  const W = new Float64Array(C * kv);
+  const W = new Float64Array(total);
   for (let c = 0; c < C; c++)
     for (let h = 0; h < ks; h++)
       for (let w = 0; w < ks; w++) W[(c * ks + h) * ks + w] = K[(h + ks * w) * C + c]!;
@@ -612,7 +625,7 @@ function fcmaeToDenseEntries(entries: Entries, stripEncoder: boolean): Entries {
  * `encoder.` prefix stays (for loading into an FCMAE tree).
  */
 export function fcmaeToDense(stateDict: ReadonlyMap<string, Tensor>, opts: { keepEncoderPrefix?: boolean } = {}): Map<string, Tensor> {
-  return toTensorMap(fcmaeToDenseEntries(fromTensorMap('fcmaeToDense', stateDict), !opts.keepEncoderPrefix));
+  return toTensorMap('fcmaeToDense', fcmaeToDenseEntries(fromTensorMap('fcmaeToDense', stateDict), !opts.keepEncoderPrefix));
 }
 
 /** Keys the official fine-tuning code drops from an FCMAE checkpoint (spec 4.5). */
@@ -680,6 +693,10 @@ export function loadCheckpointDetailed<P = any>(pathOrBytes: string | Uint8Array
   if (!['auto', 'official', 'timm', 'fcmae'].includes(requested)) {
     throw new CheckpointError(`${op}: layout must be 'auto', 'official', 'timm' or 'fcmae', got ${JSON.stringify(requested)}`);
   }
+  for (const k of file.tensors.keys()) {
+    const seg = forbiddenSegment(k);
+    if (seg !== undefined) throw new CheckpointError(`${op}: ${source ?? '<bytes>'}: key ${JSON.stringify(k)} has a ${JSON.stringify(seg)} segment, which is refused (prototype pollution)`);
+  }
   const target = targetOf(op, template);
   let entries: Entries = new Map();
   for (const [k, t] of file.tensors) entries.set(k, entryOfSafe(k, t));
@@ -724,11 +741,10 @@ export function loadCheckpoint<P = any>(pathOrBytes: string | Uint8Array, templa
   return loadCheckpointDetailed<P>(pathOrBytes, template, opts).params;
 }
 
-const SAFE_OF: Readonly<Record<DType, SafeDType>> = { f64: 'F64', f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32', u32: 'U32', bool: 'BOOL' };
 
 function safeTensorOf(name: string, t: Tensor): SafeTensor {
   if (t.isTracer) throw new CheckpointError(`saveCheckpoint: ${JSON.stringify(name)} is being traced and has no value; save concrete parameters outside jit/trace`);
-  const dtype = SAFE_OF[t.dtype];
+  const dtype = NEXGRAD_TO_SAFE[t.dtype];
   const d = t.dataSync();
   let data: SafeData;
   switch (dtype) {
@@ -756,7 +772,7 @@ export interface SaveOptions {
 export function saveCheckpoint(path: string, params: unknown, metadata: Record<string, string> = {}, opts: SaveOptions = {}): void {
   const op = 'saveCheckpoint';
   if (typeof path !== 'string' || path === '') throw new CheckpointError(`${op}: expected a file path`);
-  if (/\.(pt|pth|bin|ckpt)$/i.test(path)) {
+  if (isPickleName(path)) {
     throw new CheckpointError(`${op}: refusing to write safetensors data to ${JSON.stringify(path)}: .pt/.pth/.bin/.ckpt names mean PyTorch pickles; use a .safetensors name`);
   }
   let sd = toStateDict(params);

@@ -30,10 +30,6 @@ export function isFloat(d: DType): boolean {
   return DTYPES[d].kind === 'float';
 }
 
-export function isIntegral(d: DType): boolean {
-  const k = DTYPES[d].kind;
-  return k === 'int' || k === 'uint';
-}
 
 /**
  * Allocates host storage for `size` elements of `dtype`. f16 and bf16 are held in a
@@ -104,10 +100,3 @@ export function castScalar(x: number, dtype: DType): number {
   }
 }
 
-/** The dtype two operands promote to (float beats int beats bool; wider float wins). */
-export function promoteTypes(a: DType, b: DType): DType {
-  if (a === b) return a;
-  const order: DType[] = ['bool', 'u32', 'i32', 'bf16', 'f16', 'f32', 'f64'];
-  if ((a === 'f16' && b === 'bf16') || (a === 'bf16' && b === 'f16')) return 'f32';
-  return order.indexOf(a) > order.indexOf(b) ? a : b;
-}

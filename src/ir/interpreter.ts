@@ -5,8 +5,8 @@
 import { isFloat } from './dtype.js';
 import { NexgradError } from './errors.js';
 import { HostArray } from './host.js';
-import type { ImplContext, PrimName } from './primitive.js';
-import { PRIMS } from './primitives/index.js';
+import type { ImplContext } from './primitive.js';
+import { defOf } from './primitives/index.js';
 import { type Atom, Literal, Program, type Var } from './program.js';
 import { shapeEq } from './shape.js';
 import { Tensor } from './tensor.js';
@@ -27,8 +27,7 @@ export function interpretHost(p: Program, inputs: readonly HostArray[], ctx: Imp
     return h;
   };
   for (const e of p.eqns) {
-    const def = PRIMS[e.prim as PrimName];
-    const outs = def.impl(e.inputs.map(read), e.params as never, ctx);
+    const outs = defOf(e).impl(e.inputs.map(read), e.params, ctx);
     e.outputs.forEach((v, i) => env.set(v, outs[i]!));
   }
   return p.outputs.map(read);

@@ -2,13 +2,21 @@
  * Functional tensor operations: the user-facing API over primitives. Numpy-style
  * broadcasting happens here and is made explicit (broadcast_in_dim); primitives never
  * broadcast. Bad input raises an OpError naming the op, the shapes and the caller's site.
+ *
+ * Shapes: every shape that enters here is checked (non-negative integers, at most MAX_ELEMENTS
+ * elements, see shape.ts). Weak scalars: a JS number combined with tensors takes their dtype, as
+ * JAX's weakly typed Python scalars do, except that a non-integer number (0.5, NaN, Infinity)
+ * with integer or bool tensors promotes the operation to f32 (JAX's default float dtype without
+ * x64), an integer number outside an integer dtype's range is an error (JAX's OverflowError),
+ * and an integer other than 0 and 1 with bool tensors promotes to i32. Two tensors of different
+ * dtypes are an error (cast one explicitly).
  */
-import { allocHost, castScalar, type DType, type HostData, isDType, isFloat } from './dtype.js';
+import { allocHost, castScalar, DTYPES, type DType, type HostData, isDType, isFloat, roundBf16, roundF16 } from './dtype.js';
 import { getDefaultBackend, resolveDevice } from './device_array.js';
 import { OpError } from './errors.js';
 import { HostArray } from './host.js';
 import type { ConvDims } from './primitive.js';
-import { broadcastShapes, fmtShape, type Shape, sizeOf } from './shape.js';
+import { broadcastShapes, fmtShape, MAX_ELEMENTS, type Shape, shapeProblem, sizeOf } from './shape.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { bind1, traceFlat } from './trace.js';
 
@@ -43,6 +51,7 @@ export interface TensorOptions {
 
 /** Makes a concrete tensor from a number, nested arrays or a typed array. */
 export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions = {}): Tensor {
+  checkOptions('tensor', opts, TENSOR_OPTION_KEYS);
   if (opts.dtype !== undefined && !isDType(opts.dtype)) {
     throw new OpError('tensor', `unknown dtype ${JSON.stringify(opts.dtype)}; expected one of f32, f64, f16, bf16, i32, u32, bool`);
   }
@@ -60,11 +69,13 @@ export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions = {
   } else if (Array.isArray(data)) {
     shape = inferShape(data as Nested);
     const out: number[] = [];
+    let allBool = true;
     const walk = (x: Nested, dim: number): void => {
       if (dim === shape.length) {
         if (typeof x !== 'number' && typeof x !== 'boolean') {
           throw new OpError('tensor', `ragged or non-numeric nested array (expected shape ${fmtShape(shape)})`);
         }
+        if (typeof x === 'number') allBool = false;
         out.push(Number(x));
         return;
       }
@@ -75,11 +86,14 @@ export function tensor(data: Nested | ArrayLike<number>, opts: TensorOptions = {
     };
     walk(data as Nested, 0);
     flat = out;
-    dtype ??= 'f32';
+    // nested JS booleans make a bool tensor, as numpy/JAX arrays of Python bools do
+    dtype ??= allBool && out.length > 0 ? 'bool' : 'f32';
   } else {
-    throw new OpError('tensor', `cannot make a tensor from ${typeof data}`);
+    throw new OpError('tensor', `cannot make a tensor from ${data === null ? 'null' : typeof data}`);
   }
-  if (opts.shape) {
+  if (flat.length > MAX_ELEMENTS) throw new OpError('tensor', `${flat.length} elements are more than the ${MAX_ELEMENTS} a tensor may have`);
+  if (opts.shape !== undefined) {
+    checkShape('tensor', opts.shape);
     if (sizeOf(opts.shape) !== flat.length) {
       throw new OpError('tensor', `shape ${fmtShape(opts.shape)} holds ${sizeOf(opts.shape)} elements but ${flat.length} were given`);
     }
@@ -96,23 +110,66 @@ function placed(h: HostArray): Tensor {
   return Tensor._wrap(backend === 'cpu' ? h : resolveDevice(backend).upload(h));
 }
 
-/** Wraps an existing host array (without copying on the CPU). */
+/** The typed array that holds each dtype on the host (f16 and bf16 widened to f32). */
+const HOST_CLASS: Readonly<Record<DType, string>> = {
+  f64: 'Float64Array', f32: 'Float32Array', f16: 'Float32Array', bf16: 'Float32Array',
+  i32: 'Int32Array', u32: 'Uint32Array', bool: 'Uint8Array',
+};
+
+/** Why element values do not belong to `dtype` (bool not 0/1, f16/bf16 not representable). */
+function hostValueProblem(dtype: DType, data: HostData): string | undefined {
+  const round = dtype === 'f16' ? roundF16 : dtype === 'bf16' ? roundBf16 : undefined;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (dtype === 'bool' && v > 1) return `bool element ${i} is ${v}; bool data must be 0 or 1`;
+    if (round && v === v && round(v) !== v) return `${dtype} element ${i} (${v}) is not a ${dtype} value; round it first (cast from f32)`;
+  }
+  return undefined;
+}
+
+/**
+ * Wraps an existing host array (without copying on the CPU). The array must be the dtype's host class
+ * (f64 Float64Array; f32, f16, bf16 Float32Array; i32 Int32Array; u32 Uint32Array; bool
+ * Uint8Array of 0/1) with exactly as many elements as the shape holds.
+ */
 export function fromHost(dtype: DType, shape: readonly number[], data: HostData): Tensor {
+  const op = 'fromHost';
+  if (!isDType(dtype)) throw new OpError(op, `unknown dtype ${JSON.stringify(dtype)}; expected one of ${Object.keys(DTYPES).join(', ')}`);
+  checkShape(op, shape);
+  const tag: unknown = ArrayBuffer.isView(data) ? (data as unknown as Record<symbol, unknown>)[Symbol.toStringTag] : undefined;
+  if (tag !== HOST_CLASS[dtype]) {
+    throw new OpError(op, `${dtype} data must be a ${HOST_CLASS[dtype]}, got ${tag ?? (data === null ? 'null' : Array.isArray(data) ? 'an array' : typeof data)}`);
+  }
+  const n = sizeOf(shape);
+  if (data.length !== n) throw new OpError(op, `data has ${data.length} elements but shape ${fmtShape(shape)} holds ${n}`);
+  const bad = hostValueProblem(dtype, data);
+  if (bad !== undefined) throw new OpError(op, bad);
   return placed(new HostArray(dtype, [...shape], data));
 }
 
+function checkDType(op: string, dtype: unknown): DType {
+  if (!isDType(dtype)) throw new OpError(op, `unknown dtype ${JSON.stringify(dtype)}; expected one of ${Object.keys(DTYPES).join(', ')}`);
+  return dtype;
+}
+
 export function scalar(value: number, dtype: DType = 'f32'): Tensor {
-  return placed(HostArray.scalar(value, dtype));
+  checkDType('scalar', dtype);
+  if (typeof value !== 'number' && typeof value !== 'boolean') throw new OpError('scalar', `value must be a number, got ${value === null ? 'null' : typeof value}`);
+  return placed(HostArray.scalar(Number(value), dtype));
 }
 
 export function full(shape: readonly number[], value: number, dtype: DType = 'f32'): Tensor {
   checkShape('full', shape);
+  checkDType('full', dtype);
+  if (typeof value !== 'number' && typeof value !== 'boolean') throw new OpError('full', `value must be a number, got ${value === null ? 'null' : typeof value}`);
   return broadcastTo(scalar(value, dtype), shape);
 }
 export function zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+  checkShape('zeros', shape);
   return full(shape, 0, dtype);
 }
 export function ones(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+  checkShape('ones', shape);
   return full(shape, 1, dtype);
 }
 export function zerosLike(x: Tensor): Tensor {
@@ -124,23 +181,49 @@ export function onesLike(x: Tensor): Tensor {
 
 export function iota(shape: readonly number[], dim: number, dtype: DType = 'i32'): Tensor {
   checkShape('iota', shape);
+  checkDType('iota', dtype);
   return bind1('iota', [], { shape: [...shape], dim: normAxis('iota', dim, shape.length, shape), dtype });
 }
 
 /** arange(stop) or arange(start, stop, step). */
 export function arange(start: number, stop?: number, step = 1, dtype: DType = 'i32'): Tensor {
   if (stop === undefined) [start, stop] = [0, start];
+  for (const [what, v] of [['start', start], ['stop', stop], ['step', step]] as const) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new OpError('arange', `${what} must be a finite number, got ${typeof v === 'number' ? v : v === null ? 'null' : typeof v}`);
+  }
   if (step === 0) throw new OpError('arange', 'step must not be 0');
+  checkDType('arange', dtype);
   const n = Math.max(0, Math.ceil((stop - start) / step));
+  if (n > MAX_ELEMENTS) throw new OpError('arange', `arange(${start}, ${stop}, ${step}) has ${n} elements, more than the ${MAX_ELEMENTS} a tensor may have`);
   let r = iota([n], 0, dtype);
   if (step !== 1) r = mul(r, step);
   if (start !== 0) r = add(r, start);
   return r;
 }
 
-function checkShape(op: string, shape: readonly number[]): void {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new OpError(op, `invalid shape ${JSON.stringify(shape)}: expected an array of non-negative integers`);
+/** Refuses a shape with a negative, fractional or non-number entry, or too many elements. */
+export function checkShape(op: string, shape: unknown): asserts shape is readonly number[] {
+  const why = shapeProblem(shape);
+  if (why !== undefined) {
+    const shown = Array.isArray(shape) ? fmtShape(shape as number[]) : JSON.stringify(shape) ?? typeof shape;
+    throw new OpError(op, `invalid shape ${shown}: ${why}`);
+  }
+}
+
+const TENSOR_OPTION_KEYS: ReadonlySet<string> = new Set(['dtype', 'shape']);
+const CONV_OPTION_KEYS: ReadonlySet<string> = new Set(['strides', 'padding', 'dilation', 'lhsDilation', 'groups', 'layout', 'kernelLayout']);
+
+/**
+ * Refuses an options argument that is not an object, or that has a key the op does not know
+ * (a misspelt option, e.g. `stride` for `strides`, would otherwise be silently ignored).
+ */
+export function checkOptions(op: string, opts: unknown, known: ReadonlySet<string>): void {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
+    throw new OpError(op, `options must be an object, got ${opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts}`);
+  }
+  for (const k of Object.keys(opts)) {
+    if (!known.has(k)) throw new OpError(op, `unknown option ${JSON.stringify(k)}; the options are ${[...known].join(', ')}`);
   }
 }
 
@@ -165,6 +248,9 @@ export function normAxis(op: string, axis: number, ndim: number, shape?: Shape):
 
 function normAxes(op: string, axes: number | readonly number[] | undefined, x: Tensor): number[] {
   if (axes === undefined) return x.shape.map((_, i) => i);
+  if (typeof axes !== 'number' && !Array.isArray(axes)) {
+    throw new OpError(op, `axes must be a number, an array of numbers, or undefined for all axes; got ${axes === null ? 'null' : typeof axes}`);
+  }
   const list = typeof axes === 'number' ? [axes] : [...axes];
   const out = list.map((a) => normAxis(op, a, x.ndim, x.shape));
   if (new Set(out).size !== out.length) throw new OpError(op, `repeated axis in ${JSON.stringify(list)} for shape ${fmtShape(x.shape)}`);
@@ -188,17 +274,37 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   return bind1('broadcast_in_dim', [x], { shape: [...shape], dims: x.shape.map((_, i) => off + i) });
 }
 
+/**
+ * The dtype an op computes in when JS numbers (weak scalars) meet tensors of dtype `dt` (see
+ * the file comment): `dt`, f32 for a non-integer number with integer/bool tensors, i32 for an
+ * integer other than 0/1 with bool tensors. An integer out of an integer dtype's range throws.
+ */
+function weakScalarDType(op: string, dt: DType, args: readonly TensorLike[]): DType {
+  if (isFloat(dt)) return dt;
+  const nums = args.filter((a): a is number => typeof a === 'number');
+  if (nums.some((v) => !Number.isInteger(v))) return 'f32';
+  if (dt === 'bool') return nums.some((v) => v !== 0 && v !== 1) ? 'i32' : 'bool';
+  const [lo, hi] = dt === 'i32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
+  const bad = nums.find((v) => v < lo || v > hi);
+  if (bad !== undefined) throw new OpError(op, `the number ${bad} does not fit in ${dt} (range [${lo}, ${hi}]); cast the tensor to a wider dtype first`);
+  return dt;
+}
+
 /** Converts operands to tensors of one dtype and one (broadcast) shape. */
 function coerce(op: string, args: readonly TensorLike[]): Tensor[] {
-  const firstT = args.find((a): a is Tensor => a instanceof Tensor);
-  const ts = args.map((a, i) => asTensor(op, a, firstT, i + 1));
-  const dts = new Set(ts.filter((_, i) => args[i] instanceof Tensor).map((t) => t.dtype));
+  args.forEach((a, i) => {
+    if (!(a instanceof Tensor) && typeof a !== 'number' && typeof a !== 'boolean') asTensor(op, a, undefined, i + 1); // throws, naming the position
+  });
+  const given = args.filter((a): a is Tensor => a instanceof Tensor);
+  const dts = new Set(given.map((t) => t.dtype));
   if (dts.size > 1) {
     throw new OpError(
       op,
-      `dtypes differ: ${ts.map((t) => `${t.dtype}${fmtShape(t.shape)}`).join(' and ')}; cast one operand explicitly`,
+      `dtypes differ: ${given.map((t) => `${t.dtype}${fmtShape(t.shape)}`).join(' and ')}; cast one operand explicitly`,
     );
   }
+  const dt = given.length > 0 ? weakScalarDType(op, given[0]!.dtype, args) : args.every((a) => typeof a === 'boolean') ? 'bool' : 'f32';
+  const ts = args.map((a) => (a instanceof Tensor ? (a.dtype === dt ? a : cast(a, dt)) : scalar(Number(a), dt)));
   let shape: number[] | null = [...ts[0]!.shape];
   for (const t of ts.slice(1)) {
     shape = broadcastShapes(shape!, t.shape);
@@ -223,7 +329,7 @@ export const maximum = (a: TensorLike, b: TensorLike): Tensor => binary('max', '
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => binary('min', 'minimum', a, b);
 export const rem = (a: TensorLike, b: TensorLike): Tensor => binary('rem', 'rem', a, b);
 export function pow(a: TensorLike, b: TensorLike): Tensor {
-  if (typeof b === 'number' && a instanceof Tensor) {
+  if (typeof b === 'number' && a instanceof Tensor && (isFloat(a.dtype) || Number.isInteger(b))) {
     if (b === 1) return a;
     if (b === 2) return mul(a, a);
     if (b === 0.5) return sqrt(a);
@@ -378,9 +484,17 @@ export function argsort(x: Tensor, axis = -1, descending = false): Tensor {
   return bind1('argsort', [x], { axis: normAxis('argsort', axis, x.ndim, x.shape), descending });
 }
 
+/**
+ * log(sum(exp(x))) over `axes`, shifted by the maximum for stability. As in JAX, a maximum that
+ * is not finite is replaced by 0 for the shift, so all -inf gives -inf (not NaN: -inf - -inf)
+ * and an +inf entry gives +inf.
+ */
 export function logSumExp(x: Tensor, axes?: number | readonly number[], keepdims = false): Tensor {
+  x = asTensor('logSumExp', x);
+  requireFloat('logSumExp', x);
   const ax = normAxes('logSumExp', axes, x);
-  const m = stopGradient(max(x, ax, true));
+  const mx = max(x, ax, true);
+  const m = stopGradient(where(less(abs(mx), Infinity), mx, 0));
   const r = add(log(sum(exp(sub(x, m)), ax, true)), m);
   return keepdims ? r : reshape(r, x.shape.filter((_, i) => !ax.includes(i)));
 }
@@ -390,6 +504,7 @@ export function logSumExp(x: Tensor, axes?: number | readonly number[], keepdims
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   x = asTensor('reshape', x);
+  if (!Array.isArray(shape)) throw new OpError('reshape', `the target shape must be an array of integers, got ${shape === null ? 'null' : typeof shape}`);
   const holes = shape.filter((d) => d === -1).length;
   if (holes > 1 || !shape.every((d) => Number.isInteger(d) && d >= -1)) {
     throw new OpError('reshape', `invalid target shape ${fmtShape(shape)} for ${fmtShape(x.shape)}`);
@@ -400,6 +515,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     if (known === 0 || x.size % known !== 0) throw new OpError('reshape', `cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`);
     target = shape.map((d) => (d === -1 ? x.size / known : d));
   }
+  checkShape('reshape', target);
   if (sizeOf(target) !== x.size) {
     throw new OpError('reshape', `cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(target)} (${sizeOf(target)} elements)`);
   }
@@ -409,6 +525,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
   x = asTensor('transpose', x);
+  if (perm !== undefined && !Array.isArray(perm)) throw new OpError('transpose', `perm must be an array of axes, got ${perm === null ? 'null' : typeof perm}`);
   const p = perm ? perm.map((a) => normAxis('transpose', a, x.ndim, x.shape)) : x.shape.map((_, i) => x.ndim - 1 - i);
   if (p.length !== x.ndim || new Set(p).size !== p.length) {
     throw new OpError('transpose', `permutation ${JSON.stringify(perm)} is not a permutation of the ${x.ndim} axes of ${fmtShape(x.shape)}`);
@@ -442,6 +559,9 @@ export function squeeze(x: Tensor, axes?: number | readonly number[]): Tensor {
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], strides?: readonly number[]): Tensor {
   x = asTensor('slice', x);
   const st = strides ?? x.shape.map(() => 1);
+  for (const [what, v] of [['starts', starts], ['ends', ends], ['strides', st]] as const) {
+    if (!Array.isArray(v) || !v.every((d) => Number.isInteger(d))) throw new OpError('slice', `${what} must be an array of integers, got ${JSON.stringify(v) ?? typeof v}`);
+  }
   if (starts.length !== x.ndim || ends.length !== x.ndim || st.length !== x.ndim) {
     throw new OpError('slice', `starts/ends/strides must have one entry per axis of ${fmtShape(x.shape)}`);
   }
@@ -458,8 +578,13 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
 
 export function pad(x: Tensor, widths: readonly (readonly [number, number])[], value = 0): Tensor {
   x = asTensor('pad', x);
+  if (!Array.isArray(widths) || !widths.every((w) => Array.isArray(w) && w.length === 2 && Number.isInteger(w[0]) && Number.isInteger(w[1]))) {
+    throw new OpError('pad', `widths must be an array of (lo, hi) integer pairs, got ${JSON.stringify(widths) ?? typeof widths}`);
+  }
+  if (typeof value !== 'number') throw new OpError('pad', `value must be a number, got ${value === null ? 'null' : typeof value}`);
   if (widths.length !== x.ndim) throw new OpError('pad', `expected ${x.ndim} (lo, hi) pairs for shape ${fmtShape(x.shape)}, got ${widths.length}`);
   if (widths.every(([l, h]) => l === 0 && h === 0)) return x;
+  checkShape('pad', x.shape.map((d, i) => d + widths[i]![0] + widths[i]![1]));
   return bind1('pad', [x], { lo: widths.map((w) => w[0]), hi: widths.map((w) => w[1]), interior: widths.map(() => 0), value });
 }
 
@@ -473,6 +598,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     }
   }
   if (ts.length === 1) return ts[0]!;
+  checkShape('concat', ts[0]!.shape.map((d, i) => (i === a ? ts.reduce((n, t) => n + t.shape[a]!, 0) : d)));
   return bind1('concatenate', ts, { axis: a });
 }
 
@@ -487,6 +613,7 @@ export function flip(x: Tensor, axes: number | readonly number[]): Tensor {
 }
 
 function requireIndices(op: string, idx: Tensor): void {
+  if (!(idx instanceof Tensor)) throw new OpError(op, `indices must be an i32/u32 Tensor, got ${idx === null ? 'null' : Array.isArray(idx) ? 'an array' : typeof idx}`);
   if (idx.dtype !== 'i32' && idx.dtype !== 'u32') throw new OpError(op, `indices must be i32 or u32, got ${idx.dtype}${fmtShape(idx.shape)}`);
 }
 
@@ -518,6 +645,7 @@ export function scatterAdd(x: Tensor, indices: Tensor, updates: Tensor, axis = 0
 
 export function oneHot(labels: Tensor, numClasses: number, dtype: DType = 'f32'): Tensor {
   requireIndices('oneHot', labels);
+  if (!Number.isSafeInteger(numClasses) || numClasses < 0) throw new OpError('oneHot', `numClasses must be a non-negative integer, got ${numClasses}`);
   const classes = iota([...labels.shape, numClasses], labels.ndim, labels.dtype);
   return cast(equal(expandDims(labels, -1), classes), dtype);
 }
@@ -578,42 +706,68 @@ export interface ConvOptions {
   kernelLayout?: 'OIHW' | 'HWIO';
 }
 
+/** A window option: one integer >= min for both spatial axes, or a pair of them. */
+function convPair(what: string, v: unknown, dflt: number, min: number): number[] {
+  if (v === undefined) return [dflt, dflt];
+  const pair = typeof v === 'number' ? [v, v] : Array.isArray(v) ? [...(v as unknown[])] : undefined;
+  if (!pair || pair.length !== 2 || !pair.every((k) => Number.isInteger(k) && (k as number) >= min)) {
+    throw new OpError('conv2d', `${what} must be an integer >= ${min} or a pair of them, got ${JSON.stringify(v) ?? typeof v}`);
+  }
+  return pair as number[];
+}
+
+/** padding as (lo, hi) per spatial axis; 'SAME' needs the input and kernel geometry. */
+function convPadding(p: unknown, inSizes: number[], kernel: number[], strides: number[], dil: number[]): [number, number][] {
+  const mode = typeof p === 'string' ? p.toUpperCase() : p;
+  if (mode === 'VALID') return [[0, 0], [0, 0]];
+  if (mode === 'SAME') {
+    return kernel.map((k, i) => {
+      const outSize = Math.ceil(inSizes[i]! / strides[i]!);
+      const total = Math.max(0, (outSize - 1) * strides[i]! + (k - 1) * dil[i]! + 1 - inSizes[i]!);
+      return [Math.floor(total / 2), total - Math.floor(total / 2)] as [number, number];
+    });
+  }
+  if (typeof p === 'number' && Number.isInteger(p) && p >= 0) return [[p, p], [p, p]];
+  const isPair = (q: unknown): q is [number, number] => Array.isArray(q) && q.length === 2 && q.every((v) => Number.isInteger(v));
+  if (Array.isArray(p) && p.length === 2 && p.every(isPair)) return p.map((q) => [q[0], q[1]] as [number, number]);
+  throw new OpError('conv2d', `padding must be 'VALID', 'SAME', a non-negative integer or two (lo, hi) integer pairs, got ${JSON.stringify(p) ?? typeof p}`);
+}
+
+function oneOf<T extends string>(what: string, v: unknown, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new OpError('conv2d', `${what} must be ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${JSON.stringify(v) ?? typeof v}`);
+  }
+  return v as T;
+}
+
 /** A 2-D convolution (cross-correlation, as in PyTorch and JAX). */
 export function conv2d(x: Tensor, w: Tensor, opts: ConvOptions = {}): Tensor {
   x = asTensor('conv2d', x, undefined, 1);
   w = asTensor('conv2d', w, undefined, 2);
+  checkOptions('conv2d', opts, CONV_OPTION_KEYS);
   if (x.ndim !== 4 || w.ndim !== 4) throw new OpError('conv2d', `expected 4-D input and kernel, got ${fmtShape(x.shape)} and ${fmtShape(w.shape)}`);
-  const layout = opts.layout ?? 'NCHW';
-  const klayout = opts.kernelLayout ?? 'OIHW';
+  const layout = oneOf('layout', opts.layout, ['NCHW', 'NHWC'] as const, 'NCHW');
+  const klayout = oneOf('kernelLayout', opts.kernelLayout, ['OIHW', 'HWIO'] as const, 'OIHW');
+  const groups = opts.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) throw new OpError('conv2d', `groups must be a positive integer, got ${JSON.stringify(groups) ?? typeof groups}`);
   const dims: ConvDims = {
     lhs: layout === 'NCHW' ? [0, 1, 2, 3] : [0, 3, 1, 2],
     out: layout === 'NCHW' ? [0, 1, 2, 3] : [0, 3, 1, 2],
     rhs: klayout === 'OIHW' ? [0, 1, 2, 3] : [3, 2, 0, 1],
   };
-  const two = (v: number | readonly number[] | undefined, d: number): number[] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : [...v]);
-  const strides = two(opts.strides, 1);
-  const dil = two(opts.dilation, 1);
-  const ldil = two(opts.lhsDilation, 1);
-  const kh = w.shape[dims.rhs[2]!]!;
-  const kw = w.shape[dims.rhs[3]!]!;
-  let padding: [number, number][];
-  const p = opts.padding ?? 'VALID';
-  if (p === 'VALID') padding = [[0, 0], [0, 0]];
-  else if (p === 'SAME') {
-    padding = [kh, kw].map((k, i) => {
-      const inSize = x.shape[dims.lhs[2 + i]!]!;
-      const outSize = Math.ceil(inSize / strides[i]!);
-      const total = Math.max(0, (outSize - 1) * strides[i]! + (k - 1) * dil[i]! + 1 - inSize);
-      return [Math.floor(total / 2), total - Math.floor(total / 2)] as [number, number];
-    });
-  } else if (typeof p === 'number') padding = [[p, p], [p, p]];
-  else padding = p.map((q) => [q[0], q[1]] as [number, number]);
+  const strides = convPair('strides', opts.strides, 1, 1);
+  const dil = convPair('dilation', opts.dilation, 1, 1);
+  const ldil = convPair('lhsDilation', opts.lhsDilation, 1, 1);
+  const kernel = [w.shape[dims.rhs[2]!]!, w.shape[dims.rhs[3]!]!];
+  const inSizes = [x.shape[dims.lhs[2]!]!, x.shape[dims.lhs[3]!]!];
+  const padding = convPadding(opts.padding ?? 'VALID', inSizes, kernel, strides, dil);
   return bind1('conv_general', [x, w], {
     windowStrides: strides,
     padding,
     lhsDilation: ldil,
     rhsDilation: dil,
-    featureGroupCount: opts.groups ?? 1,
+    featureGroupCount: groups,
     batchGroupCount: 1,
     dims,
   });

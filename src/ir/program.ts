@@ -1,6 +1,7 @@
 /** The IR: typed, first-order SSA programs (jaxpr-like). Programs are immutable values. */
 import type { DType } from './dtype.js';
 import type { HostArray } from './host.js';
+import type { PrimName, PrimParams } from './primitive.js';
 import type { Shape } from './shape.js';
 
 export interface AbstractValue {
@@ -30,12 +31,29 @@ export class Literal {
 
 export type Atom = Var | Literal;
 
-export interface Eqn {
-  readonly prim: string;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly inputs: readonly Atom[];
-  readonly outputs: readonly Var[];
+/** One equation: a primitive applied to atoms; typed per primitive (`e.prim === 'pad'` narrows `e.params`). */
+export type Eqn = {
+  readonly [K in PrimName]: {
+    readonly prim: K;
+    readonly params: PrimParams[K];
+    readonly inputs: readonly Atom[];
+    readonly outputs: readonly Var[];
+  };
+}[PrimName];
+
+/** Any primitive's params, for code that handles equations generically. */
+export type AnyParams = Readonly<Record<string, unknown>>;
+
+/**
+ * An equation from a primitive name and params that generic code (rewrites, inlining) carries
+ * over from another equation; checkProgram verifies every equation against its shape rule.
+ */
+export function makeEqn(prim: string, params: AnyParams, inputs: readonly Atom[], outputs: readonly Var[]): Eqn {
+  return { prim, params, inputs, outputs } as unknown as Eqn;
 }
+
+/** An equation's params as a plain record. */
+export const paramsOf = (e: Eqn): AnyParams => e.params as AnyParams;
 
 /** A constant tensor embedded in a program (captured concrete data). */
 export interface ProgramConst {
@@ -58,9 +76,6 @@ export class Program {
   }
 }
 
-export function isProgram(x: unknown): x is Program {
-  return x instanceof Program;
-}
 
 // ---------------------------------------------------------------------------------------
 // Printer

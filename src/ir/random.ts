@@ -15,7 +15,7 @@
 import { castScalar } from './dtype.js';
 import { OpError } from './errors.js';
 import * as ops from './ops.js';
-import { broadcastShapes, fmtShape, type Shape, sizeOf } from './shape.js';
+import { broadcastShapes, fmtShape, type Shape, shapeProblem, sizeOf } from './shape.js';
 import { Tensor } from './tensor.js';
 import { bind1 } from './trace.js';
 
@@ -57,9 +57,8 @@ function requireKey(op: string, key: unknown): Tensor {
 }
 
 function requireShape(op: string, shape: unknown): number[] {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new OpError(op, `invalid shape ${JSON.stringify(shape)}: expected an array of non-negative integers`);
-  }
+  const why = shapeProblem(shape);
+  if (why !== undefined) throw new OpError(op, `invalid shape ${JSON.stringify(shape) ?? typeof shape}: ${why}`);
   return [...(shape as number[])];
 }
 
@@ -150,16 +149,24 @@ export function nextAfter(x: number, toward: number, dtype: FloatDType = 'f32'):
 // keys
 
 /**
- * A key from an integer seed, like jax.random.PRNGKey(seed) / key_data(jax.random.key(seed)) with
- * JAX's default 32-bit integers: [0, seed mod 2^32]. (Negative seeds wrap, so key(-1) is
- * [0, 4294967295]; with jax_enable_x64 JAX would put the high 32 bits of a 64-bit seed first.)
+ * A key from an integer seed, as jax.random.PRNGKey(seed) / key_data(jax.random.key(seed)).
+ * JAX's threefry_seed makes [seed >> 32, seed & 0xFFFFFFFF] from the seed's integer bits, so:
+ * - a non-negative seed (any safe JS integer, up to 2^53 - 1) gives [floor(seed / 2^32),
+ *   seed mod 2^32], JAX's value with 64-bit seeds (jax_enable_x64): key(2**32) is [1, 0], not
+ *   key(0), and key(Date.now()) keeps every bit;
+ * - a negative seed gives [0, seed mod 2^32], JAX's value with its default 32-bit integers
+ *   (key(-1) is [0, 4294967295]), unchanged from earlier nexgrad versions.
+ * Non-integers, NaN, infinities and integers beyond +-(2^53 - 1) (which a JS number cannot hold
+ * exactly) are refused.
  */
 export function key(seed: number): Tensor {
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
-    throw new OpError('random.key', `seed must be an integer (a safe JS integer), got ${describe(seed)}`);
+    throw new OpError('random.key', `seed must be an integer within +-(2^53 - 1), got ${describe(seed)}`);
   }
-  const lo = ((seed % 4294967296) + 4294967296) % 4294967296;
-  return ops.tensor([0, lo], { dtype: 'u32' });
+  const TWO_32 = 4294967296;
+  const lo = ((seed % TWO_32) + TWO_32) % TWO_32;
+  const hi = seed >= 0 ? Math.floor(seed / TWO_32) : 0;
+  return ops.tensor([hi, lo], { dtype: 'u32' });
 }
 
 /** Threefry of the counters 0..n-1 under one key: u32[n]. */

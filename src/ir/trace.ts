@@ -6,7 +6,7 @@
 import { type DeviceArray, getDefaultBackend, resolveDevice } from './device_array.js';
 import { NexgradError, OpError } from './errors.js';
 import { HostArray } from './host.js';
-import { type Atom, type Eqn, Literal, Program, type ProgramConst, Var, type AbstractValue } from './program.js';
+import { type AnyParams, type Atom, type Eqn, Literal, makeEqn, Program, type ProgramConst, Var, type AbstractValue } from './program.js';
 import type { PrimName, PrimParams } from './primitive.js';
 import { PRIMS } from './primitives/index.js';
 import { Tensor } from './tensor.js';
@@ -84,7 +84,7 @@ export function bind<K extends PrimName>(prim: K, inputs: readonly Tensor[], par
   if (ctx) {
     const atoms = inputs.map((t) => ctx.atomFor(t));
     const outputs = outAvals.map((a) => new Var(a));
-    ctx.eqns.push({ prim, params: params as Record<string, unknown>, inputs: atoms, outputs });
+    ctx.eqns.push(makeEqn(prim, params as AnyParams, atoms, outputs));
     return outputs.map((v) => Tensor._traced(ctx, v));
   }
   return runEager(prim, inputs, params as Record<string, unknown>).map((a) => Tensor._wrap(a));
@@ -195,7 +195,7 @@ export function programEnv(p: Program, inputs: readonly Tensor[]): Map<Var, Tens
 export function evalProgram(p: Program, inputs: readonly Tensor[]): Tensor[] {
   const env = programEnv(p, inputs);
   for (const e of p.eqns) {
-    const outs = bind(e.prim as PrimName, e.inputs.map((a) => readAtom(env, a)), e.params as never);
+    const outs = bind(e.prim, e.inputs.map((a) => readAtom(env, a)), e.params);
     e.outputs.forEach((v, i) => env.set(v, outs[i]!));
   }
   return p.outputs.map((a) => readAtom(env, a));

@@ -6,14 +6,44 @@
 import { OpError } from '../ir/errors.js';
 import * as ops from '../ir/ops.js';
 import { treeFlatten, treeUnflatten } from '../ir/pytree.js';
+import { type DeviceArray, resolveDevice } from '../ir/device_array.js';
+import { HostArray } from '../ir/host.js';
 import { fmtShape } from '../ir/shape.js';
 import { Tensor } from '../ir/tensor.js';
 import { namedLeaves } from './tree_paths.js';
 
-/** The initial EMA: a copy of the parameters (the same tensors; tensors are immutable). */
+/**
+ * The initial EMA: a copy of the parameters, with storage of its own on the same device.
+ * (Returning the same Tensor objects would make the EMA an alias of the parameters: once a
+ * train step donates the parameters, their buffers are reused and the EMA would read garbage or
+ * throw.) Tracers inside trace/jit have no storage yet and are returned as they are. Parameters
+ * on a device that only reads back asynchronously need emaInitAsync.
+ */
 export function emaInit<P>(params: P): P {
   const { def, leaves } = treeFlatten(params, 'emaInit', 'params');
-  return treeUnflatten<P>(def, leaves);
+  return treeUnflatten<P>(def, leaves.map((t) => copyOf(t, (a) => {
+    if (!a.device.syncRead) {
+      throw new OpError('emaInit', `a parameter lives on the '${a.device.name}' device, which reads back asynchronously; use \`await nn.emaInitAsync(params)\``);
+    }
+    return a.readSync();
+  })));
+}
+
+/** emaInit for parameters on any device (reads back asynchronously where it must). */
+export async function emaInitAsync<P>(params: P): Promise<P> {
+  const { def, leaves } = treeFlatten(params, 'emaInitAsync', 'params');
+  const hosts = await Promise.all(leaves.map((t) => (t.isTracer ? undefined : t._array!.read())));
+  return treeUnflatten<P>(def, leaves.map((t, i) => copyOf(t, () => hosts[i]!)));
+}
+
+/** A new tensor on t's device holding t's values (host data from `read`). */
+function copyOf(t: Tensor, read: (a: DeviceArray) => HostArray): Tensor {
+  const a = t._array; // throws for a donated or disposed tensor
+  if (a === undefined) return t;
+  const h = read(a);
+  // on the CPU, reading gives the array itself: copy its data
+  const own = h === (a as unknown) ? new HostArray(h.dtype, [...h.shape], h.data.slice()) : h;
+  return Tensor._wrap(a.device.name === 'cpu' ? own : resolveDevice(a.device.name).upload(own));
 }
 
 /** decay * ema + (1 - decay) * params, per leaf (float leaves; others are copied from params). */

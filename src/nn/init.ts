@@ -13,7 +13,7 @@ import { treeMap } from '../ir/pytree.js';
 import * as random from '../ir/random.js';
 import { fmtShape, sizeOf } from '../ir/shape.js';
 import { Tensor } from '../ir/tensor.js';
-import { namedLeaves } from './tree_paths.js';
+import { forbiddenSegment, namedLeaves, ownValue } from './tree_paths.js';
 
 export type FloatDType = random.FloatDType;
 
@@ -95,47 +95,63 @@ export function flattenParams(tree: unknown, prefix = ''): Map<string, Tensor> {
   return new Map(namedLeaves(tree, 'flattenParams', prefix).map((l) => [l.name, l.tensor] as const));
 }
 
+/** A node of the tree unflattenParams builds: a Map, so no name can reach a prototype. */
+type NameNode = Map<string, NameNode | Tensor>;
+
 /**
  * Builds a parameter tree from dotted names: numeric segments become array indices, other
  * segments object keys (`stages.0.1.grn.gamma` -> tree.stages[0][1].grn.gamma). Arrays must be
- * dense (indices 0..n-1); a gap or a name used both as a leaf and as a prefix is an error.
+ * dense (indices 0..n-1); a gap or a name used both as a leaf and as a prefix is an error, and
+ * so is a `__proto__`, `constructor` or `prototype` segment (names from files are untrusted:
+ * such segments exist to pollute Object.prototype).
  */
 export function unflattenParams<T = any>(entries: Iterable<readonly [string, Tensor]>): T {
-  const root: Record<string, unknown> = {};
+  const op = 'unflattenParams';
+  const root: NameNode = new Map();
   for (const [name, t] of entries) {
+    if (typeof name !== 'string') throw new OpError(op, `parameter names must be strings, got ${typeof name}`);
+    if (!(t instanceof Tensor)) throw new OpError(op, `the value of ${JSON.stringify(name)} is not a Tensor`);
+    const bad = forbiddenSegment(name);
+    if (bad !== undefined) throw new OpError(op, `parameter name ${JSON.stringify(name)} has a ${JSON.stringify(bad)} segment, which is refused (prototype pollution)`);
     const segs = name.split('.');
-    let node: Record<string, unknown> = root;
+    let node = root;
     for (let i = 0; i < segs.length; i++) {
       const s = segs[i]!;
-      if (s === '') throw new OpError('unflattenParams', `empty segment in parameter name ${JSON.stringify(name)}`);
+      if (s === '') throw new OpError(op, `empty segment in parameter name ${JSON.stringify(name)}`);
+      const next = node.get(s);
       if (i === segs.length - 1) {
-        if (s in node) throw new OpError('unflattenParams', `parameter ${JSON.stringify(name)} is given twice or is also a prefix of another name`);
-        node[s] = t;
+        if (next !== undefined) throw new OpError(op, `parameter ${JSON.stringify(name)} is given twice or is also a prefix of another name`);
+        node.set(s, t);
       } else {
-        const next = node[s];
-        if (next instanceof Tensor) throw new OpError('unflattenParams', `${JSON.stringify(segs.slice(0, i + 1).join('.'))} is a tensor and also a prefix of ${JSON.stringify(name)}`);
-        if (next === undefined) node[s] = {};
-        node = node[s] as Record<string, unknown>;
+        if (next instanceof Tensor) throw new OpError(op, `${JSON.stringify(segs.slice(0, i + 1).join('.'))} is a tensor and also a prefix of ${JSON.stringify(name)}`);
+        if (next === undefined) {
+          const child: NameNode = new Map();
+          node.set(s, child);
+          node = child;
+        } else {
+          node = next;
+        }
       }
     }
   }
-  const fix = (x: unknown, path: string): unknown => {
+  const fix = (x: NameNode | Tensor, path: string): unknown => {
     if (x instanceof Tensor) return x;
-    const o = x as Record<string, unknown>;
-    const keys = Object.keys(o);
+    const keys = [...x.keys()];
+    const sub = (k: string): string => (path ? `${path}.${k}` : k);
     if (keys.length > 0 && keys.every((k) => /^\d+$/.test(k))) {
-      const n = keys.length;
       const arr: unknown[] = [];
-      for (let i = 0; i < n; i++) {
-        if (!(String(i) in o)) {
-          throw new OpError('unflattenParams', `${path ? path + '.' : ''}${i} is missing: the indices under ${JSON.stringify(path || '(root)')} are ${keys.sort((a, b) => +a - +b).join(', ')}`);
+      for (let i = 0; i < keys.length; i++) {
+        const c = x.get(String(i));
+        if (c === undefined) {
+          throw new OpError(op, `${sub(String(i))} is missing: the indices under ${JSON.stringify(path || '(root)')} are ${keys.sort((a, b) => +a - +b).join(', ')}`);
         }
-        arr.push(fix(o[String(i)], path ? `${path}.${i}` : String(i)));
+        arr.push(fix(c, sub(String(i))));
       }
       return arr;
     }
+    // Keys are checked above, so plain assignment cannot reach a prototype.
     const r: Record<string, unknown> = {};
-    for (const k of keys) r[k] = fix(o[k], path ? `${path}.${k}` : k);
+    for (const k of keys) r[k] = fix(x.get(k)!, sub(k));
     return r;
   };
   return fix(root, '') as T;
@@ -223,12 +239,12 @@ export function initFromSpec<T = any>(key: Tensor, spec: SpecTree, dtype: FloatD
   return unflattenParams<T>(made);
 }
 
-/** Follows a dotted path through a parameter tree; undefined if absent. */
+/** Follows a dotted path through a parameter tree (own properties only); undefined if absent. */
 export function getPath(tree: unknown, path: string): unknown {
   let node: unknown = tree;
   for (const s of path.split('.')) {
     if (node === null || node === undefined || typeof node !== 'object' || node instanceof Tensor) return undefined;
-    node = (node as Record<string, unknown>)[s];
+    node = ownValue(node, s);
   }
   return node;
 }

@@ -32,6 +32,36 @@ function requireFloatTensor(op: string, what: string, x: unknown): Tensor {
   return t;
 }
 
+/** Option names each layer knows: a misspelt option is an error, never silently ignored. */
+const OPTION_KEYS = {
+  conv2d: ['stride', 'padding', 'dilation', 'groups', 'layout'],
+  depthwiseConv2d: ['layout', 'padding'],
+  layerNorm: ['eps', 'dataFormat'],
+  gelu: ['approximate'],
+  grn: ['eps', 'layout'],
+  maskedGrn: ['eps', 'sqrtEps', 'stats'],
+  dropPath: ['rate', 'train', 'key'],
+  globalAvgPool: ['layout', 'keepdims'],
+} as const satisfies Record<string, readonly string[]>;
+const OPTION_SETS = Object.fromEntries(Object.entries(OPTION_KEYS).map(([k, v]) => [k, new Set<string>(v)])) as unknown as Record<keyof typeof OPTION_KEYS, ReadonlySet<string>>;
+
+function checkLayerOptions(op: keyof typeof OPTION_KEYS, opts: unknown): void {
+  ops.checkOptions(op, opts, OPTION_SETS[op]);
+}
+
+function requireLayout(op: string, what: string, v: unknown, allowed: readonly string[]): void {
+  if (v !== undefined && !allowed.includes(v as string)) {
+    throw new OpError(op, `${what} must be ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${JSON.stringify(v) ?? typeof v}`);
+  }
+}
+
+/** eps-like options: finite and non-negative. */
+function requireEps(op: string, what: string, v: unknown): void {
+  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
+    throw new OpError(op, `${what} must be a finite non-negative number, got ${JSON.stringify(v) ?? typeof v}`);
+  }
+}
+
 function sameDType(op: string, x: Tensor, what: string, p: Tensor): void {
   if (p.dtype !== x.dtype) throw new OpError(op, `${what} is ${p.dtype}${fmtShape(p.shape)} but the input is ${x.dtype}${fmtShape(x.shape)}; cast one of them`);
 }
@@ -110,6 +140,8 @@ export interface Conv2dOptions {
 /** A 2-D convolution with PyTorch weights (dense, strided, grouped or depthwise). */
 export function conv2d(p: Conv2dParams, x: Tensor, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
+  checkLayerOptions(op, opts);
+  requireLayout(op, 'layout', opts.layout, ['NCHW', 'NHWC']);
   requireFloatTensor(op, 'input', x);
   const w = requireTensor(op, 'weight', p?.weight);
   if (x.ndim !== 4) throw new OpError(op, `input must be 4-D (${opts.layout ?? 'NCHW'}), got ${fmtShape(x.shape)}`);
@@ -161,7 +193,11 @@ export function initConv2d(key: Tensor, cfg: Conv2dConfig): Conv2dParams {
 
 /** Depthwise conv (groups = channels, 'same' padding for odd kernels): ConvNeXt's dwconv 7x7. */
 export function depthwiseConv2d(p: Conv2dParams, x: Tensor, opts: { layout?: Layout; padding?: Conv2dOptions['padding'] } = {}): Tensor {
+  checkLayerOptions('depthwiseConv2d', opts);
+  requireLayout('depthwiseConv2d', 'layout', opts.layout, ['NCHW', 'NHWC']);
+  requireFloatTensor('depthwiseConv2d', 'input', x);
   const w = requireTensor('depthwiseConv2d', 'weight', p?.weight);
+  if (w.ndim !== 4 || x.ndim !== 4) throw new OpError('depthwiseConv2d', `expected a 4-D input and OIHW weight, got ${fmtShape(x.shape)} and ${fmtShape(w.shape)}`);
   const c = x.shape[(opts.layout ?? 'NCHW') === 'NCHW' ? 1 : 3]!;
   const pad = opts.padding ?? [[(w.shape[2]! - 1) >> 1, w.shape[2]! >> 1], [(w.shape[3]! - 1) >> 1, w.shape[3]! >> 1]];
   return conv2d(p, x, { groups: c, layout: opts.layout, padding: pad });
@@ -191,6 +227,9 @@ export interface LayerNormOptions {
  */
 export function layerNorm(p: LayerNormParams, x: Tensor, opts: LayerNormOptions = {}): Tensor {
   const op = 'layerNorm';
+  checkLayerOptions(op, opts);
+  requireEps(op, 'eps', opts.eps);
+  requireLayout(op, 'dataFormat', opts.dataFormat, ['channels_last', 'channels_first']);
   requireFloatTensor(op, 'input', x);
   const eps = opts.eps ?? 1e-6;
   const cf = (opts.dataFormat ?? 'channels_last') === 'channels_first';
@@ -231,6 +270,7 @@ export type GeluApproximate = 'none' | 'tanh';
  * form x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). Region `gelu`, attrs {approximate}.
  */
 export function gelu(x: Tensor, opts: { approximate?: GeluApproximate } = {}): Tensor {
+  checkLayerOptions('gelu', opts);
   requireFloatTensor('gelu', 'input', x);
   const approximate = opts.approximate ?? 'none';
   if (approximate !== 'none' && approximate !== 'tanh') throw new OpError('gelu', `approximate must be 'none' or 'tanh', got ${JSON.stringify(approximate)}`);
@@ -290,6 +330,9 @@ function grnInputs(op: string, p: GrnParams, x: Tensor, layout: Layout): { cAxis
  * Region `grn`, attrs {eps, layout}; inputs (x, gamma, beta).
  */
 export function grn(p: GrnParams, x: Tensor, opts: GrnOptions = {}): Tensor {
+  checkLayerOptions('grn', opts);
+  requireEps('grn', 'eps', opts.eps);
+  requireLayout('grn', 'layout', opts.layout, ['NCHW', 'NHWC']);
   const layout = opts.layout ?? 'NHWC';
   const eps = opts.eps ?? 1e-6;
   const { cAxis, spatial, g, b } = grnInputs('grn', p, x, layout);
@@ -338,6 +381,9 @@ export interface MaskedGrnOptions {
  */
 export function maskedGrn(p: GrnParams, x: Tensor, mask: Tensor, opts: MaskedGrnOptions = {}): Tensor {
   const op = 'maskedGrn';
+  checkLayerOptions(op, opts);
+  requireEps(op, 'eps', opts.eps);
+  requireEps(op, 'sqrtEps', opts.sqrtEps);
   const eps = opts.eps ?? 1e-6;
   const sqrtEps = opts.sqrtEps ?? 1e-6;
   const stats = opts.stats ?? 'per-sample';
@@ -399,6 +445,8 @@ export interface DropPathOptions {
  */
 export function dropPath(x: Tensor, opts: DropPathOptions): Tensor {
   const op = 'dropPath';
+  if (opts === undefined || opts === null) throw new OpError(op, 'options {rate, train?, key?} are required');
+  checkLayerOptions(op, opts);
   requireFloatTensor(op, 'input', x);
   const rate = opts.rate;
   if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new OpError(op, `rate must be in [0, 1), got ${rate}`);
@@ -413,6 +461,8 @@ export function dropPath(x: Tensor, opts: DropPathOptions): Tensor {
 
 /** Mean over the spatial axes: (N,C,H,W) -> (N,C) or (N,H,W,C) -> (N,C). Region `global_avg_pool`. */
 export function globalAvgPool(x: Tensor, opts: { layout?: Layout; keepdims?: boolean } = {}): Tensor {
+  checkLayerOptions('globalAvgPool', opts);
+  requireLayout('globalAvgPool', 'layout', opts.layout, ['NCHW', 'NHWC']);
   requireFloatTensor('globalAvgPool', 'input', x);
   if (x.ndim !== 4) throw new OpError('globalAvgPool', `input must be 4-D, got ${fmtShape(x.shape)}`);
   const layout = opts.layout ?? 'NCHW';

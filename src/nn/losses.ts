@@ -72,9 +72,11 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, opts: CrossE
     'softmax_cross_entropy',
     (lg: Tensor, lb: Tensor) => {
       const logp = logSoftmax(lg);
-      // pick log p[label] with a one-hot mask (iota == label): elementwise, so it fuses
-      // into the softmax kernel where a gather would need a kernel of its own
-      const nll = ops.neg(ops.sum(ops.mul(logp, ops.oneHot(lb, k, lg.dtype)), -1));
+      // pick log p[label] with a select on (iota == label): elementwise, so it fuses into the
+      // softmax kernel where a gather would need a kernel of its own. A select, not a product
+      // with a one-hot vector: a -inf logit elsewhere would give -inf * 0 = NaN.
+      const isLabel = ops.equal(ops.expandDims(lb, -1), ops.iota([...lb.shape, k], lb.ndim, lb.dtype));
+      const nll = ops.neg(ops.sum(ops.where(isLabel, logp, 0), -1));
       if (ls === 0) return nll;
       const smooth = ops.neg(ops.mean(logp, -1));
       return ops.add(ops.mul(nll, 1 - ls), ops.mul(smooth, ls));
@@ -97,7 +99,12 @@ export function softTargetCrossEntropy(logits: Tensor, targets: Tensor, opts: { 
   if (!(targets instanceof Tensor) || targets.dtype !== logits.dtype || targets.shape.join() !== logits.shape.join()) {
     throw new OpError(op, `targets must be ${logits.dtype}${fmtShape(logits.shape)} like the logits, got ${targets instanceof Tensor ? `${targets.dtype}${fmtShape(targets.shape)}` : typeof targets}`);
   }
-  const fn = region('soft_target_cross_entropy', (lg: Tensor, t: Tensor) => ops.neg(ops.sum(ops.mul(t, logSoftmax(lg)), -1)), {});
+  // Terms with target 0 are 0 even where log p is -inf (a product would give 0 * -inf = NaN).
+  const fn = region(
+    'soft_target_cross_entropy',
+    (lg: Tensor, t: Tensor) => ops.neg(ops.sum(ops.where(ops.notEqual(t, 0), ops.mul(t, logSoftmax(lg)), 0), -1)),
+    {},
+  );
   return reduce(op, fn(logits, targets), opts.reduction ?? 'mean');
 }
 

@@ -8,12 +8,23 @@
  *
  * The reader validates the whole header (dtypes, shapes, offsets, sizes, overlaps) before it
  * touches the data, so a hostile or truncated file yields a SafetensorsError and never an
- * allocation larger than the file itself. Aligned F64/F32/I32/... tensors on a little-endian
- * host are returned as views into the input bytes (zero copy): mutating them mutates the input.
+ * allocation larger than the file itself. Before JSON.parse sees the header, a structural scan
+ * caps the number of entries, metadata keys, array lengths (rank) and nesting (ReadLimits), so a
+ * header costs memory and time proportional to its size. Files are opened without following
+ * FIFOs (O_NONBLOCK) and must be regular files; the header is checked before the data is read.
+ * Aligned F64/F32/I32/... tensors on a little-endian host are returned as views into the input
+ * bytes (zero copy): mutating them mutates the input.
  */
 
-import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { NexgradError } from '../ir/errors.js';
+import { lazyNode } from '../ir/node_builtins.js';
+import type { Stats } from 'node:fs';
+
+// Node modules, looked up on first use (these features need Node; the module itself loads anywhere)
+const fs = lazyNode('fs', 'safetensors files');
+const os = lazyNode('os', 'safetensors files');
+const nodePath = lazyNode('path', 'safetensors files');
+const nodeCrypto = lazyNode('crypto', 'safetensors files');
 
 export type SafeDType =
   | 'F64' | 'F32' | 'F16' | 'BF16'
@@ -39,10 +50,32 @@ export interface SafeTensor {
 
 export interface SafetensorsFile {
   tensors: Map<string, SafeTensor>;
+  /** A null-prototype record, so a "__proto__" key is an ordinary key. */
   metadata: Record<string, string>;
 }
 
-export class SafetensorsError extends Error {
+/**
+ * Caps that bound what a header may cost. The defaults admit every real checkpoint we know of
+ * (ConvNeXt V2 huge has 510 tensors; large LLM shards a few thousand) and keep the worst case
+ * near 1 KB of memory per entry on top of the file itself.
+ */
+export interface ReadLimits {
+  /** Tensor entries per file (default 65,536). */
+  maxTensors?: number;
+  /** Keys of __metadata__ (default 4,096). */
+  maxMetadataKeys?: number;
+  /** Dimensions per shape (default 64, numpy's limit). */
+  maxRank?: number;
+}
+
+export const DEFAULT_READ_LIMITS: Readonly<Required<ReadLimits>> = Object.freeze({
+  maxTensors: 65_536,
+  maxMetadataKeys: 4_096,
+  maxRank: 64,
+});
+
+/** A problem with a safetensors file or with data to write as one (a NexgradError). */
+export class SafetensorsError extends NexgradError {
   /** The file (or other source label) involved, when known. */
   readonly file: string | undefined;
   /** The tensor involved, when the problem is specific to one. */
@@ -53,7 +86,8 @@ export class SafetensorsError extends Error {
     if (where.file !== undefined) parts.push(where.file);
     if (where.tensor !== undefined) parts.push(`tensor ${JSON.stringify(where.tensor)}`);
     parts.push(problem);
-    super(parts.join(': '), where.cause === undefined ? undefined : { cause: where.cause });
+    super(parts.join(': '));
+    if (where.cause !== undefined) Object.defineProperty(this, 'cause', { value: where.cause, configurable: true, writable: true });
     this.name = 'SafetensorsError';
     this.file = where.file;
     this.tensor = where.tensor;
@@ -94,6 +128,15 @@ function isSafeDType(x: unknown): x is SafeDType {
 
 /** The reference implementation's cap on the JSON header. */
 const MAX_HEADER_BYTES = 100_000_000;
+/** The largest file held in one buffer (Node's Buffer/Uint8Array limit on 64-bit hosts). */
+const MAX_FILE_BYTES = 2 ** 32;
+/** Names that mean PyTorch pickles: never read, never written (one rule for every writer). */
+const PICKLE_NAME = /\.(pt|pth|bin|ckpt)$/i;
+
+/** True for file names that mean PyTorch pickles (.pt/.pth/.bin/.ckpt), which no nexgrad reader or writer accepts. */
+export function isPickleName(path: string): boolean {
+  return PICKLE_NAME.test(path);
+}
 const METADATA_KEY = '__metadata__';
 const ENTRY_KEYS = new Set(['dtype', 'shape', 'data_offsets']);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -127,37 +170,71 @@ interface Entry {
   end: number;
 }
 
-/**
- * Parses a safetensors file held in memory. `source` labels errors (usually the file path).
- * Tensors come back in data order, which is the writer's order (only empty tensors sharing an
- * offset fall back to JS key order). Aligned tensors may be views into `bytes`.
- */
-export function parseSafetensors(bytes: Uint8Array, source?: string): SafetensorsFile {
-  const fail = (problem: string, tensor?: string, cause?: unknown): SafetensorsError =>
-    new SafetensorsError(problem, { file: source, tensor, cause });
+/** A validated header: entries in data order and the metadata. */
+interface Header {
+  entries: Entry[];
+  metadata: Record<string, string>;
+  /** Byte offset of the data section (8 + header length). */
+  dataStart: number;
+}
 
-  if (bytes.length < 8) {
-    throw fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length field`);
+type Fail = (problem: string, tensor?: string, cause?: unknown) => SafetensorsError;
+
+function resolveLimits(limits: ReadLimits | undefined): Required<ReadLimits> {
+  const out = { ...DEFAULT_READ_LIMITS };
+  if (limits === undefined) return out;
+  for (const k of Object.keys(DEFAULT_READ_LIMITS) as (keyof ReadLimits)[]) {
+    const v = limits[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
+      throw new SafetensorsError(`limits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+    out[k] = v;
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return out;
+}
+
+/**
+ * Reads the 8-byte length field and checks it against the file length (`total`: the whole
+ * file, which `prefix` may only start). Returns the header length.
+ */
+function headerLength(prefix: Uint8Array, total: number, fail: Fail, source: string | undefined): number {
+  if (total < 8) {
+    throw fail(`file is ${total} bytes, shorter than the 8-byte header length field`);
+  }
+  const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const headerLen = view.getBigUint64(0, true);
-  const plausible = headerLen <= BigInt(bytes.length - 8) && bytes[8] === 0x7b; // '{'
-  if (!plausible && (bytes[0] === 0x80 || startsWithZipMagic(bytes))) {
+  const plausible = headerLen <= BigInt(total - 8) && prefix[8] === 0x7b; // '{'
+  if (!plausible && (prefix[0] === 0x80 || startsWithZipMagic(prefix))) {
     throw pickleError(source, 'file starts with a pickle/zip signature');
   }
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
     throw fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   }
-  if (headerLen > BigInt(bytes.length - 8)) {
-    throw fail(`header length ${headerLen} runs past the end of the file (${bytes.length} bytes)`);
+  if (headerLen > BigInt(total - 8)) {
+    throw fail(`header length ${headerLen} runs past the end of the file (${total} bytes)`);
   }
-  const n = Number(headerLen);
+  return Number(headerLen);
+}
+
+/**
+ * Validates a header. `prefix` holds at least the first 8 + N bytes of the file; `total` is the
+ * file's length (the data section is what follows the header).
+ */
+function parseHeader(prefix: Uint8Array, total: number, source: string | undefined, limits: Required<ReadLimits>): Header {
+  const fail: Fail = (problem, tensor, cause) => new SafetensorsError(problem, { file: source, tensor, cause });
+  const n = headerLength(prefix, total, fail, source);
   const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
+  const dataLen = total - dataStart;
+  const headerBytes = prefix.subarray(8, dataStart);
+
+  // Bound what JSON.parse may build before it runs (see scanHeader).
+  const tooBig = scanHeader(headerBytes, limits);
+  if (tooBig !== undefined) throw fail(tooBig);
 
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
   } catch (e) {
     throw fail('header is not valid UTF-8', undefined, e);
   }
@@ -169,12 +246,16 @@ export function parseSafetensors(bytes: Uint8Array, source?: string): Safetensor
   }
   if (!isPlainObject(header)) throw fail('header JSON is not an object');
 
-  // Validate every entry before decoding anything.
-  const metadata = parseMetadata(header[METADATA_KEY], fail);
+  // Validate every entry before decoding anything. (JSON.parse makes own properties, so a
+  // "__proto__" name is an ordinary key here; the tensors go into a Map.)
+  const metadata = parseMetadata(header[METADATA_KEY], fail, limits);
   const entries: Entry[] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === METADATA_KEY) continue;
-    entries.push(parseEntry(name, raw, dataLen, (p) => fail(p, name)));
+    entries.push(parseEntry(name, raw, dataLen, limits, (p) => fail(p, name)));
+  }
+  if (entries.length > limits.maxTensors) {
+    throw fail(`header has ${entries.length} tensor entries, more than the limit of ${limits.maxTensors} (limits.maxTensors)`);
   }
 
   // Sort by (begin, end): the writer's order. Then non-empty ranges must not overlap.
@@ -191,33 +272,102 @@ export function parseSafetensors(bytes: Uint8Array, source?: string): Safetensor
     }
     prev = e;
   }
+  return { entries, metadata, dataStart };
+}
 
+function decodeAll(bytes: Uint8Array, h: Header, source: string | undefined): SafetensorsFile {
   const tensors = new Map<string, SafeTensor>();
-  for (const e of entries) {
-    const data = decode(bytes, dataStart + e.begin, e, (p) => fail(p, e.name));
+  for (const e of h.entries) {
+    const data = decode(bytes, h.dataStart + e.begin, e, (p) => new SafetensorsError(p, { file: source, tensor: e.name }));
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
   }
-  return { tensors, metadata };
+  return { tensors, metadata: h.metadata };
+}
+
+/**
+ * Parses a safetensors file held in memory. `source` labels errors (usually the file path).
+ * Tensors come back in data order, which is the writer's order (only empty tensors sharing an
+ * offset fall back to JS key order). Aligned tensors may be views into `bytes`.
+ */
+export function parseSafetensors(bytes: Uint8Array, source?: string, limits?: ReadLimits): SafetensorsFile {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new SafetensorsError(`expected a Uint8Array of file bytes, got ${bytes === null ? 'null' : typeof bytes}`, { file: source });
+  }
+  return decodeAll(bytes, parseHeader(bytes, bytes.length, source, resolveLimits(limits)), source);
+}
+
+/** What kind of file system object a stat describes, for messages. */
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** Reads exactly `len` bytes at `pos` into `buf` at `off`; false at a premature end of file. */
+function readFully(fd: number, buf: Uint8Array, off: number, len: number, pos: number): boolean {
+  while (len > 0) {
+    const got = fs.readSync(fd, buf, off, len, pos);
+    if (got === 0) return false;
+    off += got;
+    pos += got;
+    len -= got;
+  }
+  return true;
 }
 
 /**
  * Reads a .safetensors file. PyTorch pickle checkpoints (.pt/.pth/.bin/.ckpt, or any file
- * with a zip or pickle signature) are rejected with instructions for converting them.
+ * with a zip or pickle signature) are rejected with instructions for converting them. Only
+ * regular files are read (a FIFO, a device such as /dev/zero, a directory or a socket is
+ * refused before any read), the header is validated before the data is read, and no more than
+ * the size fstat reported is ever read.
  */
-export function readSafetensors(path: string): SafetensorsFile {
-  if (/\.(pt|pth|bin|ckpt)$/i.test(path)) {
+export function readSafetensors(path: string, limits?: ReadLimits): SafetensorsFile {
+  if (typeof path !== 'string' || path === '') throw new SafetensorsError(`expected a file path, got ${JSON.stringify(path)}`);
+  if (PICKLE_NAME.test(path)) {
     throw pickleError(path, 'refusing to read a .pt/.pth/.bin/.ckpt file');
   }
-  let bytes: Uint8Array;
+  const lim = resolveLimits(limits);
+  const fail = (problem: string, cause?: unknown): SafetensorsError => new SafetensorsError(problem, { file: path, cause });
+  const why = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+  let fd: number;
   try {
-    bytes = fs.readFileSync(path);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   } catch (e) {
-    throw new SafetensorsError(`cannot read file (${e instanceof Error ? e.message : String(e)})`, {
-      file: path,
-      cause: e,
-    });
+    throw fail(`cannot read file (${why(e)})`, e);
   }
-  return parseSafetensors(bytes, path);
+  try {
+    let st: Stats;
+    try {
+      st = fs.fstatSync(fd);
+    } catch (e) {
+      throw fail(`cannot read file (${why(e)})`, e);
+    }
+    if (!st.isFile()) throw fail(`is ${fileKind(st)}; only regular files are read`);
+    const size = st.size;
+    if (size > MAX_FILE_BYTES) {
+      throw fail(`file is ${size} bytes; files over ${MAX_FILE_BYTES} bytes (4 GiB) cannot be held in one buffer`);
+    }
+    try {
+      const first = new Uint8Array(Math.min(size, 9));
+      if (!readFully(fd, first, 0, first.length, 0)) throw fail('file shrank while it was being read');
+      const n = headerLength(first, size, (p) => fail(p), path);
+      const bytes = new Uint8Array(size);
+      if (!readFully(fd, bytes, 0, 8 + n, 0)) throw fail('file shrank while it was being read');
+      const header = parseHeader(bytes, size, path, lim);
+      if (!readFully(fd, bytes, 8 + n, size - 8 - n, 8 + n)) throw fail('file shrank while it was being read');
+      return decodeAll(bytes, header, path);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw e;
+      throw fail(`cannot read file (${why(e)})`, e);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function startsWithZipMagic(b: Uint8Array): boolean {
@@ -228,24 +378,98 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-function parseMetadata(
-  raw: unknown,
-  fail: (problem: string) => SafetensorsError,
-): Record<string, string> {
-  if (raw === undefined || raw === null) return {};
+// Bytes of the JSON structure, for scanHeader.
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_OBJECT = 0x7d;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+
+/**
+ * One pass over the header bytes, outside strings, counting the members of every object and
+ * array before JSON.parse builds them. A valid header is at most 3 levels deep (header object,
+ * entry object, shape/offsets array); it has at most maxTensors + 1 top-level members; arrays
+ * hold at most maxRank items; objects at most maxMetadataKeys; and the total number of JSON
+ * values is bounded by what maxTensors entries of moderate rank need. Returns a problem, or
+ * undefined. The scan is exact for valid JSON and conservative otherwise (JSON.parse rejects
+ * what is malformed). UTF-8 multi-byte sequences never contain these ASCII bytes.
+ */
+function scanHeader(b: Uint8Array, lim: Required<ReadLimits>): string | undefined {
+  const budget = 32 * (lim.maxTensors + 1) + 2 * lim.maxMetadataKeys + 64;
+  const kinds: number[] = []; // open container bytes, outermost first
+  const counts: number[] = []; // commas seen in each open container
+  let values = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === QUOTE) {
+      i = stringEnd(b, i);
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (kinds.length >= 3) return 'header nests deeper than a safetensors header can (3 levels)';
+      kinds.push(c);
+      counts.push(0);
+      values++;
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      kinds.pop();
+      counts.pop();
+    } else if (c === COMMA && counts.length > 0) {
+      const depth = counts.length;
+      const members = ++counts[depth - 1]! + 1;
+      if (++values > budget) return `header has more than ${budget} JSON values (limit derived from maxTensors ${lim.maxTensors})`;
+      const isArray = kinds[depth - 1] === OPEN_ARRAY;
+      if (depth === 1 && members > lim.maxTensors + 1) {
+        return `header has more than ${lim.maxTensors} tensor entries (limits.maxTensors)`;
+      }
+      if (depth > 1 && isArray && members > lim.maxRank) {
+        return `header has an array of more than ${lim.maxRank} items: shapes may have at most ${lim.maxRank} dimensions (limits.maxRank)`;
+      }
+      if (depth > 1 && !isArray && members > Math.max(3, lim.maxMetadataKeys)) {
+        return `header has an object with more than ${lim.maxMetadataKeys} keys (limits.maxMetadataKeys)`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The index of the quote that closes the string opened at `open` (or b.length when none does).
+ * indexOf is native, so long names and metadata values cost next to nothing; a quote preceded
+ * by an odd number of backslashes is escaped.
+ */
+function stringEnd(b: Uint8Array, open: number): number {
+  let q = open;
+  for (;;) {
+    q = b.indexOf(QUOTE, q + 1);
+    if (q < 0) return b.length;
+    let slashes = 0;
+    while (b[q - 1 - slashes] === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) return q;
+  }
+}
+
+function parseMetadata(raw: unknown, fail: Fail, lim: Required<ReadLimits>): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (raw === undefined || raw === null) return out;
   if (!isPlainObject(raw)) throw fail(`${METADATA_KEY} is not an object of strings`);
-  for (const [k, v] of Object.entries(raw)) {
+  const entries = Object.entries(raw);
+  if (entries.length > lim.maxMetadataKeys) {
+    throw fail(`${METADATA_KEY} has ${entries.length} keys, more than the limit of ${lim.maxMetadataKeys} (limits.maxMetadataKeys)`);
+  }
+  for (const [k, v] of entries) {
     if (typeof v !== 'string') {
       throw fail(`${METADATA_KEY} value for key ${JSON.stringify(k)} is not a string`);
     }
+    // A null-prototype record: "__proto__" stays an ordinary key and nothing is inherited.
+    out[k] = v;
   }
-  // fromEntries defines own properties, so a "__proto__" key stays an ordinary key.
-  return Object.fromEntries(Object.entries(raw as Record<string, string>));
+  return out;
 }
 
 /** Validates shape entries and returns the element count, or a problem description. */
-function checkShape(shape: unknown): number | string {
+function checkShape(shape: unknown, maxRank: number = DEFAULT_READ_LIMITS.maxRank): number | string {
   if (!Array.isArray(shape)) return 'shape is not an array';
+  if (shape.length > maxRank) return `shape has ${shape.length} dimensions, more than the limit of ${maxRank}`;
   let numel = 1;
   let empty = false;
   for (const d of shape) {
@@ -267,6 +491,7 @@ function parseEntry(
   name: string,
   raw: unknown,
   dataLen: number,
+  lim: Required<ReadLimits>,
   fail: (problem: string) => SafetensorsError,
 ): Entry {
   if (!isPlainObject(raw)) throw fail('header entry is not an object');
@@ -280,7 +505,7 @@ function parseEntry(
     throw fail(`unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(', ')})`);
   }
   if (shape === undefined) throw fail('header entry is missing "shape"');
-  const numel = checkShape(shape);
+  const numel = checkShape(shape, lim.maxRank);
   if (typeof numel === 'string') throw fail(numel);
   if (offsets === undefined) throw fail('header entry is missing "data_offsets"');
   if (
@@ -558,17 +783,89 @@ export function serializeSafetensors(
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Atomic writes and stale temporary files
+
+/** Temporary files are named `<target>.tmp-<host>-<pid>-<random>`; host is 8 hex digits. */
+const TEMP_NAME = /\.tmp-([0-9a-f]{8})-(\d{1,10})-[0-9a-f]{12}$/;
+/** A temporary file untouched this long is an orphan whatever its pid (shared file systems). */
+export const STALE_TEMP_MS = 15 * 60 * 1000;
+
+let hostTagCache: string | undefined;
+/** 8 hex digits of a hash of the host name: a pid only means something on its own host. */
+function hostTag(): string {
+  hostTagCache ??= nodeCrypto.createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+  return hostTagCache;
+}
+
+/** True unless `pid` is certainly not running on this host (EPERM means it runs as another user). */
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 /**
- * Serializes and writes atomically: the bytes go to `${path}.tmp-<pid>-<random>`, are synced,
- * then renamed over `path`. On any failure the temp file is removed and `path` is untouched.
+ * Removes orphaned temporary files of earlier writes into `dir` (a process killed between
+ * creating its temp file and renaming it): those whose writer was on this host and is dead, and
+ * any not modified for STALE_TEMP_MS. Only regular files with the exact temp-name pattern are
+ * touched; failures are ignored (cleaning is a courtesy, the write itself matters). Returns the
+ * names removed.
+ */
+export function cleanStaleTempFiles(dir: string, now = Date.now()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m) continue;
+    const full = nodePath.join(dir, name);
+    try {
+      const st = fs.lstatSync(full);
+      if (!st.isFile()) continue;
+      const deadHere = m[1] === hostTag() && !pidAlive(Number(m[2]));
+      if (deadHere || now - st.mtimeMs > STALE_TEMP_MS) {
+        fs.unlinkSync(full);
+        removed.push(name);
+      }
+    } catch {
+      // raced with another cleaner or the writer's own rename: nothing to do
+    }
+  }
+  return removed;
+}
+
+/**
+ * Serializes and writes atomically: the bytes go to `${path}.tmp-<host>-<pid>-<random>`, are
+ * synced, then renamed over `path`. On any failure the temp file is removed and `path` is
+ * untouched. Stale temp files of killed writers in the same directory are removed first.
+ * Names ending in .pt/.pth/.bin/.ckpt are refused: they mean PyTorch pickles, and the reader
+ * would refuse the file it wrote.
  */
 export function writeSafetensors(
   path: string,
   tensors: Record<string, SafeTensor> | Map<string, SafeTensor>,
   metadata?: Record<string, string>,
 ): void {
+  if (typeof path !== 'string' || path === '') throw new SafetensorsError(`expected a file path, got ${JSON.stringify(path)}`);
+  if (PICKLE_NAME.test(path)) {
+    throw new SafetensorsError(
+      'refusing to write safetensors data under a .pt/.pth/.bin/.ckpt name: those names mean PyTorch pickles ' +
+        '(and nexgrad refuses to read them); use a .safetensors name',
+      { file: path },
+    );
+  }
   const bytes = serializeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  cleanStaleTempFiles(nodePath.dirname(path));
+  const tmp = `${path}.tmp-${hostTag()}-${process.pid}-${nodeCrypto.randomBytes(6).toString('hex')}`;
   let created = false;
   try {
     const fd = fs.openSync(tmp, 'wx'); // 'wx': never clobber an existing file

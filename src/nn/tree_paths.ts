@@ -7,6 +7,24 @@
 import { OpError } from '../ir/errors.js';
 import { Tensor } from '../ir/tensor.js';
 
+/**
+ * Segments refused in dotted names everywhere a name is walked into an object: assigning through
+ * them reaches Object.prototype (`__proto__.polluted`, `constructor.prototype.isAdmin`) or
+ * replaces a record's prototype. No real checkpoint uses them.
+ */
+export const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The first forbidden segment of a dotted name, or undefined. */
+export function forbiddenSegment(name: string): string | undefined {
+  for (const seg of name.split('.')) if (FORBIDDEN_SEGMENTS.has(seg)) return seg;
+  return undefined;
+}
+
+/** Own-property lookup: never finds anything inherited from a prototype. */
+export function ownValue(o: object, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(o, key) ? (o as Record<string, unknown>)[key] : undefined;
+}
+
 export interface NamedLeaf {
   readonly name: string;
   readonly tensor: Tensor;
@@ -68,7 +86,7 @@ export function alignedMeta<M>(tree: unknown, meta: unknown, isMetaLeaf: (x: unk
     }
     if (isPlainObject(x)) {
       if (!isPlainObject(m)) throw new OpError(op, `the group tree at ${JSON.stringify(path || '(root)')} is not an object like the parameters`);
-      for (const k of Object.keys(x)) walk(x[k], m[k], join(path, k));
+      for (const k of Object.keys(x)) walk(x[k], ownValue(m, k), join(path, k));
       return;
     }
     throw new OpError(op, `${path || '(root)'} is not a Tensor, array or plain object`);

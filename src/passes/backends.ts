@@ -4,6 +4,7 @@
  */
 import type { Device } from '../codegen/kernel/device.js';
 import { cpuDevice, createCpuDevice } from '../codegen/cpu/device.js';
+import { cudaUnavailableMessage } from '../codegen/cuda/native.js';
 import { getDefaultBackend as defaultName, setDefaultBackendName, setDeviceResolver } from '../ir/device_array.js';
 import { NexgradError } from '../ir/errors.js';
 import { treeFlatten, treeUnflatten } from '../ir/pytree.js';
@@ -41,7 +42,7 @@ function cpuEntry(): BackendEntry {
 const BACKENDS = new Map<string, BackendEntry>([
   ['cpu', cpuEntry()],
   ['wgsl', { probe: () => 'the WebGPU (WGSL) backend is not built yet in this version of nexgrad' }],
-  ['cuda', { probe: () => 'the CUDA backend is not built yet in this version of nexgrad' }],
+  ['cuda', { probe: () => cudaUnavailableMessage() ?? 'the CUDA code generator is not built yet in this version of nexgrad' }],
 ]);
 
 /** Adds or replaces a backend (later backends, and test devices, register here). */

@@ -1,8 +1,7 @@
 /** The IR checker run after every pass: SSA, definitions before uses, and every equation's
  * output types equal to what its primitive's shape rule says. */
 import { NexgradError } from '../ir/errors.js';
-import type { PrimName } from '../ir/primitive.js';
-import { PRIMS } from '../ir/primitives/index.js';
+import { defOf, PRIMS } from '../ir/primitives/index.js';
 import { Literal, type Program, type Var } from '../ir/program.js';
 import { shapeEq } from '../ir/shape.js';
 
@@ -26,7 +25,7 @@ export function checkProgram(p: Program, pass = 'input'): void {
       if (!(a instanceof Literal) && !defined.has(a)) throw new IRCheckError(pass, `equation ${k} (${e.prim}) uses variable ${a.id} before it is defined`);
     }
     if (!(e.prim in PRIMS)) throw new IRCheckError(pass, `equation ${k}: unknown primitive ${e.prim}`);
-    const want = PRIMS[e.prim as PrimName].shape(e.inputs.map((a) => a.aval), e.params as never);
+    const want = defOf(e).shape(e.inputs.map((a) => a.aval), e.params);
     if (want.length !== e.outputs.length) throw new IRCheckError(pass, `equation ${k} (${e.prim}) has ${e.outputs.length} outputs, its rule gives ${want.length}`);
     e.outputs.forEach((v, i) => {
       const w = want[i]!;

@@ -7,7 +7,7 @@ import type { Executable } from '../codegen/kernel/device.js';
 import type { DeviceArray } from '../ir/device_array.js';
 import { HostArray } from '../ir/host.js';
 import type { PrimName } from '../ir/primitive.js';
-import { type Atom, Literal, Program, Var } from '../ir/program.js';
+import { type Atom, Literal, makeEqn, Program, Var } from '../ir/program.js';
 import { type EagerExecutor, setEagerExecutors } from '../ir/trace.js';
 import { PRIMS } from '../ir/primitives/index.js';
 import { type BackendName, getDevice } from './backends.js';
@@ -31,7 +31,7 @@ export function compiledEagerExecutor(backend: BackendName, maxEntries = 4096): 
       const ins = inputs.map((h) => new Var({ shape: [...h.shape], dtype: h.dtype }));
       const outAvals = PRIMS[prim as PrimName].shape(ins.map((v) => v.aval), params as never);
       const outs = outAvals.map((a) => new Var(a));
-      const program = new Program(ins, [{ prim, params, inputs: ins, outputs: outs }], outs);
+      const program = new Program(ins, [makeEqn(prim, params, ins, outs)], outs);
       const low = lower(program, undefined, device.caps);
       exec = device.compile(low.graph, low.plan);
       eagerStats.compiled++;

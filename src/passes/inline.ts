@@ -3,7 +3,7 @@
  * (after autodiff they are ordinary code). Region names are kept on a side table so kernels
  * can be named after the composite op they came from.
  */
-import { type Atom, type Program, Var } from '../ir/program.js';
+import { type Atom, paramsOf, type Program, Var } from '../ir/program.js';
 import { ProgramBuilder } from './rewrite.js';
 
 import { HIGHER_ORDER } from './prim_kinds.js';
@@ -26,7 +26,7 @@ export function inlineRegions(p: Program, origins: Origins = new Map()): Program
     const read = (a: Atom): Atom => (a instanceof Var ? (local.get(a) ?? a) : a);
     for (const e of body.eqns) {
       const ins = e.inputs.map(read);
-      const outs = emitEqn(e.prim, e.params, ins, e.outputs, name);
+      const outs = emitEqn(e.prim, paramsOf(e), ins, e.outputs, name);
       e.outputs.forEach((v, i) => local.set(v, outs[i]!));
     }
     return body.outputs.map(read);
@@ -43,7 +43,7 @@ export function inlineRegions(p: Program, origins: Origins = new Map()): Program
     return outs;
   };
   for (const e of p.eqns) {
-    const outs = emitEqn(e.prim, e.params, e.inputs.map((a) => b.read(a)), e.outputs, undefined);
+    const outs = emitEqn(e.prim, paramsOf(e), e.inputs.map((a) => b.read(a)), e.outputs, undefined);
     e.outputs.forEach((v, i) => b.alias(v, outs[i]!));
   }
   return b.finish(p, consts);

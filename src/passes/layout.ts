@@ -4,7 +4,6 @@
  * the transposes into the neighbouring kernels' index expressions, and simplify cancels
  * back-to-back pairs between consecutive convolutions.
  */
-import type { ConvParams } from '../ir/primitive.js';
 import { type Program, Var } from '../ir/program.js';
 import { ProgramBuilder } from './rewrite.js';
 
@@ -17,7 +16,7 @@ export function layoutNHWC(p: Program, origins?: Map<Var, string>): Program {
       b.copy(e);
       continue;
     }
-    const pr = e.params as unknown as ConvParams;
+    const pr = e.params;
     const r = pr.dims.lhs.length;
     if (isChannelsLast(pr.dims.lhs) && isChannelsLast(pr.dims.out)) {
       b.copy(e);

@@ -28,11 +28,11 @@ export function patchifyConvs(p: Program, origins?: Map<Var, string>): Program {
   const b = new ProgramBuilder(origins);
   for (const e of p.eqns) {
     const rhs0 = e.inputs[1];
-    if (e.prim !== 'conv_general' || !rhs0 || !isPatchifyConv(e.params as unknown as ConvParams, rhs0.aval.shape)) {
+    if (e.prim !== 'conv_general' || !rhs0 || !isPatchifyConv(e.params, rhs0.aval.shape)) {
       b.copy(e);
       continue;
     }
-    const pr = e.params as unknown as ConvParams;
+    const pr = e.params;
     const lhs = b.read(e.inputs[0]!);
     const rhs = b.read(rhs0);
     const out = e.outputs[0]!;

@@ -1,5 +1,5 @@
 /** A small builder for passes that rewrite a Program equation by equation. */
-import { type Atom, type Eqn, Literal, Program, type ProgramConst, Var } from '../ir/program.js';
+import { type AnyParams, type Atom, type Eqn, Literal, makeEqn, paramsOf, Program, type ProgramConst, Var } from '../ir/program.js';
 
 export class ProgramBuilder {
   readonly eqns: Eqn[] = [];
@@ -16,13 +16,13 @@ export class ProgramBuilder {
   alias(from: Var, to: Atom): void {
     this.map.set(from, to);
   }
-  emit(prim: string, params: Readonly<Record<string, unknown>>, inputs: readonly Atom[], outputs: readonly Var[]): void {
-    this.eqns.push({ prim, params, inputs, outputs });
+  emit(prim: string, params: AnyParams, inputs: readonly Atom[], outputs: readonly Var[]): void {
+    this.eqns.push(makeEqn(prim, params, inputs, outputs));
   }
   /** Emits a copy of an equation with remapped inputs and fresh outputs (aliased to the old). */
   copy(e: Eqn): Var[] {
     const outs = e.outputs.map((v) => new Var(v.aval));
-    this.emit(e.prim, e.params, e.inputs.map((a) => this.read(a)), outs);
+    this.emit(e.prim, paramsOf(e), e.inputs.map((a) => this.read(a)), outs);
     e.outputs.forEach((v, i) => this.alias(v, outs[i]!));
     this.inherit(e.outputs, outs);
     return outs;

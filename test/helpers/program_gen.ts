@@ -21,6 +21,7 @@ import { broadcastShapes, sizeOf } from '../../src/ir/shape.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import { bind1, currentTrace } from '../../src/ir/trace.js';
 import { gelu, layerNorm } from '../../src/nn/layers.js';
+import * as random from '../../src/ir/random.js';
 import { mulberry32 } from './rng.js';
 export { mulberry32 };
 
@@ -62,22 +63,37 @@ export const KINDS = [
   'scalar',
   'discrete',
   'big',
+  'identity',
+  'gather',
+  'scatter',
+  'argmax',
+  'argsort',
+  'random',
+  'patchify',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
-const stepArb: fc.Arbitrary<Step> = fc.record({
-  kind: fc.nat({ max: KINDS.length - 1 }),
-  a: fc.nat({ max: 1000 }),
-  b: fc.nat({ max: 1000 }),
-  p: fc.array(fc.nat({ max: 100_000 }), { minLength: 8, maxLength: 8 }),
-});
+/** The first 19 kinds: the arbitrary older regression seeds and paths replay through. */
+export const KINDS_V1 = 19;
 
-export const recipeArb: fc.Arbitrary<Recipe> = fc.record({
-  inputs: fc.array(fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 4 }), { minLength: 1, maxLength: 3 }),
-  steps: fc.array(stepArb, { minLength: 1, maxLength: 14 }),
-  outputs: fc.array(fc.nat({ max: 1000 }), { minLength: 1, maxLength: 3 }),
-  seed: fc.nat(),
-});
+const stepArbOf = (kinds: number): fc.Arbitrary<Step> =>
+  fc.record({
+    kind: fc.nat({ max: kinds - 1 }),
+    a: fc.nat({ max: 1000 }),
+    b: fc.nat({ max: 1000 }),
+    p: fc.array(fc.nat({ max: 100_000 }), { minLength: 8, maxLength: 8 }),
+  });
+
+/** Recipes over the first `kinds` step kinds (a seed and path replay only through the arbitrary that found them). */
+export const recipeArbOf = (kinds: number = KINDS.length): fc.Arbitrary<Recipe> =>
+  fc.record({
+    inputs: fc.array(fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 4 }), { minLength: 1, maxLength: 3 }),
+    steps: fc.array(stepArbOf(kinds), { minLength: 1, maxLength: 14 }),
+    outputs: fc.array(fc.nat({ max: 1000 }), { minLength: 1, maxLength: 3 }),
+    seed: fc.nat(),
+  });
+
+export const recipeArb: fc.Arbitrary<Recipe> = recipeArbOf();
 
 /** A value in the builder's pool. */
 export interface Val {
@@ -770,7 +786,92 @@ function applyStep(kind: Kind, step: Step, pool: Val[], P: Params): Val | undefi
       return applyDiscrete(pool, step, P);
     case 'big':
       return applyBig(a, b, P);
+    case 'identity':
+      return applyIdentity(a, P);
+    case 'gather':
+      return applyGather(a, P);
+    case 'scatter':
+      return applyScatter(a, b, P);
+    case 'argmax':
+    case 'argsort':
+      return applyArg(kind, pickExact(pool, step.a), P);
+    case 'random':
+      return applyRandom(a, P);
+    case 'patchify':
+      return applyPatchify(a, b, P);
   }
+}
+
+/**
+ * Algebraic identities with a literal operand that simplify folds (0 - x is -x, not x; x - 0,
+ * x + 0, 0 + x, 1 * x, x * 1, x / 1 are x): exact values stay exact.
+ */
+function applyIdentity(v: Val, P: Params): Val {
+  const forms: ((x: Tensor) => Tensor)[] = [
+    (x) => ops.sub(0, x),
+    (x) => ops.sub(x, 0),
+    (x) => ops.add(x, 0),
+    (x) => ops.add(0, x),
+    (x) => ops.mul(1, x),
+    (x) => ops.mul(x, 1),
+    (x) => ops.div(x, 1),
+    (x) => ops.sub(0, ops.sub(0, x)),
+  ];
+  return { ...v, t: P.pick(forms)(v.t) };
+}
+
+/** Integer data in [lo, hi] drawn from the step's parameters, as a constant of the program. */
+function intConst(P: Params, n: number, lo: number, hi: number, shape: readonly number[]): Tensor {
+  return ops.tensor(Int32Array.from({ length: n }, () => P.range(lo, hi)), { dtype: 'i32', shape });
+}
+
+/** take(x, indices, axis) with out-of-range indices (clamped). */
+function applyGather(v: Val, P: Params): Val | undefined {
+  if (v.t.ndim === 0) return undefined;
+  const axis = P.int(v.t.ndim);
+  const n = v.t.shape[axis]!;
+  const m = P.range(1, 5);
+  return { ...v, t: ops.take(v.t, intConst(P, m, -1, n, [m]), axis) };
+}
+
+/** scatterAdd(x, indices, updates, axis) with repeated and out-of-range indices (dropped). */
+function applyScatter(v: Val, u0: Val, P: Params): Val | undefined {
+  if (v.t.ndim === 0) return undefined;
+  const axis = P.int(v.t.ndim);
+  const n = v.t.shape[axis]!;
+  const m = P.range(1, 6);
+  const updShape = v.t.shape.map((d, i) => (i === axis ? m : d));
+  const u = fitExact(u0, updShape, P);
+  return { t: ops.scatterAdd(v.t, intConst(P, m, -1, n, [m]), u.t, axis), bound: v.bound + m * u.bound, exact: false, red: v.red + m };
+}
+
+/** argmax / argsort of an exact value (ties resolve the same in f32 and f64), as f32 indices. */
+function applyArg(kind: 'argmax' | 'argsort', v: Val, P: Params): Val | undefined {
+  if (v.t.ndim === 0) return undefined;
+  const axis = P.int(v.t.ndim);
+  const r = kind === 'argmax' ? ops.argmax(v.t, axis) : ops.argsort(v.t, axis, P.bool());
+  return { t: ops.cast(r, 'f32'), bound: v.t.shape[axis]!, exact: true, red: 1 };
+}
+
+/** x + uniform(key, x.shape): the draws are exact in f32. */
+function applyRandom(v: Val, P: Params): Val {
+  const key = ops.tensor(Uint32Array.of(P.range(0, 1000), P.range(0, 1000)), { dtype: 'u32' });
+  return { t: ops.add(v.t, random.uniform(key, v.t.shape)), bound: v.bound + 1, exact: false, red: v.red };
+}
+
+/**
+ * A conv whose kernel equals its stride (a patchify conv, which the compiler turns into a
+ * matmul), sometimes with padding on the high side only (which it must not).
+ */
+function applyPatchify(a0: Val, b0: Val, P: Params): Val {
+  const k = P.pick([2, 3]);
+  const C = P.range(1, 3);
+  const hi = P.pick([0, 0, 1, k - 1]);
+  const x = fitExact(tame(a0, 4), [P.range(1, 2), C, k * P.range(1, 3) - hi, k * P.range(1, 3)], P);
+  const O = P.range(1, 4);
+  const w = fitExact(tame(b0, 4), [O, C, k, k], P);
+  const t = ops.conv2d(x.t, w.t, { strides: k, padding: [[0, hi], [0, 0]] });
+  return { t, bound: x.bound * w.bound * C * k * k, exact: false, red: x.red * w.red * C * k * k };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -86,7 +86,26 @@ describe('threefry2x32 (host)', () => {
 });
 
 describe('random keys (JAX golden values)', () => {
-  it('key(seed) is [0, seed mod 2^32] as in JAX with 32-bit ints', () => {
+  it('key(seed) uses both 32-bit words of a non-negative seed, as JAX threefry_seed with 64-bit seeds', () => {
+    // JAX: k1 = seed >> 32, k2 = seed & 0xFFFFFFFF. Before the fix only the low word was kept,
+    // so key(2**32) == key(0) and key(Date.now()) lost its high bits.
+    expect(list(random.key(2 ** 32))).toEqual([1, 0]);
+    expect(list(random.key(2 ** 32 + 5))).toEqual([1, 5]);
+    expect(list(random.key(2 ** 53 - 1))).toEqual([2 ** 21 - 1, 2 ** 32 - 1]);
+    const now = 1_717_171_717_171; // a Date.now() value: hi = floor(now / 2^32), lo = now mod 2^32
+    expect(list(random.key(now))).toEqual([Math.floor(now / 2 ** 32), now % 2 ** 32]);
+    expect(list(random.key(2 ** 32))).not.toEqual(list(random.key(0)));
+    // the words feed Threefry: different keys give different bits
+    expect(list(random.bits(random.key(2 ** 32), [4]))).not.toEqual(list(random.bits(random.key(0), [4])));
+  });
+
+  it('key() refuses non-integers, NaN, infinities and integers a JS number cannot hold exactly', () => {
+    for (const bad of [0.5, NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53), '7', null]) {
+      expect(() => random.key(bad as number), String(bad)).toThrow(/^random\.key: seed must be an integer within \+-\(2\^53 - 1\)/);
+    }
+  });
+
+  it('key(seed) is [0, seed mod 2^32] as in JAX with 32-bit ints for seeds below 2^32 and negative seeds', () => {
     expect(list(random.key(0))).toEqual([0, 0]);
     expect(list(random.key(42))).toEqual([0, 42]);
     expect(random.key(7).dtype).toBe('u32');

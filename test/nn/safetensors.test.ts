@@ -14,6 +14,7 @@ import {
   type SafeTensor,
   type SafeData,
 } from '../../src/nn/safetensors.js';
+import { loadSafetensors } from '../../src/nn/io.js';
 
 const OPS = fileURLToPath(new URL('../../../shared/refs/ops.safetensors', import.meta.url));
 
@@ -144,7 +145,9 @@ describe('round trip', () => {
     expect(Object.keys(got)).toEqual(Object.keys(metadata));
     expect(got['__proto__']).toBe('x');
     expect(got['ünï']).toBe('✓ 🎉');
-    expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+    // A null-prototype record: a missing key reads as undefined, never as something inherited.
+    expect(Object.getPrototypeOf(got)).toBe(null);
+    expect(got['constructor']).toBeUndefined();
   });
 
   it('encodes F16 with round-to-nearest-even (hand-computed bit patterns)', () => {
@@ -443,6 +446,14 @@ const lieArb = fc.oneof(
   fc.array(fc.oneof(fc.integer({ min: -2, max: 2 ** 40 }), fc.integer({ min: 0, max: 40 })), { maxLength: 3 }),
 );
 
+/** Small limits, so the count and rank mutations cross them cheaply. */
+const FUZZ_LIMITS = { maxTensors: 8, maxMetadataKeys: 4, maxRank: 6 } as const;
+const FORBIDDEN_SEGMENTS = ['__proto__', 'constructor', 'prototype'];
+const hostileNameArb = fc.oneof(
+  fc.constantFrom('__proto__', '__proto__.polluted', 'constructor.prototype.isAdmin', 'a.prototype', 'toString', 'hasOwnProperty.x'),
+  fc.array(fc.constantFrom('a', '0', 'weight', '__proto__', 'constructor', 'valueOf'), { minLength: 10, maxLength: 80 }).map((s) => s.join('.')),
+);
+
 type Mutation = (file: Uint8Array) => Uint8Array;
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   // truncate
@@ -482,6 +493,44 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
       return rawFile(json, f.slice(8 + n));
     },
   ),
+  // rename an entry to a hostile or deep dotted name
+  fc.tuple(fc.nat(), hostileNameArb).map(([i, name]) => (f: Uint8Array) => {
+    const { n, json } = headerOf(f);
+    const names = Object.keys(json).filter((k) => k !== '__metadata__');
+    if (names.length === 0) return f;
+    const old = names[i % names.length]!;
+    const entries = Object.entries(json).map(([k, v]) => (k === old ? [name, v] : [k, v]));
+    return rawFile(Object.fromEntries(entries), f.slice(8 + n));
+  }),
+  // entry count: add empty tensors (FUZZ_LIMITS.maxTensors is 8)
+  fc.integer({ min: 1, max: 24 }).map((k) => (f: Uint8Array) => {
+    const { n, json } = headerOf(f);
+    for (let j = 0; j < k; j++) json[`extra${j}`] = { dtype: 'F32', shape: [0], data_offsets: [0, 0] };
+    return rawFile(json, f.slice(8 + n));
+  }),
+  // metadata key count (FUZZ_LIMITS.maxMetadataKeys is 4)
+  fc.integer({ min: 1, max: 12 }).map((k) => (f: Uint8Array) => {
+    const { n, json } = headerOf(f);
+    json['__metadata__'] = Object.fromEntries(Array.from({ length: k }, (_, j) => [`k${j}`, 'v']));
+    return rawFile(json, f.slice(8 + n));
+  }),
+  // rank: a shape of ones of rank r (FUZZ_LIMITS.maxRank is 6)
+  fc.tuple(fc.nat(), fc.integer({ min: 0, max: 16 })).map(([i, r]) => (f: Uint8Array) => {
+    const { n, json } = headerOf(f);
+    const names = Object.keys(json).filter((k) => k !== '__metadata__');
+    if (names.length === 0) return f;
+    const entry = json[names[i % names.length]!];
+    if (typeof entry !== 'object' || entry === null) return f;
+    entry.shape = Array(r).fill(1);
+    return rawFile(json, f.slice(8 + n));
+  }),
+  // header size: pad the JSON with whitespace (valid), or nest it one level deeper (invalid)
+  fc.tuple(fc.integer({ min: 0, max: 4096 }), fc.boolean()).map(([pad, nest]) => (f: Uint8Array) => {
+    const { n } = headerOf(f);
+    const text = new TextDecoder().decode(f.subarray(8, 8 + n));
+    const h = nest ? `{"x":{"y":[${text}]}}` : `${text}${' '.repeat(pad)}`;
+    return rawFile(h, f.slice(8 + n));
+  }),
   // append junk
   fc.uint8Array({ minLength: 1, maxLength: 64 }).map((junk) => (f: Uint8Array) => {
     const g = new Uint8Array(f.length + junk.length);
@@ -495,6 +544,9 @@ describe('fuzz', () => {
   it('mutated files parse to consistent tensors or throw SafetensorsError', () => {
     let ok = 0;
     let failed = 0;
+    let hostileSeen = 0;
+    const messages: string[] = [];
+    const PROTO_KEYS = Object.getOwnPropertyNames(Object.prototype).sort();
     fc.assert(
       fc.property(
         tensorsArb,
@@ -515,10 +567,11 @@ describe('fuzz', () => {
           const before = process.memoryUsage().arrayBuffers;
           let result: ReturnType<typeof parseSafetensors> | undefined;
           try {
-            result = parseSafetensors(file, 'fuzz.safetensors');
+            result = parseSafetensors(file, 'fuzz.safetensors', FUZZ_LIMITS);
           } catch (err) {
             if (!(err instanceof SafetensorsError)) throw err;
             expect(err.message).toMatch(/^fuzz\.safetensors: /);
+            messages.push(err.message);
             failed++;
           }
           const grown = process.memoryUsage().arrayBuffers - before;
@@ -531,14 +584,35 @@ describe('fuzz', () => {
               expect(t.data.constructor).toBe(HOST[t.dtype]);
             }
             for (const v of Object.values(result.metadata)) expect(typeof v).toBe('string');
+            expect(result.tensors.size).toBeLessThanOrEqual(FUZZ_LIMITS.maxTensors);
+            expect(Object.keys(result.metadata).length).toBeLessThanOrEqual(FUZZ_LIMITS.maxMetadataKeys);
+            for (const t of result.tensors.values()) expect(t.shape.length).toBeLessThanOrEqual(FUZZ_LIMITS.maxRank);
+            // The Tensor loader refuses exactly the names with a polluting segment.
+            const hostile = [...result.tensors.keys()].some((k) => k.split('.').some((s) => FORBIDDEN_SEGMENTS.includes(s)));
+            if (hostile) hostileSeen++;
+            try {
+              const rec = loadSafetensors(file, { limits: FUZZ_LIMITS });
+              expect(hostile).toBe(false);
+              expect(Object.keys(rec).sort()).toEqual([...result.tensors.keys()].sort());
+            } catch (err) {
+              if (!(err instanceof SafetensorsError)) throw err;
+              if (hostile) expect(err.message).toMatch(/segment, which nexgrad refuses/);
+              // I64/U64 values that do not fit; dimensions beyond 2^31 - 1 (allowed by the format when empty)
+              else expect(err.message).toMatch(/outside the (i32|u32) range|cannot be a nexgrad tensor/);
+            }
           }
+          expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(PROTO_KEYS);
         },
       ),
-      { numRuns: 1000 },
+      { numRuns: 1500 },
     );
-    // Both outcomes must actually be exercised.
+    // Every outcome must actually be exercised.
     expect(ok).toBeGreaterThan(20);
     expect(failed).toBeGreaterThan(200);
+    expect(hostileSeen).toBeGreaterThan(10);
+    for (const m of [/maxTensors/, /maxMetadataKeys/, /at most 6 dimensions|more than the limit of 6/, /nests deeper/]) {
+      expect(messages.some((x) => m.test(x)), String(m)).toBe(true);
+    }
   });
 
   it('unmutated random files round-trip exactly', () => {
@@ -587,7 +661,7 @@ describe('files', () => {
   it('rejects .pt (and friends) with conversion instructions', () => {
     for (const ext of ['pt', 'pth', 'bin', 'ckpt', 'PT']) {
       const p = path.join(dir, `x.${ext}`);
-      writeSafetensors(p, one); // even a valid safetensors body is refused by name
+      fs.writeFileSync(p, serializeSafetensors(one)); // even a valid safetensors body is refused by name
       const err = expectError(() => readSafetensors(p), pickleRe);
       expect(err.message).toContain(p);
       expect(err.message).toContain(

@@ -1,10 +1,10 @@
 /**
  * Parity with PyTorch through the compiler: the tiny ConvNeXt V2 and FCMAE reference vectors of
- * ../shared/refs (float64) cast to f32 and run through jit(..., {backend: 'cpu'}): forward
+ * ../shared/refs (float64) cast to f32 and run through jit on every available backend: forward
  * outputs, losses, every parameter gradient and the input gradient. Tolerance: max-norm
  * relative error max|a - b| / max|b| per tensor <= 1e-4.
  */
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { valueAndGrad } from '../../src/autodiff/index.js';
 import * as convnextv2 from '../../src/convnextv2/index.js';
 import { fcmae } from '../../src/convnextv2/index.js';
@@ -17,6 +17,8 @@ import { flattenParams, unflattenParams } from '../../src/nn/init.js';
 import { softmaxCrossEntropy } from '../../src/nn/losses.js';
 import { jit } from '../../src/passes/jit.js';
 import { loadRefs, relErr } from '../helpers/refs.js';
+import { describeEachBackend } from '../helpers/backends.js';
+import { devicePutAsync } from '../../src/passes/backends.js';
 
 const TOL = 1e-4;
 const f32 = (t: Tensor): Tensor => ops.cast(t, 'f32');
@@ -28,8 +30,8 @@ function report(label: string, errs: Record<string, number>): void {
   for (const [name, e] of Object.entries(errs)) expect(e, name).toBeLessThanOrEqual(TOL);
 }
 
-describe('jit(cpu) f32 against PyTorch float64', () => {
-  it('tiny ConvNeXt V2: logits, loss, every parameter gradient and the input gradient', () => {
+describeEachBackend('jit f32 against PyTorch float64', (backend) => {
+  it('tiny ConvNeXt V2: logits, loss, every parameter gradient and the input gradient', async () => {
     const r = loadRefs('tiny');
     const cfg = convnextv2.config('custom', { depths: [1, 1, 2, 1], dims: [8, 16, 32, 64], numClasses: 10 });
     const params = treeMap<ConvNeXtV2Params>(f32, unflattenParams<ConvNeXtV2Params>(r.withPrefix('param.')));
@@ -44,9 +46,9 @@ describe('jit(cpu) f32 against PyTorch float64', () => {
         const [[loss, logits], [gp, gx]] = valueAndGrad(f, { argnums: [0, 1], hasAux: true })(p, xx);
         return { loss, logits, gp, gx };
       },
-      { backend: 'cpu', cacheDir: false },
+      { backend, cacheDir: false },
     );
-    const out = step(params, x, labels);
+    const out = await devicePutAsync(step(params, x, labels), 'cpu');
     expect(out.logits.dtype).toBe('f32');
     const errs: Record<string, number> = {
       logits: relErr(up(out.logits), r.get('logits')),
@@ -60,11 +62,11 @@ describe('jit(cpu) f32 against PyTorch float64', () => {
       const g = flat.get(name);
       errs[`grad.${name}`] = g ? relErr(up(g), r.get(`grad.${name}`)) : Infinity;
     }
-    report('jit tiny f32', errs);
+    report(`jit tiny f32 [${backend}]`, errs);
   });
 
   for (const tag of ['npl', 'raw'] as const) {
-    it(`FCMAE (${tag === 'npl' ? 'norm_pix_loss' : 'raw pixels'}): loss, pred and every gradient`, () => {
+    it(`FCMAE (${tag === 'npl' ? 'norm_pix_loss' : 'raw pixels'}): loss, pred and every gradient`, async () => {
       const r = loadRefs('fcmae_tiny');
       const cfg = fcmae.config({ depths: [1, 1, 1, 1], dims: [8, 16, 32, 64] }, { decoderDim: 16, decoderDepth: 1, patchSize: 32, imgSize: 64 });
       const params = treeMap<FcmaeParams>(f32, unflattenParams<FcmaeParams>(r.withPrefix('param.')));
@@ -79,9 +81,9 @@ describe('jit(cpu) f32 against PyTorch float64', () => {
           const [[loss, pred], g] = valueAndGrad(f, { hasAux: true })(p);
           return { loss, pred, g };
         },
-        { backend: 'cpu', cacheDir: false },
+        { backend, cacheDir: false },
       );
-      const out = step(params, imgs, mask);
+      const out = await devicePutAsync(step(params, imgs, mask), 'cpu');
       const errs: Record<string, number> = {
         loss: relErr(up(ops.reshape(out.loss, [1])), r.get(`${tag}.loss`)),
         pred: relErr(up(out.pred), r.get(`${tag}.pred`)),
@@ -93,7 +95,7 @@ describe('jit(cpu) f32 against PyTorch float64', () => {
         const g = flat.get(name);
         errs[`grad.${name}`] = g ? relErr(up(g), r.get(`${tag}.grad.${name}`)) : Infinity;
       }
-      report(`jit fcmae ${tag} f32`, errs);
+      report(`jit fcmae ${tag} f32 [${backend}]`, errs);
     });
   }
 });

@@ -129,10 +129,10 @@ function emitLoop(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: reado
         if (fin) cb.line(fin);
         done.add(r.id);
       }
-      for (const o of k.outerOutputs) cb.store(o, dt(o.buf));
+      cb.storeAll(k.outerOutputs, dt);
       if (k.rowOutputs.length) {
         emitNestedLoops(cb, row, rvars, () => {
-          for (const o of k.rowOutputs) cb.store(o, dt(o.buf));
+          cb.storeAll(k.rowOutputs, dt);
         });
       }
     });
@@ -169,9 +169,9 @@ function emitLoop(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: reado
         if (fin) cb.line(`for (let _j = 0; _j < _hi - _lo; _j++) { let _t = ${S}[_j]; ${fin} ${S}[_j] = _t; }`);
         done.add(r.id);
       }
-      if (k.outerOutputs.length) lastLoop(() => k.outerOutputs.forEach((o) => cb.store(o, dt(o.buf))));
+      if (k.outerOutputs.length) lastLoop(() => cb.storeAll(k.outerOutputs, dt));
       if (k.rowOutputs.length) {
-        emitNestedLoops(cb, row, rvars, () => lastLoop(() => k.rowOutputs.forEach((o) => cb.store(o, dt(o.buf)))));
+        emitNestedLoops(cb, row, rvars, () => lastLoop(() => cb.storeAll(k.rowOutputs, dt)));
       }
     });
   }
@@ -234,9 +234,9 @@ export function kernelBuffers(k: Kernel): number[] {
   return [...new Set([...reads, ...writes])].sort((a, b) => a - b);
 }
 
-/** The edge-case rewrites before printing JavaScript (see src/codegen/lower/expr_rules.ts). */
+/** The edge-case rewrites before printing JavaScript (see src/codegen/lower/expr_rules.ts): expansions computed in f64, rounded once. */
 export function prepareKernel(k: Kernel): Kernel {
-  return lowerExprs(k, JS_NATIVE);
+  return lowerExprs(k, { native: JS_NATIVE, wide: 'f64' });
 }
 
 /** Generates the CPU code of one kernel. */

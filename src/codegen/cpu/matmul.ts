@@ -19,40 +19,14 @@
  * different threads (each with its own scratch).
  */
 import type { DType } from '../../ir/dtype.js';
-import { affineStrides, idx, type Idx, idxVars } from '../kernel/index_expr.js';
+import { affineStrides, type Idx, idxVars } from '../kernel/index_expr.js';
+import { type GemmSpec, matmulSpec } from '../lower/gemm_spec.js';
 import { AX, type Axis } from '../kernel/axis.js';
-import { isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand, type SExpr } from '../kernel/kernel_graph.js';
+import type { MatmulKernel, SExpr } from '../kernel/kernel_graph.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
 import { emitWasmEpilogueJs, type EpilogueGeometry, planWasmEpilogue } from './wasm_epilogue.js';
-
-export interface GemmSpec {
-  readonly name: string;
-  readonly batch: number;
-  readonly m: number;
-  readonly n: number;
-  readonly k: number;
-  /** The operands' element type (f32 accumulates in f32 with WebAssembly, else in f64). */
-  readonly dtype: DType;
-  readonly aBuf: number;
-  /** Element index of A[b, m, k] (variables b, m, k). */
-  readonly aIdx: Idx;
-  readonly bBuf: number;
-  /** Element index of B[b, k, n] (variables b, k, n). */
-  readonly bIdx: Idx;
-  /** A prologue: A[b, m, k] as an expression (then aBuf/aIdx are unused). */
-  readonly aExpr?: SExpr;
-  /** A prologue: B[b, k, n] as an expression (then bBuf/bIdx are unused). */
-  readonly bExpr?: SExpr;
-  /** Epilogue outputs over variables b, m, n with `acc 0`. */
-  readonly outputs: readonly KernelOutput[];
-  /**
-   * The same outputs before the dialect's edge-case rewrites, for the WebAssembly epilogue,
-   * which implements max/min, erf and friends with their host meaning itself.
-   */
-  readonly wasmOutputs?: readonly KernelOutput[];
-}
 
 export interface GemmTiles {
   readonly mc: number;
@@ -78,10 +52,6 @@ const JS_MR = 4;
 const JS_NR = 4;
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
-
-export function stridedIdx(offset: number, terms: readonly [Axis, number][]): Idx {
-  return idx.add(idx.const(offset), ...terms.filter(([, s]) => s !== 0).map(([v, s]) => idx.scale(idx.var(v), s)));
-}
 
 const isPow2 = (x: number): boolean => (x & (x - 1)) === 0;
 
@@ -132,7 +102,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   // the epilogue in WebAssembly when expressible (wasm_epilogue.ts), with its staging area S
   const epiMode = opts.wasmEpilogue ?? true;
   const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
-  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.wasmOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
+  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
   const combined = epi?.func ? 1 : 0;
   const wasmBytes = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
   const scratch: ScratchSpec[] = useWasm
@@ -246,7 +216,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
       if (id !== 0) throw new Error(`cpu codegen: matmul ${spec.name} epilogue reads acc ${id}`);
       return { src: accSrc ? accSrc() : '0', depth: accSrc ? nDepth : 0 };
     };
-    for (const o of spec.outputs) cb.store(o, dtypes.get(o.buf) ?? spec.dtype);
+    cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
     cb.close('for (let n = _jc; n < _jc + _nc; n++)');
     cb.close('for (let m = _c0; m < _c1; m++)');
   };
@@ -321,7 +291,7 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
       if (spec.dtype === 'u32') cb.line('_acc = _acc >>> 0;');
       const d = cb.depth;
       cb.accResolver = () => ({ src: '_acc', depth: d });
-      for (const o of spec.outputs) cb.store(o, dtypes.get(o.buf) ?? spec.dtype);
+      cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
     });
   });
   return {
@@ -337,31 +307,6 @@ function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: r
   };
 }
 
-/** A MatmulKernel as a GEMM spec. */
-export function matmulSpec(k: MatmulKernel): GemmSpec {
-  const strided = (o: MatmulOperand, vars: readonly [Axis, Axis, Axis]): { buf: number; idx: Idx; expr?: SExpr } =>
-    isExprOperand(o)
-      ? { buf: -1, idx: idx.const(0), expr: o.expr }
-      : { buf: o.buf, idx: stridedIdx(o.offset, vars.map((v, i) => [v, o.strides[i]!] as [Axis, number])) };
-  const a = strided(k.a, [AX.b, AX.m, AX.k]);
-  const b = strided(k.b, [AX.b, AX.k, AX.n]);
-  return {
-    name: k.name,
-    batch: k.batch,
-    m: k.m,
-    n: k.n,
-    k: k.k,
-    dtype: k.dtype,
-    aBuf: a.buf,
-    aIdx: a.idx,
-    bBuf: b.buf,
-    bIdx: b.idx,
-    ...(a.expr ? { aExpr: a.expr } : {}),
-    ...(b.expr ? { bExpr: b.expr } : {}),
-    outputs: k.outputs,
-  };
-}
-
 export function emitMatmul(k: MatmulKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], opts: EmitOptions = {}, original: MatmulKernel = k): JsKernelCode {
-  return emitGemm({ ...matmulSpec(k), wasmOutputs: original.outputs }, dtypes, bufs, opts);
+  return emitGemm({ ...matmulSpec(k), originalOutputs: original.outputs }, dtypes, bufs, opts);
 }

@@ -34,6 +34,8 @@ export class ScopeBuilder {
   private readonly scopes: Scope[] = [{ lines: [], depth: 0 }];
   private readonly varDepth = new Map<string, number>();
   private readonly nodeCache = new Map<SExpr, Cached>();
+  /** Loads by buffer and index: equal loads from different DAGs (merged kernels) are read once. */
+  private readonly loadCache = new Map<string, Cached>();
   private readonly idxCache = new Map<string, Cached>();
   private counter = 0;
   accResolver: AccResolver = (id) => {
@@ -73,6 +75,7 @@ export class ScopeBuilder {
     if (!s || this.scopes.length === 0) throw new Error(`${this.dialect.name} codegen: scope underflow`);
     const d = s.depth;
     for (const [k, v] of this.nodeCache) if (v.depth >= d) this.nodeCache.delete(k);
+    for (const [k, v] of this.loadCache) if (v.depth >= d) this.loadCache.delete(k);
     for (const [k, v] of this.idxCache) if (v.depth >= d) this.idxCache.delete(k);
     for (const [k, v] of this.varDepth) if (v >= d) this.varDepth.delete(k);
     const parent = this.scopes[this.scopes.length - 1]!.lines;
@@ -193,6 +196,9 @@ export class ScopeBuilder {
     if (e.op === 'const') return D.literal(castScalar(e.value, e.dtype), e.dtype);
     const hit = this.nodeCache.get(e);
     if (hit) return hit.name;
+    const loadKey = e.op === 'load' && !e.dyn ? `${e.buf}:${idxKey(e.index)}` : undefined;
+    const same = loadKey === undefined ? undefined : this.loadCache.get(loadKey);
+    if (same) return same.name;
     let src: string;
     switch (e.op) {
       case 'load':
@@ -203,10 +209,12 @@ export class ScopeBuilder {
         if (/^[A-Za-z_$][\w$]*$|^\(?-?\d+\)?$/.test(src)) return src;
         break;
       }
-      case 'acc':
-        src = this.accResolver(e.id).src;
+      case 'acc': {
+        const raw = this.accResolver(e.id).src;
+        src = D.accValue ? D.accValue(raw, e.dtype) : raw;
         if (/^[A-Za-z_$][\w$]*$/.test(src)) return src;
         break;
+      }
       case 'unary':
         src = D.unary(e.fn, this.valueAt(e.a, memo), e.dtype);
         break;
@@ -229,6 +237,7 @@ export class ScopeBuilder {
     const name = this.fresh();
     this.line(D.declare(name, e.dtype, src), d);
     this.nodeCache.set(e, { name, depth: d });
+    if (loadKey !== undefined) this.loadCache.set(loadKey, { name, depth: d });
     return name;
   }
 
@@ -237,10 +246,20 @@ export class ScopeBuilder {
    * f16/bf16), `+=` for an accumulating store, guarded by `when`.
    */
   store(o: KernelOutput, dtype: DType): void {
-    const v = this.value(o.expr);
-    let stmt = this.dialect.store(o.buf, this.loadIndex(o.index, o.dyn, new Map()), v, dtype, o.accumulate ?? false);
-    if (o.when) stmt = this.dialect.guard(this.value(o.when), stmt);
-    this.line(stmt);
+    this.storeAll([o], () => dtype);
+  }
+
+  /**
+   * Emits several outputs' stores: every value (and offset and guard) is computed before the
+   * first store, so a store into a buffer that aliases an input (a donated input updated in
+   * place) never changes what another output of the same element reads.
+   */
+  storeAll(outputs: readonly KernelOutput[], dtypeOf: (buf: number) => DType): void {
+    const parts = outputs.map((o) => ({ o, value: this.value(o.expr), at: this.loadIndex(o.index, o.dyn, new Map()), when: o.when ? this.value(o.when) : undefined }));
+    for (const { o, value, at, when } of parts) {
+      const stmt = this.dialect.store(o.buf, at, value, dtypeOf(o.buf), o.accumulate ?? false);
+      this.line(when === undefined ? stmt : this.dialect.guard(when, stmt));
+    }
   }
 
   /** The element index of a load or store: its index expression plus a data-dependent offset. */

@@ -1,5 +1,6 @@
 /** The primitive table: one entry per primitive, typed so that a missing rule is a compile error. */
-import type { Lowering, PrimName, PrimTable } from '../primitive.js';
+import type { Lowering, PrimDef, PrimName, PrimTable } from '../primitive.js';
+import type { Eqn } from '../program.js';
 import { contractionPrims } from './contraction.js';
 import { elementwisePrims } from './elementwise.js';
 import { higherOrderPrims } from './higher_order.js';
@@ -21,4 +22,13 @@ export const PRIMS: PrimTable = Object.freeze({
 /** The primitives lowered as `kind` (the one source of truth for every list of op classes). */
 export function primsLoweredAs(kind: Lowering): ReadonlySet<PrimName> {
   return new Set((Object.keys(PRIMS) as PrimName[]).filter((p) => PRIMS[p].lowering === kind));
+}
+
+/**
+ * The rule-table entry of an equation's primitive, typed for its params. The one place where a
+ * primitive's name and its params are correlated by a cast (TypeScript cannot correlate a
+ * union of names with a union of entries).
+ */
+export function defOf<E extends Eqn>(e: E): PrimDef<E['params']> {
+  return PRIMS[e.prim] as unknown as PrimDef<E['params']>;
 }

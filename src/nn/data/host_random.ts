@@ -11,9 +11,9 @@ export type HostKey = readonly [number, number];
 
 const TWO_32 = 4294967296;
 
-/** random.key(seed): [0, seed mod 2^32]. */
+/** random.key(seed): [floor(seed / 2^32), seed mod 2^32] for seeds >= 0; [0, seed mod 2^32] for negative ones (JAX's). */
 export function hostKey(seed: number): HostKey {
-  return [0, ((seed % TWO_32) + TWO_32) % TWO_32];
+  return [seed >= 0 ? Math.floor(seed / TWO_32) : 0, ((seed % TWO_32) + TWO_32) % TWO_32];
 }
 
 /** random.foldIn(key, data): Threefry of the counter pair (0, data). */

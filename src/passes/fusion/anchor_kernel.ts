@@ -34,8 +34,8 @@ function epilogue(b: KernelBuilder, a: Var, root: Var, outIdx: Idx[], ranges: Ma
 
 export function buildAnchor(b: KernelBuilder, a: Var, root: Var): void {
   const e = b.view.producer.get(a)!;
-  if (e.prim === 'dot_general') buildMatmul(b, a, root, e.inputs as [Atom, Atom], e.params as unknown as DotParams);
-  else buildConv(b, a, root, e.inputs as [Atom, Atom], e.params as unknown as ConvParams);
+  if (e.prim === 'dot_general') buildMatmul(b, a, root, e.inputs as [Atom, Atom], e.params);
+  else if (e.prim === 'conv_general') buildConv(b, a, root, e.inputs as [Atom, Atom], e.params);
 }
 
 function buildMatmul(b: KernelBuilder, a: Var, root: Var, [lhs, rhs]: [Atom, Atom], pr: DotParams): void {

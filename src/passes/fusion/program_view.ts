@@ -2,7 +2,7 @@
 import type { Lowering } from '../../ir/primitive.js';
 import { PRIMS } from '../../ir/primitives/index.js';
 import type { PrimName } from '../../ir/primitive.js';
-import { type Eqn, type Program, Var } from '../../ir/program.js';
+import { type Eqn, paramsOf, type Program, Var } from '../../ir/program.js';
 
 /** Lowerings that become scalar expressions inside the kernel that consumes them. */
 const INLINABLE: ReadonlySet<Lowering> = new Set(['unary', 'binary', 'compare', 'select', 'cast', 'view', 'gather', 'random']);
@@ -18,7 +18,7 @@ export const isReducing = (prim: string): boolean => REDUCING.has(loweringOf(pri
 export const isAnchor = (prim: string): boolean => loweringOf(prim) === 'contraction';
 
 /** The axes a reducing equation reduces. */
-export const reducedAxes = (e: Eqn): number[] => (e.prim === 'argmax' ? [e.params.axis as number] : (e.params.axes as number[]));
+export const reducedAxes = (e: Eqn): number[] => (e.prim === 'argmax' ? [e.params.axis] : [...(paramsOf(e).axes as number[])]);
 
 export class ProgramView {
   readonly producer = new Map<Var, Eqn>();

@@ -5,7 +5,7 @@
  * layout), several layouts, strides, paddings (incl. negative), dilations and groups.
  */
 import { describe, expect, it } from 'vitest';
-import { convPath, type ConvPath } from '../../../src/codegen/cpu/conv.js';
+import { convPath, type ConvPath } from '../../../src/codegen/lower/conv_geometry.js';
 import { createCpuDevice } from '../../../src/codegen/cpu/device.js';
 import { wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
 import type { ConvKernel, KernelGraph, KernelOutput } from '../../../src/codegen/kernel/kernel_graph.js';

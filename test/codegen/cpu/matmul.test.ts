@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice, instantiateKernel } from '../../../src/codegen/cpu/device.js';
 import { bufferDtypes, type JsKernelCode } from '../../../src/codegen/cpu/emit.js';
-import { emitGemm, matmulSpec } from '../../../src/codegen/cpu/matmul.js';
+import { emitGemm } from '../../../src/codegen/cpu/matmul.js';
+import { matmulSpec } from '../../../src/codegen/lower/gemm_spec.js';
 import { instantiateGemm, makeMemory, wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
 import type { KernelGraph, KernelOutput, MatmulKernel, SExpr } from '../../../src/codegen/kernel/kernel_graph.js';
 import { castScalar, type DType } from '../../../src/ir/dtype.js';
