@@ -2,6 +2,7 @@
  * simplify: identity and algebraic folding, reshape/transpose/broadcast composition, constant
  * folding of scalar literals, CSE and DCE. The folding rules are a pattern table (SIMPLIFY_RULES).
  */
+import type { Origins } from './inline.js';
 import { HostArray } from '../ir/host.js';
 import type { PrimName } from '../ir/primitive.js';
 import { PRIMS } from '../ir/primitives/index.js';
@@ -78,7 +79,7 @@ function literalKey(a: Atom): string {
   return a instanceof Literal ? `L${a.value}:${a.dtype}` : `v${a.id}`;
 }
 
-function onePass(p: Program, origins?: Map<Var, string>): { program: Program; changed: boolean } {
+function onePass(p: Program, origins?: Origins): { program: Program; changed: boolean } {
   const b = new ProgramBuilder(origins);
   const producers = new Map<Var, Eqn>();
   const cse = new Map<string, Var[]>();
@@ -185,7 +186,7 @@ export function dce(p: Program): Program {
 }
 
 /** `origins` (optional) carries region names over to the rewritten program's vars. */
-export function simplify(p: Program, origins?: Map<Var, string>): Program {
+export function simplify(p: Program, origins?: Origins): Program {
   let cur = p;
   for (let round = 0; round < 4; round++) {
     const r = onePass(cur, origins);
