@@ -75,8 +75,9 @@ function swapDot(d: Eqn, perm: readonly number[]): { params: Params; inputs: Ato
   return { params: { contracting: [contracting[1], contracting[0]], batch: [batch[1], batch[0]] }, inputs: [rhs, lhs] };
 }
 
+/** An atom's CSE key: literals by their exact value (-0 is not 0; NaN is NaN), variables by id. */
 function literalKey(a: Atom): string {
-  return a instanceof Literal ? `L${a.value}:${a.dtype}` : `v${a.id}`;
+  return a instanceof Literal ? `L${Object.is(a.value, -0) ? '-0' : String(a.value)}:${a.dtype}` : `v${a.id}`;
 }
 
 function onePass(p: Program, origins?: Origins): { program: Program; changed: boolean } {
