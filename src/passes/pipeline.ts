@@ -14,6 +14,7 @@ import { type DonationInfo, planMemory } from './memory.js';
 import { mergeLoopKernels } from './merge_phases.js';
 import { splitToBufferLimit } from './buffer_limit.js';
 import { simplify } from './simplify.js';
+import { foldConstants } from './const_fold.js';
 
 export interface Pass {
   readonly name: string;
@@ -23,6 +24,7 @@ export interface Pass {
 export const PASSES: readonly Pass[] = [
   { name: 'inline', run: (p, o) => inlineRegions(p, o) },
   { name: 'simplify', run: (p, o) => simplify(p, o) },
+  { name: 'fold-constants', run: (p, o) => foldConstants(p, o) },
   { name: 'layout', run: (p, o) => layoutNHWC(p, o) },
   { name: 'patchify', run: (p, o) => patchifyConvs(p, o) },
   { name: 'simplify-2', run: (p, o) => simplify(p, o) },
