@@ -108,7 +108,7 @@ function cast(a: string, from: DType, to: DType): string {
 }
 
 const MATH: Readonly<Partial<Record<UnaryFn, string>>> = {
-  exp: 'exp', log: 'log', sin: 'sin', cos: 'cos', tanh: 'ng_tanh', sqrt: 'sqrt', abs: 'abs', floor: 'floor', ceil: 'ceil',
+  exp: 'exp', log: 'log', sin: 'ng_sin', cos: 'ng_cos', tanh: 'ng_tanh', sqrt: 'sqrt', abs: 'abs', floor: 'floor', ceil: 'ceil',
 };
 
 function intOp(fn: string, a: string, b: string, dtype: 'i32' | 'u32'): string {
@@ -168,6 +168,25 @@ fn ng_f32_to_i32(x: f32) -> i32 {
   let hi = floor(t / 4294967296.0f);
   return bitcast<i32>(u32(t - hi * 4294967296.0f));
 }
+// sin and cos to about an ulp for |x| < 2^15 (GPU builtins may be far coarser): x = j pi/2 + r
+// with pi/2 in three parts (the first two exact in the product), |r| <= pi/4, Cephes' polynomials.
+fn ng_sincos_poly(r: f32, q: i32) -> f32 {
+  let z = r * r;
+  let s = r + r * z * ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f);
+  let c = 1.0f - 0.5f * z + z * z * ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f);
+  let v = select(s, c, (q & 1i) != 0i);
+  return select(v, -v, (q & 2i) != 0i);
+}
+fn ng_sincos(x: f32, shift: i32) -> f32 {
+  if ((bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u) { return ng_f32_bits(0x7fc00000u); }
+  let j = round(x * 0.63661977236758134f);
+  var r = fma(-j, 1.5703125f, x);
+  r = fma(-j, 4.837512969970703125e-4f, r);
+  r = fma(-j, 7.54978995489188216e-8f, r);
+  return ng_sincos_poly(r, (i32(j) + shift) & 3i);
+}
+fn ng_sin(x: f32) -> f32 { return ng_sincos(x, 0i); }
+fn ng_cos(x: f32) -> f32 { return ng_sincos(x, 1i); }
 fn ng_tanh(x: f32) -> f32 {
   let e = exp(-2.0f * abs(x));
   let t = (1.0f - e) / (1.0f + e);

@@ -223,7 +223,7 @@ export class WgslRuntime {
   private readonly staging: SlotPool;
   private readonly pipelines = new Map<string, Promise<WgslPipeline>>();
   private readonly readyPipelines = new Map<string, WgslPipeline>();
-  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly modules = new Map<string, { gpu: GPUShaderModule; ok: Promise<boolean> }>();
   private pipelineCount = 0;
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bindGroupsOfSlot = new Map<number, string[]>();
@@ -231,6 +231,7 @@ export class WgslRuntime {
   private uniformGeneration = 0;
   private readonly inflight = new Set<Promise<void>>();
   private pendingError: WgslDeviceError | null = null;
+  private pendingCompileError = false;
   private lostError: WgslDeviceError | null = null;
   private lastCall: { name: string; kernels: string[] } = { name: '(none)', kernels: [] };
   private destroyed = false;
@@ -396,23 +397,27 @@ export class WgslRuntime {
     let module = this.modules.get(source);
     if (!module) {
       device.pushErrorScope('validation');
-      module = device.createShaderModule({ code: source, label: name });
+      const created = device.createShaderModule({ code: source, label: name });
       const scope = device.popErrorScope();
-      const check = Promise.all([module.getCompilationInfo(), scope]).then(([info, moduleError]) => {
+      // resolves true when the module compiled (its messages name the kernel and lines otherwise)
+      const ok = Promise.all([created.getCompilationInfo(), scope]).then(([info, moduleError]) => {
         const errors = info.messages.filter((m) => m.type === 'error');
         if (errors.length > 0) this.recordCompileError(compileErrorMessage(name, source, errors), name);
         else if (moduleError) this.recordCompileError(`wgsl kernel "${name}": shader module rejected: ${moduleError.message}`, name);
+        return errors.length === 0 && !moduleError;
       });
-      this.watch(check, name);
+      this.watch(ok, name);
+      module = { gpu: created, ok };
       this.modules.set(source, module);
     }
     const layout = this.bindGroupLayout(name, bindings);
     device.pushErrorScope('validation');
-    const gpu = device.createComputePipeline({ label: name, layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module, entryPoint } });
-    this.watch(
-      device.popErrorScope().then((e) => (e ? this.recordCompileError(`wgsl kernel "${name}": pipeline creation failed for entry point "${entryPoint}": ${e.message}`, name) : undefined)),
-      name,
+    const gpu = device.createComputePipeline({ label: name, layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module: module.gpu, entryPoint } });
+    // a pipeline error after a module error repeats it: report the module's
+    const pipelineError = Promise.all([module.ok, device.popErrorScope()]).then(([moduleOk, e]) =>
+      e && moduleOk ? this.recordCompileError(`wgsl kernel "${name}": pipeline creation failed for entry point "${entryPoint}": ${e.message}`, name) : undefined,
     );
+    this.watch(pipelineError, name);
     const uniform = bindings.find((b) => b.kind === 'uniform') ?? null;
     const p: WgslPipeline = { id: ++this.pipelineCount, name, entryPoint, gpu, storage, uniform, layout, owner: this };
     this.readyPipelines.set(key, p);
@@ -439,9 +444,11 @@ export class WgslRuntime {
     void done.finally(() => this.inflight.delete(done));
   }
 
+  /** A compile error replaces a pending call error (which it caused: "invalid due to a previous error"). */
   private recordCompileError(message: string, kernel: string): void {
-    if (this.pendingError || this.destroyed) return;
+    if (this.pendingCompileError || this.destroyed) return;
     this.pendingError = new WgslDeviceError(message, [kernel]);
+    this.pendingCompileError = true;
   }
 
   // ---- calls ---------------------------------------------------------------------------
@@ -675,6 +682,7 @@ export class WgslRuntime {
     const e = this.pendingError;
     if (e) {
       this.pendingError = null;
+      this.pendingCompileError = false;
       throw e;
     }
   }

@@ -128,7 +128,7 @@ function emitSerial(cb: GpuCode, k: LoopKernel, ctx: EmitContext, wg: number): n
   for (const phase of reductionPhases(k.reductions)) {
     for (const r of phase) {
       const t = accType(r.expr.dtype);
-      cb.line(D.declareMutable(`ng_p${r.id}`, t, r.op === 'argmax' ? cb.int(-1) : identity(D, r.op, t)));
+      cb.line(D.declareMutable(`ng_p${r.id}`, r.op === 'argmax' ? 'i32' : t, r.op === 'argmax' ? cb.int(-1) : identity(D, r.op, t)));
       if (r.op === 'argmax') cb.line(D.declareMutable(`ng_p${r.id}v`, t, identity(D, r.op, t)));
     }
     if (product(k.row) > 0) {
@@ -154,7 +154,7 @@ function treePhase(cb: GpuCode, k: LoopKernel, phase: readonly Reduction[], wg: 
   const rVars = varsOf(k.row, 'row');
   for (const r of phase) {
     const t = accType(r.expr.dtype);
-    cb.line(D.declareMutable(`ng_p${r.id}`, t, r.op === 'argmax' ? cb.int(-1) : identity(D, r.op, t)));
+    cb.line(D.declareMutable(`ng_p${r.id}`, r.op === 'argmax' ? 'i32' : t, r.op === 'argmax' ? cb.int(-1) : identity(D, r.op, t)));
     if (r.op === 'argmax') cb.line(D.declareMutable(`ng_p${r.id}v`, t, identity(D, r.op, t)));
   }
   if (R > 0) {
