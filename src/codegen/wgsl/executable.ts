@@ -62,7 +62,7 @@ export class WgslExecutable implements Executable {
     this.dtypes = dt;
     this.sizes = sz;
     const storage = storageKeys(graph, plan);
-    this.codes = graph.kernels.map((k) => emitGpuKernel(k, ctx.target, { dtypeOf: (b) => this.dtypeOf(b), storageOf: (b) => storage.get(b) ?? b }));
+    this.codes = graph.kernels.map((k) => emitGpuKernel(k, ctx.target, { dtypeOf: (b) => this.dtypeOf(b), sizeOf: (b) => this.sizes[b] ?? 0, storageOf: (b) => storage.get(b) ?? b }));
     this.pipelines = this.codes.map((c) => c.dispatches.map((d) => ctx.rt.pipelineNow(c.source, d.entry, c.name)));
     this.kernelCount = graph.kernels.length;
     this.sources = this.codes.map((c) => c.source);

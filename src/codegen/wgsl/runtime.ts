@@ -232,6 +232,8 @@ export class WgslRuntime {
   private readonly inflight = new Set<Promise<void>>();
   private pendingError: WgslDeviceError | null = null;
   private pendingCompileError = false;
+  /** Shader modules whose compilation messages have not arrived yet. */
+  private moduleChecks = 0;
   private lostError: WgslDeviceError | null = null;
   private lastCall: { name: string; kernels: string[] } = { name: '(none)', kernels: [] };
   private destroyed = false;
@@ -400,7 +402,8 @@ export class WgslRuntime {
       const created = device.createShaderModule({ code: source, label: name });
       const scope = device.popErrorScope();
       // resolves true when the module compiled (its messages name the kernel and lines otherwise)
-      const ok = Promise.all([created.getCompilationInfo(), scope]).then(([info, moduleError]) => {
+      this.moduleChecks++;
+      const ok = Promise.all([created.getCompilationInfo(), scope]).finally(() => this.moduleChecks--).then(([info, moduleError]) => {
         const errors = info.messages.filter((m) => m.type === 'error');
         if (errors.length > 0) this.recordCompileError(compileErrorMessage(name, source, errors), name);
         else if (moduleError) this.recordCompileError(`wgsl kernel "${name}": shader module rejected: ${moduleError.message}`, name);
@@ -680,6 +683,9 @@ export class WgslRuntime {
     if (this.destroyed) throw new NexgradError('wgsl: the runtime was destroyed');
     if (this.lostError) throw this.lostError;
     const e = this.pendingError;
+    // an invalid pipeline's call error while its module's check is still running: the module's
+    // compile error (its cause) follows, and read()/sync() wait for it
+    if (e && !this.pendingCompileError && this.moduleChecks > 0 && /invalid due to a previous error/.test(e.message)) return;
     if (e) {
       this.pendingError = null;
       this.pendingCompileError = false;

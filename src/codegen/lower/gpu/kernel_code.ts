@@ -41,6 +41,8 @@ export interface GpuTarget {
 export interface GpuBuffers {
   /** Element dtype of every graph buffer. */
   readonly dtypeOf: (buf: number) => DType;
+  /** Elements of every graph buffer. */
+  readonly sizeOf: (buf: number) => number;
   /**
    * The storage a buffer lives in (buffers of one kernel that share a storage share a
    * binding); buffers with their own storage may return their own id.
