@@ -1,9 +1,11 @@
 /**
  * The JavaScript dialect of the CPU backend: how JavaScript spells each scalar operation, type,
- * declaration, load and store over typed arrays. Values are JS numbers; integers wrap at 32
- * bits (`| 0`, `>>> 0`, Math.imul); bools are 0/1; f16/bf16 live in Float32Arrays, rounded when
- * stored and after each operation (expr_rules' quantizing casts). The edge cases (division by
- * zero, NaN in max/min, ...) arrive already rewritten by src/codegen/lower/expr_rules.ts.
+ * declaration, load and store over typed arrays. Values are JS numbers (float64); every f32
+ * operation is rounded to f32 (Math.fround), as every backend computes f32 and as eager
+ * operations store it, so jit and eager agree; integers wrap at 32 bits (`| 0`, `>>> 0`,
+ * Math.imul); bools are 0/1; f16/bf16 live in Float32Arrays, computed in f32 and rounded after
+ * each operation (expr_rules). The edge cases (division by zero, NaN in max/min, ...) arrive
+ * already rewritten by src/codegen/lower/expr_rules.ts.
  */
 import type { DType } from '../../ir/dtype.js';
 import { bufName, type Dialect } from '../lower/dialect.js';
@@ -65,11 +67,15 @@ const FLOAT_UNARY: Readonly<Partial<Record<UnaryFn, (a: string, d: DType) => str
   },
 };
 
+/** An f32 result rounded to f32 (other floats are exact in a JS number, or rounded by expr_rules' casts). */
+const f32 = (src: string, dtype: DType): string => (dtype === 'f32' ? `Math.fround(${src})` : src);
+
 function unarySrc(fn: UnaryFn, a: string, dtype: DType): string {
   if (fn === 'not') return dtype === 'bool' ? `(${a} ? 0 : 1)` : dtype === 'u32' ? `(~${a} >>> 0)` : `(~${a})`;
   const f = FLOAT_UNARY[fn];
   if (!f) throw new Error(`cpu codegen: unary ${fn} must be rewritten by expr_rules`);
-  return isInt(dtype) ? wrapInt(f(a, dtype), dtype) : f(a, dtype);
+  if (isInt(dtype)) return wrapInt(f(a, dtype), dtype);
+  return fn === 'neg' || fn === 'abs' ? f(a, dtype) : f32(f(a, dtype), dtype);
 }
 
 /** Integer binary ops (i32 results; u32 goes through `>>> 0`). */
@@ -110,7 +116,7 @@ function binarySrc(fn: BinaryFn, a: string, b: string, dtype: DType): string {
   }
   const f = FLOAT_BINARY[fn];
   if (!f) throw new Error(`cpu codegen: float ${fn} must be rewritten by expr_rules`);
-  return f(a, b);
+  return f32(f(a, b), dtype);
 }
 
 const CMP: Readonly<Record<CmpFn, string>> = { eq: '===', ne: '!==', lt: '<', le: '<=', gt: '>', ge: '>=' };
@@ -154,4 +160,5 @@ export const JS_DIALECT: Dialect = {
     return `${at} = ${storeValue(accumulate ? `${at} + ${value}` : value, dtype)};`;
   },
   guard: (c, stmt) => `if (${c}) ${stmt}`,
+  accValue: (src, dtype) => f32(src, dtype),
 };
