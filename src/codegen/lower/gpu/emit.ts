@@ -16,7 +16,7 @@ import { clampLoads } from './safe_loads.js';
 import { emitSortKernel } from './sort.js';
 
 export function emitGpuKernel(kernel: Kernel, target: GpuTarget, buffers: GpuBuffers): GpuKernelCode {
-  const k = clampLoads(lowerExprs(kernel, target.native), buffers.sizeOf);
+  const k = clampLoads(lowerExprs(kernel, { native: target.native }), buffers.sizeOf);
   const bindings = kernelBindings(k, buffers);
   if (k.kind === 'sort') return emitSortKernel(k, target, bindings);
   const ctx = emitContext(k.name, target, bindings, buffers.dtypeOf);
