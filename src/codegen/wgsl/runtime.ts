@@ -11,8 +11,8 @@
  */
 import { NexgradError } from '../../ir/errors.js';
 import { acquireGpu, readLimits, type AcquireOptions, type GpuLimits } from './gpu.js';
-import { reflectBindings, type BindingInfo } from './kernels/bindings.js';
-import { foldWorkgroups } from './kernels/conventions.js';
+import { reflectBindings, type BindingInfo } from './bindings.js';
+import { foldWorkgroups } from './workgroups.js';
 
 /** GPUBufferUsage / GPUShaderStage / GPUMapMode values (fixed by the spec; Node has no globals). */
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;

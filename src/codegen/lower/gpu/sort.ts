@@ -24,7 +24,11 @@ import type { GpuBinding, GpuDialect } from './dialect.js';
 import type { GpuDispatch, GpuKernelCode, GpuTarget } from './kernel_code.js';
 
 const WG = 256;
-const MAX_CAPACITY = 4096;
+/**
+ * Pairs one workgroup sorts in shared memory (8 KiB): larger blocks mean fewer global passes,
+ * but large workgroup arrays cost seconds of shader compile time on SwiftShader.
+ */
+const MAX_CAPACITY = 1024;
 /** Pairs one sort_rows workgroup takes when rows are short (several rows per workgroup). */
 const ROWS_PAIRS = 512;
 
