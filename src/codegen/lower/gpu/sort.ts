@@ -25,8 +25,9 @@ import type { GpuDispatch, GpuKernelCode, GpuTarget } from './kernel_code.js';
 
 const WG = 256;
 /**
- * Pairs one workgroup sorts in shared memory (8 KiB): larger blocks mean fewer global passes,
- * but large workgroup arrays cost seconds of shader compile time on SwiftShader.
+ * Pairs one workgroup sorts in shared memory (8 KiB, half WebGPU's default limit): larger
+ * blocks mean fewer global passes, but where the runtime zero-initialises workgroup memory
+ * (browsers), large arrays cost seconds of SwiftShader compile time.
  */
 const MAX_CAPACITY = 1024;
 /** Pairs one sort_rows workgroup takes when rows are short (several rows per workgroup). */
