@@ -65,7 +65,7 @@ describeWgslBackend('GPU kernels on the WGSL device', env, () => {
     base[n + 650] = NaN;
     for (let j = 0; j < n; j++) base[2 * n + j] = 4;
     const x = ng.tensor(base, { shape: [3, n] });
-    const shapes = kernelsOf((a) => ng.argmax(a, 1), [x]).map((k) => loopShape(k as LoopKernel));
+    const shapes = kernelsOf((a) => ng.argmax(a, 1), [x]).map((k) => loopShape(k as LoopKernel, env.device!));
     expect(shapes).toEqual(['tree']);
     await bitwise((a) => ng.argmax(a, 1), [x], 'argmax over 700');
     await bitwise((a) => a.max(1), [x], 'max over 700');
@@ -76,15 +76,26 @@ describeWgslBackend('GPU kernels on the WGSL device', env, () => {
   it('tree reductions in phases: a softmax and a layer norm over long rows, a column sum', async () => {
     const x = randn([4, 300], 2);
     const softmax = (a: ng.Tensor): ng.Tensor => a.sub(a.max(1, true)).exp().div(a.sub(a.max(1, true)).exp().sum(1, true));
-    expect(kernelsOf(softmax, [x]).map((k) => (k.kind === 'loop' ? loopShape(k) : k.kind))).toContain('tree');
+    expect(kernelsOf(softmax, [x]).map((k) => (k.kind === 'loop' ? loopShape(k, env.device!) : k.kind))).toContain('tree');
     await close(softmax, [x], 1e-6, 'softmax');
     await close((a) => a.sub(a.mean(1, true)).div(a.sub(a.mean(1, true)).square().mean(1, true).add(1e-5).sqrt()), [x], 1e-5, 'layer norm');
     await close((a) => a.sum(0), [randn([500, 3], 3)], 1e-6, 'column sum');
   });
 
+  it('the reduction shape per target: rows read across the outer space and short rows go serial; an emulated GPU avoids barriers', () => {
+    const shapeOf = (fn: Fn, args: ng.Tensor[], emulated: boolean) => kernelsOf(fn, args).map((k) => (k.kind === 'loop' ? loopShape(k, { emulated }) : k.kind));
+    const layerNormLike = (a: ng.Tensor) => a.sub(a.mean(1, true)).square().mean(1);
+    expect(shapeOf(layerNormLike, [randn([784, 80], 41)], false)).toEqual(['tree']);
+    expect(shapeOf(layerNormLike, [randn([784, 80], 41)], true)).toEqual(['serial']);
+    expect(shapeOf(layerNormLike, [randn([4096, 80], 41)], false)).toEqual(['serial']);
+    expect(shapeOf((a) => a.square().sum(0), [randn([196, 640], 42)], false)).toEqual(['serial']); // across the outer space
+    expect(shapeOf((a) => a.square().sum(1), [randn([640, 196], 43)], false)).toEqual(['tree']);
+    expect(shapeOf((a) => a.sum(1), [randn([8, 300], 44)], true)).toEqual(['tree']); // too few outputs to keep the cores busy
+  });
+
   it('serial reductions: many short rows (one thread each)', async () => {
     const x = randn([9000, 5], 4);
-    expect(kernelsOf((a) => a.sum(1), [x]).map((k) => loopShape(k as LoopKernel))).toEqual(['serial']);
+    expect(kernelsOf((a) => a.sum(1), [x]).map((k) => loopShape(k as LoopKernel, env.device!))).toEqual(['serial']);
     await close((a) => a.sum(1), [x], 1e-6, 'row sums');
     await bitwise((a) => ng.argmax(a.round(), 1), [x], 'argmax of short rows with ties');
   });

@@ -35,6 +35,12 @@ export interface GpuTarget {
   readonly maxWorkgroupSize: number;
   /** Bytes of workgroup-shared memory one kernel may declare. */
   readonly maxSharedBytes: number;
+  /**
+   * The device is a GPU emulated on the CPU (SwiftShader, llvmpipe, WARP): a few cores run
+   * every thread and a barrier suspends each of them, so the emulators prefer shapes without
+   * barriers (a reduction takes one thread per output whenever there are a few outputs).
+   */
+  readonly emulated?: boolean;
 }
 
 /** Where each buffer of the graph is stored, as the emitters need it. */
