@@ -236,7 +236,7 @@ export function kernelBuffers(k: Kernel): number[] {
 
 /** The edge-case rewrites before printing JavaScript (see src/codegen/lower/expr_rules.ts): expansions computed in f64, rounded once. */
 export function prepareKernel(k: Kernel): Kernel {
-  return lowerExprs(k, { native: JS_NATIVE, wide: 'f64' });
+  return lowerExprs(k, { native: JS_NATIVE });
 }
 
 /** Generates the CPU code of one kernel. */

@@ -1,11 +1,12 @@
 /**
  * The JavaScript dialect of the CPU backend: how JavaScript spells each scalar operation, type,
- * declaration, load and store over typed arrays. Values are JS numbers (float64); every f32
- * operation is rounded to f32 (Math.fround), as every backend computes f32 and as eager
- * operations store it, so jit and eager agree; integers wrap at 32 bits (`| 0`, `>>> 0`,
- * Math.imul); bools are 0/1; f16/bf16 live in Float32Arrays, computed in f32 and rounded after
- * each operation (expr_rules). The edge cases (division by zero, NaN in max/min, ...) arrive
- * already rewritten by src/codegen/lower/expr_rules.ts.
+ * declaration, load and store over typed arrays. Values are JS numbers: f32 element-wise
+ * intermediates of a fused kernel stay in float64 and are rounded to f32 when stored (a
+ * reduction's f32 result is rounded where it is read, so a fused phase and a stored reduction
+ * give the same value); integers wrap at 32 bits (`| 0`, `>>> 0`, Math.imul); bools are 0/1;
+ * f16/bf16 live in Float32Arrays, rounded after each operation (expr_rules). The edge cases
+ * (division by zero, NaN in max/min, ...) arrive already rewritten by
+ * src/codegen/lower/expr_rules.ts.
  */
 import type { DType } from '../../ir/dtype.js';
 import { bufName, type Dialect } from '../lower/dialect.js';
@@ -67,15 +68,14 @@ const FLOAT_UNARY: Readonly<Partial<Record<UnaryFn, (a: string, d: DType) => str
   },
 };
 
-/** An f32 result rounded to f32 (other floats are exact in a JS number, or rounded by expr_rules' casts). */
+/** An f32 accumulator rounded to f32 where it is read. */
 const f32 = (src: string, dtype: DType): string => (dtype === 'f32' ? `Math.fround(${src})` : src);
 
 function unarySrc(fn: UnaryFn, a: string, dtype: DType): string {
   if (fn === 'not') return dtype === 'bool' ? `(${a} ? 0 : 1)` : dtype === 'u32' ? `(~${a} >>> 0)` : `(~${a})`;
   const f = FLOAT_UNARY[fn];
   if (!f) throw new Error(`cpu codegen: unary ${fn} must be rewritten by expr_rules`);
-  if (isInt(dtype)) return wrapInt(f(a, dtype), dtype);
-  return fn === 'neg' || fn === 'abs' ? f(a, dtype) : f32(f(a, dtype), dtype);
+  return isInt(dtype) ? wrapInt(f(a, dtype), dtype) : f(a, dtype);
 }
 
 /** Integer binary ops (i32 results; u32 goes through `>>> 0`). */
@@ -116,7 +116,7 @@ function binarySrc(fn: BinaryFn, a: string, b: string, dtype: DType): string {
   }
   const f = FLOAT_BINARY[fn];
   if (!f) throw new Error(`cpu codegen: float ${fn} must be rewritten by expr_rules`);
-  return f32(f(a, b), dtype);
+  return f(a, b);
 }
 
 const CMP: Readonly<Record<CmpFn, string>> = { eq: '===', ne: '!==', lt: '<', le: '<=', gt: '>', ge: '>=' };

@@ -20,14 +20,13 @@
  * clamping), add, sub, mul, div, max, min, cmp + select and f32 -> f32 casts, stored at an
  * index (anything in b, m) + n.
  *
- * Lanes. The JavaScript epilogue computes each f32 primitive in double precision and rounds it
- * to f32 (erf's polynomial and 1 / sqrt(x) within one primitive in f64, rounded once), as
- * the reference interpreter does. 'f64x2' does exactly that (f32 loads promoted to f64, each
- * primitive in f64, demoted and promoted back after it) and matches the JavaScript bit for
- * bit, at about half the speed. 'f32x4' (the default) computes in f32 lanes (erf's polynomial
- * too, with its coefficients rounded to f32): a few ulp from the JavaScript results, and more
- * in relative terms where 1 + erf(x) cancels (GELU at x < -3, where the values are tiny: the
- * absolute difference stays under ~2e-6 * max(1, |result|)). max, min and select are
+ * Lanes. The JavaScript epilogue evaluates f32 expressions in double precision and rounds once,
+ * at the store. 'f64x2' does the same (f32 loads promoted to f64, every operation in f64 in the
+ * same order, one demotion at the store) and matches it bit for bit, at about half the speed.
+ * 'f32x4' (the default) rounds every operation to f32 instead (XLA's f32 semantics; erf's
+ * polynomial in f32): a few ulp from the JavaScript results, and more in relative terms where
+ * 1 + erf(x) cancels (GELU at x < -3, where the values are tiny: the absolute difference stays
+ * under ~2e-6 * max(1, |result|)). max, min and select are
  * bitselects that keep the JavaScript comparisons' NaN and signed-zero behavior:
  * max(a, b) = (a > b || a !== a) ? a : b.
  */
@@ -235,9 +234,9 @@ const streamKey = (buf: number, index: Idx): string => `${buf}@${idxKey(index)}`
 // ---------------------------------------------------------------------------------------
 // WebAssembly
 
-/** erf's coefficients (the rule in src/codegen/lower/expr_rules.ts): exact in f64 lanes, rounded in f32 lanes. */
-const ERF_P32 = ERF_P;
-const ERF_Q32 = ERF_Q;
+/** erf's coefficients rounded to f32, as the rule in src/codegen/lower/expr_rules.ts has them for f32 (in both lane types). */
+const ERF_P32 = ERF_P.map(Math.fround);
+const ERF_Q32 = ERF_Q.map(Math.fround);
 
 interface LaneOps {
   readonly W: number;
@@ -354,11 +353,6 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
       have.set(x, l);
       return l;
     };
-    /** The value on the stack rounded to f32 (f64 lanes: each primitive rounds, like JavaScript). */
-    const rounded = (x: SExpr): number => {
-      if (f64) e(DEMOTE, PROMOTE);
-      return set(x);
-    };
     const value = (x: SExpr): number => {
       const h = have.get(x);
       if (h !== undefined) return h;
@@ -390,12 +384,12 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
             case 'sqrt':
               push(x.a);
               e(simd(L.sqrt));
-              return rounded(x);
+              return set(x);
             case 'rsqrt':
               e(L.konst(1));
               push(x.a);
               e(simd(L.sqrt), simd(L.div));
-              return rounded(x);
+              return set(x);
             case 'erf':
               return erf(x, value(x.a));
             default:
@@ -410,7 +404,7 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
               push(x.a);
               push(x.b);
               e(simd(L[x.fn]));
-              return rounded(x);
+              return set(x);
             case 'max':
             case 'min': {
               // JavaScript: (a > b || a !== a) ? a : b  (min with <)
@@ -439,7 +433,7 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
           throw new Error(`wasm epilogue: ${x.op}`);
       }
     };
-    /** erf32(x): if (x >= 4) 1; if (x <= -4) -1; else x * P(u) / Q(u), u = x * x. */
+    /** erf32(x): if (x >= 4) 1; if (x <= -4) -1; else x * P(u) / Q(u) clamped to [-1, 1], u = x * x. */
     const erf = (node: SExpr, xl: number): number => {
       const u = vLocal();
       e(lget(xl), lget(xl), simd(L.mul), lset(u));
@@ -454,9 +448,11 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
       e(simd(L.div));
       const r = vLocal();
       e(lset(r));
+      e(L.konst(1), lget(r), lget(r), L.konst(1), simd(L.cmp.gt), BITSELECT, lset(r));
+      e(L.konst(-1), lget(r), lget(r), L.konst(-1), simd(L.cmp.lt), BITSELECT, lset(r));
       e(L.konst(1), lget(r), lget(xl), L.konst(4), simd(L.cmp.ge), BITSELECT, lset(r));
       e(L.konst(-1), lget(r), lget(xl), L.konst(-4), simd(L.cmp.le), BITSELECT);
-      return rounded(node);
+      return set(node);
     };
     const vals = computed.map((o) => value(o.expr));
     computed.forEach((_o, i) => {

@@ -133,18 +133,20 @@ const pow: Rule = (e, native) => {
 
 /**
  * erf for f32/f16/bf16: a rational approximation in x^2 on [-4, 4] (the form XLA uses; at most
- * 7.3e-7 absolute), +-1 outside. f64 keeps the dialect's float64-accurate erf.
+ * 7.3e-7 absolute), clamped to [-1, 1], +-1 outside. f64 keeps the dialect's float64-accurate erf.
  */
 export const ERF_P: readonly number[] = [0.00022905065861350646, 0.0034082910107109506, 0.050955695062380861, 0.18520832239976145, 1.128379143519084];
 export const ERF_Q: readonly number[] = [-1.1791602954361697e-7, 0.000023547966471313185, 0.0010179625278914885, 0.014070470171167667, 0.11098505178285362, 0.49746925110067538, 1];
-/** The rational approximation, evaluated in the node's own type (f64 when widened: the JavaScript and f64x2 WebAssembly forms). */
+/** The rational approximation, evaluated in the node's own type (its coefficients rounded to it). */
 function erfPolynomial(e: SExpr): SExpr {
   if (e.op !== 'unary') return e;
   const d = e.dtype;
   const x = e.a;
   const u = bin('mul', x, x);
   const horner = (cs: readonly number[]): SExpr => cs.slice(1).reduce((acc, c) => bin('add', bin('mul', acc, u), k(c, d)), k(cs[0]!, d));
-  const r = bin('div', bin('mul', x, horner(ERF_P)), horner(ERF_Q));
+  const q = bin('div', bin('mul', x, horner(ERF_P)), horner(ERF_Q));
+  // with rounded coefficients the ratio can pass +-1 by an ulp near |x| = 4; erf never does
+  const r = sel(cmp('gt', q, k(1, d)), k(1, d), sel(cmp('lt', q, k(-1, d)), k(-1, d), q));
   return sel(cmp('ge', x, k(4, d)), k(1, d), sel(cmp('le', x, k(-4, d)), k(-1, d), r));
 }
 
@@ -176,11 +178,11 @@ const castToBool: Rule = (e) => (e.op === 'cast' && e.dtype === 'bool' && e.a.dt
 const UNARY_RULES: Readonly<Partial<Record<UnaryFn, Rule>>> = { round: roundHalfEven, sign, logistic, rsqrt, log1p, expm1 };
 const BINARY_RULES: Readonly<Partial<Record<BinaryFn, Rule>>> = { div: intDiv, rem: intRem, shift_left: shift, shift_right_logical: shift, max: extremum, min: extremum, pow };
 
-/** The rewrite of a node; `dtype` is the primitive's own type when the node was widened (its rule is chosen by it). */
-function ruleFor(e: SExpr, native: ReadonlySet<NativeOp>, dtype: DType = e.dtype): SExpr | undefined {
+/** The rewrite of a node, or undefined when the dialect computes it as it is. */
+function ruleFor(e: SExpr, native: ReadonlySet<NativeOp>): SExpr | undefined {
   switch (e.op) {
     case 'unary':
-      if (e.fn === 'erf') return dtype === 'f64' && native.has('erf_f64') ? undefined : erfPolynomial(e);
+      if (e.fn === 'erf') return e.dtype === 'f64' && native.has('erf_f64') ? undefined : erfPolynomial(e);
       return UNARY_RULES[e.fn]?.(e, native);
     case 'binary':
       return boolBinary(e, native) ?? BINARY_RULES[e.fn]?.(e, native);
@@ -191,32 +193,23 @@ function ruleFor(e: SExpr, native: ReadonlySet<NativeOp>, dtype: DType = e.dtype
   }
 }
 
-/**
- * How a dialect computes what a rule expands: `wide` is a float type with more precision than
- * the value (f64 on the CPU) in which a primitive's expansion runs before one rounding to the
- * primitive's dtype -- exactly what the reference interpreter does per primitive; GPUs leave it
- * unset and compute expansions in f32.
- */
+/** The operations a dialect computes natively (the others are expanded by the rules above). */
 export interface LoweringOptions {
   readonly native: ReadonlySet<NativeOp>;
-  readonly wide?: 'f64';
 }
 
 /**
- * A float primitive whose dtype is narrower than what it should be computed in (f16/bf16
- * always go through f32; everything through `wide` when the dialect has it) is computed on
- * widened operands and rounded back once, as the host rounds after each primitive.
+ * f16/bf16 primitives are computed on f32 operands and rounded back once (the host rounds after
+ * each primitive); f32 and f64 nodes are expanded in their own type, with constants of that type
+ * (a dialect that holds f32 intermediates wider, as JavaScript's numbers do, evaluates the same
+ * expansion with the same f32 constants, only without intermediate rounding).
  */
 function lowerNode(e: SExpr, o: LoweringOptions): SExpr {
-  if ((e.op !== 'unary' && e.op !== 'binary') || !isFloat(e.dtype) || e.dtype === 'f64') return ruleFor(e, o.native) ?? e;
   const half = e.dtype === 'f16' || e.dtype === 'bf16';
-  const to: DType | undefined = o.wide ?? (half ? 'f32' : undefined);
-  if (!to) return ruleFor(e, o.native) ?? e;
-  const rule = ruleFor(e, o.native);
-  if (!rule && !half) return e; // a plain f32 op: the dialect rounds it itself
-  const widen = (x: SExpr): SExpr => ({ op: 'cast', a: x, dtype: to });
-  const wide: SExpr = e.op === 'unary' ? { ...e, a: widen(e.a), dtype: to } : ({ ...e, a: widen(e.a), b: widen((e as { b: SExpr }).b), dtype: to } as SExpr);
-  return { op: 'cast', a: ruleFor(wide, o.native, e.dtype) ?? wide, dtype: e.dtype };
+  if ((e.op !== 'unary' && e.op !== 'binary') || !half) return ruleFor(e, o.native) ?? e;
+  const widen = (x: SExpr): SExpr => ({ op: 'cast', a: x, dtype: 'f32' });
+  const wide: SExpr = e.op === 'unary' ? { ...e, a: widen(e.a), dtype: 'f32' } : ({ ...e, a: widen(e.a), b: widen((e as { b: SExpr }).b), dtype: 'f32' } as SExpr);
+  return { op: 'cast', a: ruleFor(wide, o.native) ?? wide, dtype: e.dtype };
 }
 
 /** The kernel with every edge case rewritten for a dialect (see LoweringOptions). */
