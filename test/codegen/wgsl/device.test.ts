@@ -53,10 +53,12 @@ describeWgslBackend('the WGSL device', env, (device) => {
   });
 
   it('alloc is zero-filled even when the pool hands back a used buffer', async () => {
-    const a = device.upload(new HostArray('f32', [64], Float32Array.from({ length: 64 }, (_, i) => i + 1)));
-    await a.read();
-    device.free(a);
+    const used = rt.alloc(256);
+    rt.upload(used, Float32Array.from({ length: 64 }, (_, i) => i + 1));
+    await rt.read(used, 4);
+    rt.release(used);
     const z = device.alloc('f32', [64]);
+    expect((z as WgslArray).buffer.gpuBuffer).toBe(used.gpuBuffer); // the pool's last released buffer of that size
     expect(Array.from((await z.read()).data)).toEqual(new Array(64).fill(0));
     const c = device.copy(device.upload(new HostArray('i32', [3], Int32Array.of(4, 5, 6))));
     expect(Array.from((await c.read()).data)).toEqual([4, 5, 6]);

@@ -36,14 +36,17 @@ const EMULATED_OUTER = 16;
 const ELEMENTWISE_WG = 256;
 const TREE_WG = 256;
 
-/** Consecutive reductions that do not read one another's results (one pass over the rows each). */
-export function reductionPhases(rs: readonly Reduction[]): Reduction[][] {
+/**
+ * Consecutive reductions that do not read one another's results (one pass over the rows each),
+ * at most `maxPerPhase` in a phase (each takes shared arrays in a tree reduction).
+ */
+export function reductionPhases(rs: readonly Reduction[], maxPerPhase = Infinity): Reduction[][] {
   const phases: Reduction[][] = [];
   let cur: Reduction[] = [];
   for (const r of rs) {
     const reads = new Set<number>();
     visitSExpr(r.expr, (n) => n.op === 'acc' && reads.add(n.id));
-    if (cur.some((c) => reads.has(c.id))) {
+    if (cur.some((c) => reads.has(c.id)) || cur.length >= maxPerPhase) {
       phases.push(cur);
       cur = [];
     }
@@ -206,7 +209,9 @@ function emitTree(cb: GpuCode, k: LoopKernel, ctx: EmitContext, wg: number, shar
   cb.split('ng_o', k.outer, varsOf(k.outer, 'outer'));
   const state: AccState = { done: new Set(), names: new Map() };
   resolveAccs(cb, k, state, cb.depth);
-  for (const phase of reductionPhases(k.reductions)) treePhase(cb, k, phase, wg, state, shared);
+  // a value and an index array (argmax) of wg words per reduction of a phase
+  const perPhase = Math.max(1, Math.floor(ctx.target.maxSharedBytes / (8 * wg)));
+  for (const phase of reductionPhases(k.reductions, perPhase)) treePhase(cb, k, phase, wg, state, shared);
   if (k.outerOutputs.length) cb.when(`${D.localIndex} == ${cb.int(0)}`, () => storeOutputs(cb, k, ctx.dtypeOf, 'outer'));
   if (k.rowOutputs.length && R > 0) {
     cb.loop('ng_rf', D.localIndex, R, wg, () => {
