@@ -68,6 +68,11 @@ export interface Device extends RuntimeDevice {
   /** A description for cache keys (e.g. cpu:js+wasm-simd:1thread). */
   readonly id: string;
   readonly caps: DeviceCaps;
+  /**
+   * A GPU emulated on this machine's CPU (SwiftShader, llvmpipe): correct, but slower than the
+   * CPU backend, so automatic backend choice passes it over.
+   */
+  readonly emulated?: boolean;
   /** A zero-filled array on this device. */
   alloc(dtype: DType, shape: Shape): DeviceArray;
   /** A copy of `host` on this device (for the CPU, `host` itself). */

@@ -19,7 +19,8 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = Object.freeze(['auto', 
 export function resolveBackend(choice: BackendChoice): BackendName {
   const available = backends.availableBackends();
   if (choice === 'auto') {
-    const b = AUTO_ORDER.find((name) => available.includes(name));
+    // a GPU emulated on the CPU (SwiftShader) is several times slower than the CPU backend
+    const b = AUTO_ORDER.find((name) => available.includes(name) && !backends.getDevice(name).emulated);
     if (!b) throw new NexgradError(`no backend is available (tried ${AUTO_ORDER.join(', ')})`);
     return b;
   }
