@@ -51,13 +51,16 @@ export const CUDA_ELEMENT_BYTES: Readonly<Record<DType, number>> = Object.freeze
 
 /**
  * Helper functions every kernel source starts with. Each is a static inline device function,
- * so an unused one costs nothing. Names start with `ng_`.
+ * so an unused one costs nothing. Names start with `ng_`. The few written in PTX are left out
+ * under NG_EMULATION, where the tests' host emulation (test/codegen/cuda/emulator) defines them.
  */
 export const CUDA_PRELUDE = String.raw`// nexgrad CUDA prelude
 #define NG_INF_F __int_as_float(0x7f800000)
+#ifndef NG_EMULATION
 static __device__ __forceinline__ float ng_h2f(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 static __device__ __forceinline__ unsigned short ng_f2h(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
 static __device__ __forceinline__ unsigned short ng_d2h(double d) { unsigned short h; asm("cvt.rn.f16.f64 %0, %1;" : "=h"(h) : "d"(d)); return h; }
+#endif
 static __device__ __forceinline__ float ng_bf2f(unsigned short h) { return __uint_as_float(((unsigned)h) << 16); }
 // round to nearest even; a NaN stays a (quiet) NaN
 static __device__ __forceinline__ unsigned short ng_f2bf(float f) {
@@ -120,11 +123,11 @@ export function cudaLiteral(value: number, dtype: DType): string {
       return value < 0 ? `(${decimal(value)})` : decimal(value);
     default: {
       // f32, and f16/bf16 values (already rounded) in float registers
-      if (Number.isNaN(value)) return '__int_as_float(0x7fc00000)';
-      if (value === Infinity) return 'NG_INF_F';
-      if (value === -Infinity) return '(-NG_INF_F)';
-      if (Object.is(value, -0)) return '(-0.0f)';
       const f = Math.fround(value);
+      if (Number.isNaN(f)) return '__int_as_float(0x7fc00000)';
+      if (f === Infinity) return 'NG_INF_F';
+      if (f === -Infinity) return '(-NG_INF_F)';
+      if (Object.is(f, -0)) return '(-0.0f)';
       return f < 0 ? `(${decimal(f)}f)` : `${decimal(f)}f`;
     }
   }
