@@ -7,6 +7,9 @@ import { cpuDevice, createCpuDevice } from '../codegen/cpu/device.js';
 import { createCudaDevice } from '../codegen/cuda/device.js';
 import { cudaUnavailableMessage } from '../codegen/cuda/native.js';
 import { CudaRuntime } from '../codegen/cuda/runtime.js';
+import { createWgslDevice } from '../codegen/wgsl/device.js';
+import { acquireGpu } from '../codegen/wgsl/gpu.js';
+import { WgslRuntime } from '../codegen/wgsl/runtime.js';
 import { getDefaultBackend as defaultName, setDefaultBackendName, setDeviceResolver } from '../ir/device_array.js';
 import { NexgradError } from '../ir/errors.js';
 import { treeFlatten, treeUnflatten } from '../ir/pytree.js';
@@ -42,6 +45,29 @@ function cpuEntry(): BackendEntry {
 }
 
 /**
+ * The WebGPU backend: `init` acquires a GPU once (navigator.gpu in browsers, Dawn in Node);
+ * until then, or when that failed, `probe` gives the reason (no navigator.gpu, no Vulkan
+ * driver, adapter request failed ...).
+ */
+function wgslEntry(): BackendEntry {
+  let dev: Device | undefined;
+  let reason = "the WebGPU device is acquired asynchronously: call `await ng.init('wgsl')` first";
+  let pending: Promise<void> | undefined;
+  return {
+    probe: () => dev ?? reason,
+    init: () =>
+      (pending ??= (async () => {
+        try {
+          const gpu = await acquireGpu();
+          dev = createWgslDevice(new WgslRuntime(gpu.device, { ownsDevice: true, adapterInfo: gpu.adapterInfo }), gpu.features);
+        } catch (e) {
+          reason = e instanceof Error ? e.message.replace(/^wgsl: /, '') : String(e);
+        }
+      })()),
+  };
+}
+
+/**
  * The CUDA device, opened on first use (a CUDA context is created then): the reason it is not
  * available otherwise ("CUDA unavailable: no CUDA driver: ..."). NEXGRAD_CUDA_TF32=1 runs f32
  * matmuls and convolutions on tensor cores as tf32; NEXGRAD_CUDA_GRAPHS=0 launches every call
@@ -66,7 +92,7 @@ function cudaEntry(): BackendEntry {
 
 const BACKENDS = new Map<string, BackendEntry>([
   ['cpu', cpuEntry()],
-  ['wgsl', { probe: () => 'the WebGPU (WGSL) backend is not built yet in this version of nexgrad' }],
+  ['wgsl', wgslEntry()],
   ['cuda', cudaEntry()],
 ]);
 

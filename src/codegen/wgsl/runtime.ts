@@ -222,6 +222,8 @@ export class WgslRuntime {
   private readonly pool: SlotPool;
   private readonly staging: SlotPool;
   private readonly pipelines = new Map<string, Promise<WgslPipeline>>();
+  private readonly readyPipelines = new Map<string, WgslPipeline>();
+  private readonly modules = new Map<string, { gpu: GPUShaderModule; ok: Promise<boolean> }>();
   private pipelineCount = 0;
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bindGroupsOfSlot = new Map<number, string[]>();
@@ -229,9 +231,15 @@ export class WgslRuntime {
   private uniformGeneration = 0;
   private readonly inflight = new Set<Promise<void>>();
   private pendingError: WgslDeviceError | null = null;
+  private pendingCompileError = false;
   private lostError: WgslDeviceError | null = null;
   private lastCall: { name: string; kernels: string[] } = { name: '(none)', kernels: [] };
   private destroyed = false;
+
+  /** Whether destroy() ran (every buffer is gone then). */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
 
   /** Acquires a device (gpu.ts) and builds a runtime that owns it. */
   static async create(opts: AcquireOptions & RuntimeOptions = {}): Promise<WgslRuntime> {
@@ -354,14 +362,7 @@ export class WgslRuntime {
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length > 0) throw new NexgradError(compileErrorMessage(name, source, errors));
     if (moduleError) throw new NexgradError(`wgsl kernel "${name}": shader module rejected: ${moduleError.message}`);
-    const layout = device.createBindGroupLayout({
-      label: name,
-      entries: bindings.map((b) => ({
-        binding: b.binding,
-        visibility: STAGE_COMPUTE,
-        buffer: b.kind === 'uniform' ? { type: 'uniform', hasDynamicOffset: true } : { type: b.kind === 'read' ? 'read-only-storage' : 'storage' },
-      })),
-    });
+    const layout = this.bindGroupLayout(name, bindings);
     let gpu: GPUComputePipeline;
     try {
       gpu = await device.createComputePipelineAsync({
@@ -374,6 +375,80 @@ export class WgslRuntime {
     }
     const uniform = bindings.find((b) => b.kind === 'uniform') ?? null;
     return { id: ++this.pipelineCount, name, entryPoint, gpu, storage, uniform, layout, owner: this };
+  }
+
+  /**
+   * The compute pipeline for `source`'s `entryPoint`, created now without waiting for the
+   * compiler (a jitted call records its dispatches synchronously). Compile errors are checked in
+   * the background and thrown by the next runtime call, naming the kernel and each message's
+   * line. Cached per (source, entry point); one shader module per source.
+   */
+  pipelineNow(source: string, entryPoint = 'main', name = entryPoint): WgslPipeline {
+    this.throwPending();
+    const key = `${entryPoint}\u0000${source}`;
+    const hit = this.readyPipelines.get(key);
+    if (hit) return hit;
+    const bindings = reflectBindings(source, name);
+    const storage = bindings.filter((b) => b.kind !== 'uniform');
+    if (storage.length > this.limits.maxStorageBuffersPerShaderStage) {
+      throw new NexgradError(`wgsl kernel "${name}": ${storage.length} storage buffers, above this device's maxStorageBuffersPerShaderStage (${this.limits.maxStorageBuffersPerShaderStage})`);
+    }
+    const device = this.device;
+    let module = this.modules.get(source);
+    if (!module) {
+      device.pushErrorScope('validation');
+      const created = device.createShaderModule({ code: source, label: name });
+      const scope = device.popErrorScope();
+      // resolves true when the module compiled (its messages name the kernel and lines otherwise)
+      const ok = Promise.all([created.getCompilationInfo(), scope]).then(([info, moduleError]) => {
+        const errors = info.messages.filter((m) => m.type === 'error');
+        if (errors.length > 0) this.recordCompileError(compileErrorMessage(name, source, errors), name);
+        else if (moduleError) this.recordCompileError(`wgsl kernel "${name}": shader module rejected: ${moduleError.message}`, name);
+        return errors.length === 0 && !moduleError;
+      });
+      this.watch(ok, name);
+      module = { gpu: created, ok };
+      this.modules.set(source, module);
+    }
+    const layout = this.bindGroupLayout(name, bindings);
+    device.pushErrorScope('validation');
+    const gpu = device.createComputePipeline({ label: name, layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module: module.gpu, entryPoint } });
+    // a pipeline error after a module error repeats it: report the module's
+    const pipelineError = Promise.all([module.ok, device.popErrorScope()]).then(([moduleOk, e]) =>
+      e && moduleOk ? this.recordCompileError(`wgsl kernel "${name}": pipeline creation failed for entry point "${entryPoint}": ${e.message}`, name) : undefined,
+    );
+    this.watch(pipelineError, name);
+    const uniform = bindings.find((b) => b.kind === 'uniform') ?? null;
+    const p: WgslPipeline = { id: ++this.pipelineCount, name, entryPoint, gpu, storage, uniform, layout, owner: this };
+    this.readyPipelines.set(key, p);
+    return p;
+  }
+
+  private bindGroupLayout(name: string, bindings: readonly BindingInfo[]): GPUBindGroupLayout {
+    return this.device.createBindGroupLayout({
+      label: name,
+      entries: bindings.map((b) => ({
+        binding: b.binding,
+        visibility: STAGE_COMPUTE,
+        buffer: b.kind === 'uniform' ? { type: 'uniform', hasDynamicOffset: true } : { type: b.kind === 'read' ? 'read-only-storage' : 'storage' },
+      })),
+    });
+  }
+
+  private watch(p: Promise<unknown>, kernel: string): void {
+    const done: Promise<void> = p.then(
+      () => undefined,
+      (e: unknown) => this.recordCompileError(`wgsl kernel "${kernel}": ${e instanceof Error ? e.message : String(e)}`, kernel),
+    );
+    this.inflight.add(done);
+    void done.finally(() => this.inflight.delete(done));
+  }
+
+  /** A compile error replaces a pending call error (which it caused: "invalid due to a previous error"). */
+  private recordCompileError(message: string, kernel: string): void {
+    if (this.pendingCompileError || this.destroyed) return;
+    this.pendingError = new WgslDeviceError(message, [kernel]);
+    this.pendingCompileError = true;
   }
 
   // ---- calls ---------------------------------------------------------------------------
@@ -576,6 +651,8 @@ export class WgslRuntime {
     this.uniformBuffer?.destroy();
     this.bindGroups.clear();
     this.pipelines.clear();
+    this.readyPipelines.clear();
+    this.modules.clear();
     if (this.opts.ownsDevice) this.device.destroy();
   }
 
@@ -605,6 +682,7 @@ export class WgslRuntime {
     const e = this.pendingError;
     if (e) {
       this.pendingError = null;
+      this.pendingCompileError = false;
       throw e;
     }
   }

@@ -19,7 +19,7 @@
  *     i32, u32 and bool; `type` is the register type. Buffers may store differently (bool as a
  *     32-bit word in WGSL, f16 as f16 where the device supports it): `load` and `store` convert.
  *   - Buffer bindings are named bufName(id) of their first buffer (../dialect.ts); scratch
- *     bindings `scratchName(i)`; dispatch parameters are u32 values read with `param(i)`.
+ *     bindings `scratchName(i)`; dispatch parameters are read with `param(i)`.
  */
 import type { DType } from '../../../ir/dtype.js';
 import type { Dialect } from '../dialect.js';
@@ -90,7 +90,10 @@ export interface GpuDialect extends Dialect {
   readonly localIndex: string;
   /** i32: the workgroup's linear number in the (folded) 1-D dispatch. */
   readonly groupIndex: string;
-  /** u32 dispatch parameter `i` (a uniform in WGSL, a kernel argument in CUDA). */
+  /**
+   * Dispatch parameter `i` as an i32 expression (the runtime passes u32 values below 2^31: a
+   * uniform in WGSL, a kernel argument in CUDA).
+   */
   param(i: number): string;
   /** The name of scratch binding `i`. */
   scratchName(i: number): string;

@@ -1,0 +1,167 @@
+/**
+ * The tiled GEMM on a GPU, for a GemmSpec (matmul kernels, and the GEMM paths of convolutions):
+ * C[b, m, n] = sum_k A[b, m, k] * B[b, k, n], each operand an index expression (strided views,
+ * transposes, im2col gathers) or a prologue expression, the epilogue outputs over b, m, n
+ * reading the product as `acc 0`.
+ *
+ * One workgroup computes a tileM x tileN block of C for one batch entry; per step of tileK it
+ * stages an A tile (k-major) and a B tile in shared memory, each element computed by the
+ * ScopeBuilder from the operand's expression (so a prologue costs one evaluation per element
+ * per workgroup), then every thread accumulates a threadM x threadN block in registers from
+ * threadM values of A and threadN of B per k (an outer product). Elements outside [M, N, K]
+ * stage as zero and their stores are skipped, so edge tiles need no padding; operand
+ * expressions are evaluated only inside the bounds test, so a prologue never reads outside.
+ */
+import { affineStrides, type Idx } from '../../kernel/index_expr.js';
+import { AX, type Axis } from '../../kernel/axis.js';
+import type { SExpr } from '../../kernel/kernel_graph.js';
+import type { GemmSpec } from '../gemm_spec.js';
+import { GpuCode, nextPow2 } from './code.js';
+import type { EmitContext } from './emit_context.js';
+import type { GpuKernelCode } from './kernel_code.js';
+import { accType, finish, toAcc } from './reduce_ops.js';
+
+export interface GemmTiling {
+  readonly tileM: number;
+  readonly tileN: number;
+  readonly tileK: number;
+  readonly threadM: number;
+  readonly threadN: number;
+}
+
+const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, x));
+
+/** Tiles of up to 64x64 (power-of-two sides fitted to M and N), threads x blocks = the tile. */
+export function gemmTiling(M: number, N: number, K: number, maxThreads: number): GemmTiling {
+  const threads = Math.min(256, maxThreads);
+  const tileM = clamp(nextPow2(M), 16, 64);
+  const tileN = clamp(nextPow2(N), 16, 64);
+  const tileK = clamp(nextPow2(K), 4, 16);
+  let threadM = 1;
+  let threadN = 1;
+  while ((tileM / threadM) * (tileN / threadN) > threads) {
+    if (tileM / threadM >= tileN / threadN) threadM *= 2;
+    else threadN *= 2;
+  }
+  return { tileM, tileN, tileK, threadM, threadN };
+}
+
+/** |stride| of axis v in an affine index (Infinity when not affine or absent). */
+function strideOf(x: Idx, v: Axis): number {
+  const a = affineStrides(x);
+  const s = a?.strides.get(v);
+  return s === undefined || s === 0 ? Infinity : Math.abs(s);
+}
+
+interface Stage {
+  /** Shared array, [tileK][tile] with the k-row of each outer dimension contiguous. */
+  readonly array: string;
+  /** The operand: expression over b, (m | n), k. */
+  readonly value: SExpr;
+  /** The free axis (m or n), its tile origin, extent and tile size. */
+  readonly free: Axis;
+  readonly origin: string;
+  readonly extent: number;
+  readonly tile: number;
+  /** Whether consecutive threads take consecutive free-axis elements (else consecutive k). */
+  readonly freeFast: boolean;
+}
+
+/** Statements staging one operand tile: `threads` threads, element l -> (free, k). */
+function stageTile(cb: GpuCode, s: Stage, t: GemmTiling, K: number, threads: number, acc: 'f32' | 'i32' | 'u32'): void {
+  const D = cb.gpu;
+  const count = t.tileK * s.tile;
+  for (let r = 0; r * threads < count; r++) {
+    const body = (): void => {
+      const l = `ng_l${s.array}`;
+      cb.line(D.declareIndex(l, `${D.localIndex} + ${cb.int(r * threads)}`));
+      const [fi, ki] = s.freeFast ? [D.indexMod(l, s.tile), D.indexDiv(l, s.tile)] : [D.indexDiv(l, t.tileK), D.indexMod(l, t.tileK)];
+      cb.line(D.declareIndex('ng_fi', fi));
+      cb.line(D.declareIndex('ng_ki', ki));
+      cb.line(D.declareIndex('ng_gf', `${s.origin} + ng_fi`));
+      cb.line(D.declareIndex('ng_gk', `ng_k0 + ng_ki`));
+      cb.line(D.declareMutable('ng_v', acc, D.literal(0, acc)));
+      cb.when(`ng_gf < ${cb.int(s.extent)} && ng_gk < ${cb.int(K)}`, () => {
+        cb.line(D.declareIndex(s.free.name, 'ng_gf'));
+        cb.line(D.declareIndex(AX.k.name, 'ng_gk'));
+        cb.defineVars(s.free.name, AX.k.name);
+        cb.line(D.assign('ng_v', toAcc(D, cb.value(s.value), s.value.dtype)));
+      });
+      cb.line(`${s.array}[ng_ki * ${cb.int(s.tile)} + ng_fi] = ng_v;`);
+    };
+    cb.open();
+    if ((r + 1) * threads <= count) body();
+    else cb.when(`${D.localIndex} + ${cb.int(r * threads)} < ${cb.int(count)}`, body);
+    cb.close('');
+  }
+}
+
+export function emitGemm(spec: GemmSpec, ctx: EmitContext, tiling?: GemmTiling): GpuKernelCode {
+  const D = ctx.dialect;
+  const cb = new GpuCode(D);
+  const { batch, m: M, n: N, k: K } = spec;
+  const t = tiling ?? gemmTiling(M, N, K, ctx.target.maxWorkgroupSize);
+  const threads = (t.tileM / t.threadM) * (t.tileN / t.threadN);
+  const acc = accType(spec.dtype);
+  const tilesM = Math.ceil(M / t.tileM);
+  const tilesN = Math.ceil(N / t.tileN);
+  const total = batch * tilesM * tilesN;
+  const aValue: SExpr = spec.aExpr ?? { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: ctx.dtypeOf(spec.aBuf) };
+  const bValue: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: ctx.dtypeOf(spec.bBuf) };
+  if (total > 0) {
+    cb.line(D.declareIndex('ng_t', D.groupIndex));
+    cb.line(`if (ng_t >= ${cb.int(total)}) { ${D.exit} }`);
+    cb.line(D.declareIndex(AX.b.name, D.indexDiv('ng_t', tilesM * tilesN)));
+    cb.defineVars(AX.b.name);
+    cb.line(D.declareIndex('ng_m0', `${D.indexMod(D.indexDiv('ng_t', tilesN), tilesM)} * ${cb.int(t.tileM)}`));
+    cb.line(D.declareIndex('ng_n0', `${D.indexMod('ng_t', tilesN)} * ${cb.int(t.tileN)}`));
+    const cols = t.tileN / t.threadN;
+    cb.line(D.declareIndex('ng_row0', `${D.indexDiv(D.localIndex, cols)} * ${cb.int(t.threadM)}`));
+    cb.line(D.declareIndex('ng_col0', `${D.indexMod(D.localIndex, cols)} * ${cb.int(t.threadN)}`));
+    for (let i = 0; i < t.threadM; i++) for (let j = 0; j < t.threadN; j++) cb.line(D.declareMutable(`ng_acc${i}_${j}`, acc, D.literal(0, acc)));
+    if (K > 0) {
+      const stageA: Stage = { array: 'ng_As', value: aValue, free: AX.m, origin: 'ng_m0', extent: M, tile: t.tileM, freeFast: !spec.aExpr && strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k) };
+      const stageB: Stage = { array: 'ng_Bs', value: bValue, free: AX.n, origin: 'ng_n0', extent: N, tile: t.tileN, freeFast: spec.bExpr !== undefined || strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k) };
+      cb.loop('ng_k0', cb.int(0), K, t.tileK, () => {
+        stageTile(cb, stageA, t, K, threads, acc);
+        stageTile(cb, stageB, t, K, threads, acc);
+        cb.line(D.barrier());
+        cb.loop('ng_kk', cb.int(0), t.tileK, 1, () => {
+          for (let i = 0; i < t.threadM; i++) cb.line(D.declare(`ng_a${i}`, acc, `ng_As[ng_kk * ${cb.int(t.tileM)} + ng_row0 + ${cb.int(i)}]`));
+          for (let j = 0; j < t.threadN; j++) cb.line(D.declare(`ng_b${j}`, acc, `ng_Bs[ng_kk * ${cb.int(t.tileN)} + ng_col0 + ${cb.int(j)}]`));
+          for (let i = 0; i < t.threadM; i++) for (let j = 0; j < t.threadN; j++) cb.line(D.assign(`ng_acc${i}_${j}`, D.mulAdd(`ng_a${i}`, `ng_b${j}`, `ng_acc${i}_${j}`, acc)));
+        });
+        cb.line(D.barrier());
+      });
+    }
+    emitEpilogue(cb, spec, ctx, t, acc);
+  }
+  const shared = K > 0 && total > 0 ? [{ name: 'ng_As', dtype: acc, size: t.tileK * t.tileM }, { name: 'ng_Bs', dtype: acc, size: t.tileK * t.tileN }] : [];
+  return ctx.finish(cb, { workgroupSize: threads, shared, groups: total });
+}
+
+/** Stores each accumulator through the epilogue, n outside m (so loads over n are read once per column). */
+function emitEpilogue(cb: GpuCode, spec: GemmSpec, ctx: EmitContext, t: GemmTiling, acc: 'f32' | 'i32' | 'u32'): void {
+  const D = cb.gpu;
+  for (let j = 0; j < t.threadN; j++) {
+    cb.open();
+    cb.line(D.declareIndex('ng_gn', `ng_n0 + ng_col0 + ${cb.int(j)}`));
+    cb.when(`ng_gn < ${cb.int(spec.n)}`, () => {
+      cb.line(D.declareIndex(AX.n.name, 'ng_gn'));
+      cb.defineVars(AX.n.name);
+      for (let i = 0; i < t.threadM; i++) {
+        cb.open();
+        cb.line(D.declareIndex('ng_gm', `ng_m0 + ng_row0 + ${cb.int(i)}`));
+        cb.when(`ng_gm < ${cb.int(spec.m)}`, () => {
+          cb.line(D.declareIndex(AX.m.name, 'ng_gm'));
+          cb.defineVars(AX.m.name);
+          const depth = cb.depth;
+          cb.accResolver = () => ({ src: finish(D, 'sum', `ng_acc${i}_${j}`, acc, spec.dtype), depth });
+          cb.storeAll(spec.outputs, ctx.dtypeOf);
+        });
+        cb.close('');
+      }
+    });
+    cb.close('');
+  }
+}
