@@ -18,6 +18,7 @@ import { CUDA_ELEMENT_BYTES, CUDA_NATIVE } from './dialect.js';
 import { type CudaArrayHost, CudaExecutable, type CudaExecutableOptions } from './executable.js';
 import { CUDA_GPU_DIALECT } from './gpu_dialect.js';
 import { CUDA_DTYPES, type CudaTarget } from './kernels.js';
+import type { CudaDeviceProperties } from './native.js';
 import type { CudaRuntime, DeviceBuffer } from './runtime.js';
 import { fromStorage, stagingFor, storageBytes, toStorage } from './storage.js';
 
@@ -65,9 +66,14 @@ export class CudaArray extends DeviceArray {
   }
 }
 
+/** The device properties the capabilities and the kernels depend on. */
+export type CudaCapsSource = Pick<CudaDeviceProperties, 'maxThreadsPerBlock' | 'maxSharedMemoryPerBlock' | 'totalMemory'>;
+
+/** An H100/H200 (sm_90), for code generation without a device (the CI compile check). */
+export const SM90_PROPERTIES: CudaCapsSource = Object.freeze({ maxThreadsPerBlock: 1024, maxSharedMemoryPerBlock: 49152, totalMemory: 80 * 2 ** 30 });
+
 /** The capabilities of a CUDA device (see the file comment). */
-export function cudaCaps(rt: CudaRuntime): DeviceCaps {
-  const p = rt.device;
+export function cudaCaps(p: CudaCapsSource): DeviceCaps {
   return Object.freeze({
     maxStorageBuffers: 256,
     dtypes: CUDA_DTYPES,
@@ -80,18 +86,17 @@ export function cudaCaps(rt: CudaRuntime): DeviceCaps {
   });
 }
 
+/** The code-generation target of a device with these capabilities. */
+export function cudaTarget(caps: DeviceCaps, tf32: boolean): CudaTarget {
+  return { dialect: CUDA_GPU_DIALECT, native: CUDA_NATIVE, maxWorkgroupSize: Math.min(1024, caps.maxWorkgroupSize), maxSharedBytes: caps.maxSharedMemoryBytes, tf32 };
+}
+
 /** A Device over an open CudaRuntime. */
 export function createCudaDevice(rt: CudaRuntime, opts: CudaDeviceOptions = {}): Device & { readonly runtime: CudaRuntime } {
   const name = opts.name ?? 'cuda';
   const info: ArrayDevice = Object.freeze({ name, syncRead: true });
-  const caps = cudaCaps(rt);
-  const target: CudaTarget = {
-    dialect: CUDA_GPU_DIALECT,
-    native: CUDA_NATIVE,
-    maxWorkgroupSize: Math.min(1024, caps.maxWorkgroupSize),
-    maxSharedBytes: caps.maxSharedMemoryBytes,
-    tf32: opts.tf32 ?? false,
-  };
+  const caps = cudaCaps(rt.device);
+  const target = cudaTarget(caps, opts.tf32 ?? false);
   const wrap = (buffer: DeviceBuffer, dtype: DType, shape: readonly number[]): CudaArray => new CudaArray(info, rt, buffer, dtype, [...shape]);
   const own = (a: DeviceArray, what: string): CudaArray => {
     if (!(a instanceof CudaArray) || a.device !== info) throw new NexgradError(`${name}: ${what} is an array of the '${a.device.name}' device, not of this one`);

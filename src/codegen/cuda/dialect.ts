@@ -82,8 +82,8 @@ static __device__ __forceinline__ int ng_f2i(double x) {
 }
 // f16/bf16 scatter-add: a compare-and-swap loop on the aligned 32-bit word holding the element
 static __device__ __forceinline__ void ng_atomic_add_16(unsigned short* p, float v, bool bf) {
-  unsigned* word = (unsigned*)((size_t)p & ~(size_t)3);
-  unsigned shift = ((size_t)p & 2) ? 16u : 0u;
+  unsigned* word = (unsigned*)((unsigned long long)p & ~3ull);
+  unsigned shift = ((unsigned long long)p & 2ull) ? 16u : 0u;
   unsigned old = *word, assumed;
   do {
     assumed = old;

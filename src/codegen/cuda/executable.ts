@@ -55,6 +55,41 @@ const PRIVATE = 4 << 24;
 const MAX_GRID_X = 2147483647;
 const MAX_GRID_YZ = 65535;
 
+/**
+ * Where each buffer of a planned graph lives, as a storage key: arena storage s is s; inputs,
+ * consts, fresh outputs and unplaced buffers are offset by kind; an output updated in place
+ * takes its donated input's key. Buffers with one key share one binding in a kernel.
+ */
+export function storageKeys(g: KernelGraph, plan: MemoryPlan): number[] {
+  const keys = new Array<number>(g.buffers.length).fill(-1);
+  const inputPos = new Map(g.inputs.map((b, i) => [b, i]));
+  const consts = new Set(g.consts.map((c) => c.buf));
+  const outputs = new Set(g.outputs.flatMap((o) => (o.kind === 'buffer' ? [o.buf] : [])));
+  for (const b of g.buffers) {
+    const s = plan.storageOf[b.id] ?? -1;
+    const alias = plan.outputAliases.get(b.id);
+    if (s >= 0) keys[b.id] = s;
+    else if (inputPos.has(b.id)) keys[b.id] = INPUT + inputPos.get(b.id)!;
+    else if (consts.has(b.id)) keys[b.id] = CONST + b.id;
+    else if (alias !== undefined) keys[b.id] = INPUT + alias;
+    else if (outputs.has(b.id)) keys[b.id] = FRESH + b.id;
+    else keys[b.id] = PRIVATE + b.id;
+  }
+  return keys;
+}
+
+/** The CUDA code of every kernel of a planned graph (code generation only: no device needed). */
+export function emitGraphKernels(g: KernelGraph, plan: MemoryPlan, target: CudaTarget): GpuKernelCode[] {
+  const dtypes = new Map(g.buffers.map((b) => [b.id, b.dtype]));
+  const keys = storageKeys(g, plan);
+  const dtypeOf = (buf: number): DType => {
+    const d = dtypes.get(buf);
+    if (d === undefined) throw new NexgradError(`cuda: the graph has no buffer ${buf}`);
+    return d;
+  };
+  return g.kernels.map((k) => emitCudaKernel(k, target, { dtypeOf, storageOf: (b) => keys[b]! }));
+}
+
 export function foldGrid(groups: number): [number, number, number] {
   if (groups <= MAX_GRID_X) return [groups, 1, 1];
   const y = Math.ceil(groups / MAX_GRID_X);
@@ -110,9 +145,8 @@ export class CudaExecutable implements Executable {
       if (d === undefined) throw new NexgradError(`cuda: the graph has no buffer ${buf}`);
       return d;
     };
-    this.keyOf = this.storageKeys();
-    const buffers = { dtypeOf: this.dtypeOf, storageOf: (b: number) => this.keyOf[b]! };
-    this.codes = g.kernels.map((k) => emitCudaKernel(k, target, buffers));
+    this.keyOf = storageKeys(g, plan);
+    this.codes = emitGraphKernels(g, plan, target);
     this.kernelCount = g.kernels.length;
     this.sources = this.codes.map((c) => c.source);
     const modules = this.rt.compileModulesSync(
@@ -132,26 +166,6 @@ export class CudaExecutable implements Executable {
       this.consts.set(c.buf, buf);
       this.ptr.set(CONST + c.buf, buf.ptr);
     }
-  }
-
-  /** The storage key of every buffer (see the constants above). */
-  private storageKeys(): number[] {
-    const g = this.graph_;
-    const keys = new Array<number>(g.buffers.length).fill(-1);
-    const inputPos = new Map(g.inputs.map((b, i) => [b, i]));
-    const consts = new Set(g.consts.map((c) => c.buf));
-    const outputs = new Set(g.outputs.flatMap((o) => (o.kind === 'buffer' ? [o.buf] : [])));
-    for (const b of g.buffers) {
-      const s = this.plan.storageOf[b.id] ?? -1;
-      const alias = this.plan.outputAliases.get(b.id);
-      if (s >= 0) keys[b.id] = s;
-      else if (inputPos.has(b.id)) keys[b.id] = INPUT + inputPos.get(b.id)!;
-      else if (consts.has(b.id)) keys[b.id] = CONST + b.id;
-      else if (alias !== undefined) keys[b.id] = INPUT + alias;
-      else if (outputs.has(b.id)) keys[b.id] = FRESH + b.id;
-      else keys[b.id] = PRIVATE + b.id;
-    }
-    return keys;
   }
 
   private bytesOf(buf: number): number {

@@ -7,11 +7,12 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import { NexgradError } from '../../ir/errors.js';
-import { type Kernel, kernelIO } from '../kernel/kernel_graph.js';
+import type { Kernel } from '../kernel/kernel_graph.js';
 import { convGeometry, convPath, gemmSpecOf, gemmSpecOfTransposed } from '../lower/conv_geometry.js';
 import { lowerExprs } from '../lower/expr_rules.js';
 import { type GemmSpec, matmulSpec } from '../lower/gemm_spec.js';
-import type { GpuBinding } from '../lower/gpu/dialect.js';
+import { kernelBindings } from '../lower/gpu/bindings.js';
+import { emitGpuKernel } from '../lower/gpu/emit.js';
 import type { GpuBuffers, GpuKernelCode, GpuTarget } from '../lower/gpu/kernel_code.js';
 import { CUDA_NATIVE } from './dialect.js';
 import type { CudaGpuDialect } from './gpu_dialect.js';
@@ -21,33 +22,6 @@ export interface CudaTarget extends GpuTarget {
   readonly dialect: CudaGpuDialect;
   /** Run f32 GEMMs on tensor cores as tf32 (10-bit mantissas; off by default). */
   readonly tf32: boolean;
-}
-
-/**
- * The storage bindings of a kernel: every buffer it reads or writes, buffers sharing a storage
- * (a donated input and its in-place output) in one binding, written ones read_write, those an
- * accumulating store adds into marked atomic.
- */
-export function kernelBindings(k: Kernel, buffers: GpuBuffers): GpuBinding[] {
-  const { reads, writes } = kernelIO(k);
-  const outs = k.kind === 'loop' ? [...k.outerOutputs, ...k.rowOutputs] : k.kind === 'sort' ? [] : k.outputs;
-  const atomic = new Set(outs.filter((o) => o.accumulate).map((o) => o.buf));
-  const written = new Set(writes);
-  const groups = new Map<number, { bufs: number[]; written: boolean; atomic: boolean }>();
-  for (const buf of [...new Set([...reads, ...writes])].sort((a, b) => a - b)) {
-    const s = buffers.storageOf(buf);
-    let g = groups.get(s);
-    if (!g) groups.set(s, (g = { bufs: [], written: false, atomic: false }));
-    g.bufs.push(buf);
-    g.written ||= written.has(buf);
-    g.atomic ||= atomic.has(buf);
-  }
-  return [...groups.values()].map((g) => {
-    const dtype = buffers.dtypeOf(g.bufs[0]!);
-    const other = g.bufs.find((b) => buffers.dtypeOf(b) !== dtype);
-    if (other !== undefined) throw new NexgradError(`cuda codegen: kernel ${k.name} binds buffers ${g.bufs.join(', ')} of one storage with different dtypes (${dtype}, ${buffers.dtypeOf(other)})`);
-    return { kind: 'buffer', bufs: g.bufs, dtype, access: g.written ? 'read_write' : 'read', atomic: g.atomic };
-  });
 }
 
 /** The GEMM a (lowered) matmul or GEMM-path convolution computes, if it is one. */
@@ -60,29 +34,39 @@ export function gemmOf(k: Kernel): GemmSpec | undefined {
   return undefined;
 }
 
-/** The layer's printer for the kernels the tensor-core GEMM does not take. */
-export type LayerEmitter = (kernel: Kernel, target: GpuTarget, bindings: readonly GpuBinding[], buffers: GpuBuffers) => GpuKernelCode;
-
-let layer: LayerEmitter = (kernel) => {
-  throw new NexgradError(`cuda codegen: kernel ${kernel.name} (${kernel.kind}) needs the GPU kernel layer (src/codegen/lower/gpu), which this build lacks`);
-};
-
-/** @internal installs the GPU layer's emitter (done where the layer is imported). */
-export function setLayerEmitter(e: LayerEmitter): void {
-  layer = e;
-}
-
 /** The CUDA code of one kernel of a planned graph. */
 export function emitCudaKernel(kernel: Kernel, target: CudaTarget, buffers: GpuBuffers): GpuKernelCode {
+  const f64 = f64Accumulation(kernel);
+  if (f64) throw new NexgradError(`cuda: kernel ${kernel.name} computes ${f64}, which the CUDA backend does not accumulate in f64 yet; compute it in f32 (cast the operands) or run it on the 'cpu' backend`);
   const low = lowerExprs(kernel, CUDA_NATIVE);
-  const bindings = kernelBindings(low, buffers);
   const spec = gemmOf(low);
   const kind = spec && mmaKindFor(spec.dtype, target.tf32);
   if (spec && kind) {
+    const bindings = kernelBindings(low, buffers);
     return emitMmaGemm({ spec, kind, dialect: target.dialect.forKernel(bindings), bindings, dtypeOf: buffers.dtypeOf });
   }
-  return layer(low, target, bindings, buffers);
+  // the layer lowers the kernel itself
+  return emitGpuKernel(kernel, target, buffers);
 }
 
-/** Element dtypes the CUDA kernels handle. */
+/** Element dtypes CUDA buffers and registers hold. */
 export const CUDA_DTYPES: ReadonlySet<DType> = new Set<DType>(['f32', 'f64', 'f16', 'bf16', 'i32', 'u32', 'bool']);
+
+/**
+ * What of a kernel would need f64 accumulators or comparisons, which the GPU layer keeps in f32
+ * registers (WGSL has none): an f64 reduction, matmul, convolution or sort. f64 elementwise
+ * work (loads, arithmetic in double registers, stores) is exact and allowed.
+ */
+export function f64Accumulation(k: Kernel): string | undefined {
+  switch (k.kind) {
+    case 'loop': {
+      const r = k.reductions.find((x) => x.dtype === 'f64' || x.expr.dtype === 'f64');
+      return r ? `its ${r.op} reduction of f64 values` : undefined;
+    }
+    case 'matmul':
+    case 'conv':
+      return k.dtype === 'f64' ? `an f64 ${k.kind === 'conv' ? 'convolution' : 'matmul'}` : undefined;
+    case 'sort':
+      return k.dtype === 'f64' ? 'an argsort of f64 values' : undefined;
+  }
+}
