@@ -447,6 +447,11 @@ export class CudaRuntime {
     return this.addon.memoryStats();
   }
 
+  /** Restarts the allocator's peak-bytes count at the bytes in use now. */
+  resetPeak(): void {
+    this.addon.resetPeak();
+  }
+
   /** Gives cached device blocks and staging buffers back to the driver; returns bytes freed. */
   trim(): number {
     return this.addon.trim();
