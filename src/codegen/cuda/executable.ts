@@ -22,7 +22,7 @@ import { HostArray } from '../../ir/host.js';
 import type { Executable, MemoryPlan, RunStats } from '../kernel/device.js';
 import type { KernelGraph } from '../kernel/kernel_graph.js';
 import type { GpuKernelCode } from '../lower/gpu/kernel_code.js';
-import type { KernelArg } from './native.js';
+import { type KernelArg, nodeBuiltin } from './native.js';
 import { type CudaGraph, type CudaKernel, type CudaRuntime, type DeviceBuffer } from './runtime.js';
 import { type CudaTarget, emitCudaKernel } from './kernels.js';
 import { storageBytes, toStorage } from './storage.js';
@@ -39,10 +39,16 @@ export interface CudaArrayHost {
 export interface CudaExecutableOptions {
   /** Record the launches as a CUDA graph from the second call on (default true). */
   readonly graphs?: boolean;
-  /** NVRTC threads for the module compiles (default 4). */
+  /** NVRTC threads for the module compiles (default: one per core, at most 16). */
   readonly compileThreads?: number;
   /** Extra NVRTC options (e.g. -lineinfo). */
   readonly nvrtcOptions?: readonly string[];
+}
+
+/** NVRTC threads: one per core (a cold training-step compile is hundreds of kernels), at most 16. */
+function defaultCompileThreads(): number {
+  const os = nodeBuiltin<typeof import('node:os')>('os');
+  return Math.max(1, Math.min(16, os?.availableParallelism?.() ?? 4));
 }
 
 /** Storage keys: arena storages are 0.., the others offset by kind. */
@@ -152,7 +158,7 @@ export class CudaExecutable implements Executable {
     const modules = this.rt.compileModulesSync(
       this.codes.map((c) => ({ source: c.source, label: c.name })),
       opts.nvrtcOptions ?? [],
-      opts.compileThreads ?? 4,
+      opts.compileThreads ?? defaultCompileThreads(),
     );
     this.codes.forEach((c, i) => {
       for (const d of c.dispatches) {
