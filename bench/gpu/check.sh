@@ -17,6 +17,9 @@
 #       and tiny training and inference img/s, compile times, peak memory: cuda-bench.json);
 #       BENCH_ARGS passes options to it (e.g. "--models atto --precisions bf16 --steps 20").
 #
+#   bash bench/gpu/check.sh emulate
+#       Here, without a GPU: the suites on the host emulation of CUDA (see that branch below).
+#
 # Exit status: 0 all passed, 1 something failed, 2 CUDA unavailable (the reason is printed).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,6 +47,27 @@ if [[ ${1:-} == prepare ]]; then
   exit 0
 fi
 mode=${1:-check}
+
+if [[ $mode == emulate ]]; then
+  # No GPU: the same suites on the host emulation of CUDA (an emulating fake driver and NVRTC
+  # that compile every kernel with g++; slow, minutes per suite; nothing is timed). With
+  # EMULATE_VITEST=1 also the test suite's per-backend files (about half an hour cold).
+  set -e
+  npm run build --silent
+  npx tsc --noCheck --skipLibCheck --module nodenext --moduleResolution nodenext --target es2022 \
+    --rootDir . --outDir dist test/helpers/program_gen.ts
+  eval "$(node dist/bench/gpu/emulate.js)"
+  export NEXGRAD_CACHE_DIR=${NEXGRAD_CACHE_DIR:-${TMPDIR:-/tmp}/nexgrad-emulated-cache}
+  out=${OUT:-$root/bench/results/gpu-emulated}
+  mkdir -p "$out"
+  set +e
+  node dist/bench/gpu/suites.js --out "$out" --refs ../shared/refs --random "${EMULATE_RANDOM:-50}" ${EMULATE_ONLY:+--only "$EMULATE_ONLY"}
+  status=$?
+  if [[ ${EMULATE_VITEST:-0} == 1 ]]; then
+    NEXGRAD_BACKENDS=cuda NEXGRAD_REQUIRE=cuda npx vitest run test/backends test/passes/parity.test.ts test/passes/random_programs.test.ts --testTimeout=4000000 || status=1
+  fi
+  exit "$status"
+fi
 
 out=${OUT:-$root/bench/results/gpu}
 mkdir -p "$out"

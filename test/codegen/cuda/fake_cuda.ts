@@ -13,7 +13,7 @@
  * block, barriers, mma.sync), and the fake driver dlopens the result and launches it.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -617,8 +617,16 @@ export interface FakeDriverOptions {
   readonly emulate?: boolean;
 }
 
-/** The CUDA-on-the-host header the emulating fake NVRTC compiles kernels with. */
-export const EMULATOR_HEADER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'emulator', 'ngemu.h');
+/**
+ * The CUDA-on-the-host header the emulating fake NVRTC compiles kernels with: beside this file,
+ * or (when this file runs compiled, from dist/) in the source tree.
+ */
+export const EMULATOR_HEADER = ((): string => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const beside = path.join(here, 'emulator', 'ngemu.h');
+  if (existsSync(beside)) return beside;
+  return path.join(here, '..', '..', '..', '..', 'test', 'codegen', 'cuda', 'emulator', 'ngemu.h');
+})();
 
 function gcc(dir: string, name: string, source: string, defines: string[], libs: string[] = []): string {
   mkdirSync(dir, { recursive: true });
