@@ -18,6 +18,7 @@ import * as ops from './ops.js';
 import { broadcastShapes, fmtShape, type Shape, shapeProblem, sizeOf } from './shape.js';
 import { Tensor } from './tensor.js';
 import { bind1 } from './trace.js';
+import { region } from './functional.js';
 
 export type FloatDType = 'f32' | 'f64' | 'f16' | 'bf16';
 
@@ -111,6 +112,14 @@ function mapKeys(key: Tensor, f: (k: Tensor) => Tensor): Tensor {
   for (let i = 0; i < nb; i++) outs.push(f(keyRow(flat, i)));
   const r = ops.stack(outs, 0);
   return ops.reshape(r, [...batch, ...outs[0]!.shape]);
+}
+
+/**
+ * A random draw as one named region (`random.uniform`, ...): eager execution runs it as one fused
+ * program, exactly as jit computes it, so a draw has the same bits inside and outside jit.
+ */
+function draw(op: string, key: Tensor, f: (k: Tensor) => Tensor): Tensor {
+  return region(op, (k: Tensor) => mapKeys(k, f))(key);
 }
 
 function keyRow(keys: Tensor, i: number): Tensor {
@@ -324,7 +333,7 @@ export function uniform(key: Tensor, shape: readonly number[] = [], opts: Unifor
   const dtype = requireFloatDType(op, opts.dtype ?? 'f32');
   const minval = requireBound(op, 'minval', opts.minval ?? 0);
   const maxval = requireBound(op, 'maxval', opts.maxval ?? 1);
-  return mapKeys(k, (k1) => uniform1(op, k1, s, dtype, minval, maxval));
+  return draw(op, k, (k1) => uniform1(op, k1, s, dtype, minval, maxval));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -436,7 +445,7 @@ export function normal(key: Tensor, shape: readonly number[] = [], opts: NormalO
   const mean = requireNumber(op, 'mean', opts.mean ?? 0);
   const std = requireNumber(op, 'std', opts.std ?? 1);
   const lo = nextAfter(-1, 0, dtype);
-  return mapKeys(k, (k1) => {
+  return draw(op, k, (k1) => {
     let r = ops.mul(erfinv(uniform1(op, k1, s, dtype, lo, 1)), castScalar(Math.SQRT2, dtype));
     if (std !== 1) r = ops.mul(r, std);
     if (mean !== 0) r = ops.add(r, mean);
@@ -473,9 +482,9 @@ export function truncatedNormal(
   const sqrt2 = castScalar(Math.SQRT2, dtype);
   const clampLo = nextAfter(lo, Infinity, dtype);
   const clampHi = nextAfter(hi, -Infinity, dtype);
-  const a = ops.erf(ops.div(ops.scalar(lo, dtype), sqrt2));
-  const b = ops.erf(ops.div(ops.scalar(hi, dtype), sqrt2));
-  return mapKeys(k, (k1) => {
+  return draw(op, k, (k1) => {
+    const a = ops.erf(ops.div(ops.scalar(lo, dtype), sqrt2));
+    const b = ops.erf(ops.div(ops.scalar(hi, dtype), sqrt2));
     const out = ops.mul(erfinv(uniform1(op, k1, s, dtype, a, b)), sqrt2);
     return ops.minimum(ops.maximum(out, clampLo), clampHi);
   });
@@ -499,7 +508,7 @@ export function bernoulli(key: Tensor, p: number | Tensor = 0.5, shape?: readonl
   if (!b || b.length !== s.length || b.some((d, i) => d !== s[i])) {
     throw new OpError(op, `p of shape ${fmtShape(pShape)} does not broadcast to the sample shape ${fmtShape(s)}`);
   }
-  return mapKeys(k, (k1) => ops.less(uniform1(op, k1, s, dtype, 0, 1), prob));
+  return draw(op, k, (k1) => ops.less(uniform1(op, k1, s, dtype, 0, 1), prob));
 }
 
 /**

@@ -105,12 +105,17 @@ export function hostDataOf(t: SafeTensor, fail: (problem: string) => Error): { d
   return { dtype: rule.dtype, data: same ? (data as HostData) : host.from(data) };
 }
 
-function toTensor(name: string, t: SafeTensor, source: string | undefined): Tensor {
+/**
+ * A tensor of one entry. `bytes` are the caller's: data that views them is copied, so a loaded
+ * tensor never shares memory with the caller's buffer or with another load of the same bytes
+ * (donating one would change the other).
+ */
+function toTensor(name: string, t: SafeTensor, source: string | undefined, bytes: Uint8Array | undefined): Tensor {
   // The file format allows dimensions up to 2^53 (in an empty tensor); a nexgrad tensor does not.
   const bad = shapeProblem(t.shape);
   if (bad !== undefined) throw new SafetensorsError(`shape ${JSON.stringify(t.shape)} cannot be a nexgrad tensor: ${bad}`, { file: source, tensor: name });
   const { dtype, data } = hostDataOf(t, (p) => new SafetensorsError(p, { file: source, tensor: name }));
-  return fromHost(dtype, t.shape, data);
+  return fromHost(dtype, t.shape, bytes && data.buffer === bytes.buffer ? data.slice() : data);
 }
 
 export interface LoadSafetensorsOptions {
@@ -123,8 +128,20 @@ export interface LoadSafetensorsOptions {
  * mapped by SAFE_DTYPE_MAP. A name with a `__proto__`, `constructor` or `prototype` segment is
  * refused (SafetensorsError): such names exist to attack code that walks dotted names.
  */
-export function loadSafetensors(pathOrBytes: string | Uint8Array, opts: LoadSafetensorsOptions = {}): Record<string, Tensor> {
+export function loadSafetensors(pathOrBytes: string | Uint8Array, opts?: LoadSafetensorsOptions): Record<string, Tensor>;
+/** In a browser: the body of a fetch() Response. */
+export function loadSafetensors(response: Response, opts?: LoadSafetensorsOptions): Promise<Record<string, Tensor>>;
+export function loadSafetensors(src: string | Uint8Array | Response, opts: LoadSafetensorsOptions = {}): Record<string, Tensor> | Promise<Record<string, Tensor>> {
+  if (typeof Response !== 'undefined' && src instanceof Response) {
+    if (!src.ok) return Promise.reject(new SafetensorsError(`the response is HTTP ${src.status} ${src.statusText}`, { file: src.url }));
+    return src.arrayBuffer().then((b) => loadBytesOrPath(new Uint8Array(b), opts, false));
+  }
+  return loadBytesOrPath(src as string | Uint8Array, opts, true);
+}
+
+function loadBytesOrPath(pathOrBytes: string | Uint8Array, opts: LoadSafetensorsOptions, callerBytes: boolean): Record<string, Tensor> {
   const source = typeof pathOrBytes === 'string' ? pathOrBytes : undefined;
+  const bytes = typeof pathOrBytes === 'string' || !callerBytes ? undefined : pathOrBytes;
   const file = typeof pathOrBytes === 'string' ? readSafetensors(pathOrBytes, opts.limits) : parseSafetensors(pathOrBytes, undefined, opts.limits);
   const out = Object.create(null) as Record<string, Tensor>;
   for (const name of file.tensors.keys()) {
@@ -133,7 +150,7 @@ export function loadSafetensors(pathOrBytes: string | Uint8Array, opts: LoadSafe
       throw new SafetensorsError(`the name has a ${JSON.stringify(seg)} segment, which nexgrad refuses in tensor names (prototype pollution)`, { file: source, tensor: name });
     }
   }
-  for (const [name, t] of file.tensors) out[name] = toTensor(name, t, source);
+  for (const [name, t] of file.tensors) out[name] = toTensor(name, t, source, bytes);
   return out;
 }
 

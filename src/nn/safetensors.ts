@@ -16,11 +16,15 @@
  * bytes (zero copy): mutating them mutates the input.
  */
 
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as nodePath from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
 import { NexgradError } from '../ir/errors.js';
+import { lazyNode } from '../ir/node_builtins.js';
+import type { Stats } from 'node:fs';
+
+// Node modules, looked up on first use (these features need Node; the module itself loads anywhere)
+const fs = lazyNode('fs', 'safetensors files');
+const os = lazyNode('os', 'safetensors files');
+const nodePath = lazyNode('path', 'safetensors files');
+const nodeCrypto = lazyNode('crypto', 'safetensors files');
 
 export type SafeDType =
   | 'F64' | 'F32' | 'F16' | 'BF16'
@@ -293,7 +297,7 @@ export function parseSafetensors(bytes: Uint8Array, source?: string, limits?: Re
 }
 
 /** What kind of file system object a stat describes, for messages. */
-function fileKind(st: fs.Stats): string {
+function fileKind(st: Stats): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFIFO()) return 'a FIFO (named pipe)';
   if (st.isCharacterDevice()) return 'a character device';
@@ -337,7 +341,7 @@ export function readSafetensors(path: string, limits?: ReadLimits): SafetensorsF
     throw fail(`cannot read file (${why(e)})`, e);
   }
   try {
-    let st: fs.Stats;
+    let st: Stats;
     try {
       st = fs.fstatSync(fd);
     } catch (e) {
@@ -790,7 +794,7 @@ export const STALE_TEMP_MS = 15 * 60 * 1000;
 let hostTagCache: string | undefined;
 /** 8 hex digits of a hash of the host name: a pid only means something on its own host. */
 function hostTag(): string {
-  hostTagCache ??= createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+  hostTagCache ??= nodeCrypto.createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
   return hostTagCache;
 }
 
@@ -861,7 +865,7 @@ export function writeSafetensors(
   }
   const bytes = serializeSafetensors(tensors, metadata);
   cleanStaleTempFiles(nodePath.dirname(path));
-  const tmp = `${path}.tmp-${hostTag()}-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const tmp = `${path}.tmp-${hostTag()}-${process.pid}-${nodeCrypto.randomBytes(6).toString('hex')}`;
   let created = false;
   try {
     const fd = fs.openSync(tmp, 'wx'); // 'wx': never clobber an existing file

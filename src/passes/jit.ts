@@ -87,7 +87,7 @@ export function jit<F extends (...args: any[]) => any>(fn: F, opts: JitOptions =
     traced.captured.forEach((_, j) => labels.push(`closed-over tensor ${j}`));
     const wanted = checked.cacheDir === false ? undefined : (checked.cacheDir ?? defaultCacheDir());
     const dir = wanted && usableCacheDir(wanted) ? wanted : undefined;
-    const key = cacheKey(program, backend, device.id, donated);
+    const key = dir ? cacheKey(program, backend, device.id, donated) : '';
     let low = dir && !dumpStages().size ? readCached(dir, key, program.consts.map((c) => c.value)) : undefined;
     if (low) stats.diskHits++;
     else {

@@ -2,16 +2,23 @@
  * jit's disk cache: where entries live, their key (the program, the backend and device, the
  * donation, and a fingerprint of the compiler's own code), and reading and writing them.
  */
-import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { nodeModule } from '../ir/node_builtins.js';
 import type { MemoryPlan } from '../codegen/kernel/device.js';
 import type { KernelGraph } from '../codegen/kernel/kernel_graph.js';
 import { deserializeLowered, serializeLowered } from '../codegen/kernel/serialize.js';
 import type { HostArray } from '../ir/host.js';
 import type { Program } from '../ir/program.js';
+
+// Node's modules, looked up when used (the disk cache is off where they are missing: a browser)
+const node = () => {
+  const fs = nodeModule('fs');
+  const path = nodeModule('path');
+  const os = nodeModule('os');
+  const crypto = nodeModule('crypto');
+  const url = nodeModule('url');
+  return fs && path && os && crypto && url ? { fs, path, os, crypto, url } : undefined;
+};
+const sha256 = () => node()!.crypto.createHash('sha256');
 
 /** Bumped whenever the cached format changes. */
 export const COMPILER_VERSION = 'nexgrad-0.1.0-k3';
@@ -25,9 +32,12 @@ let fingerprint: string | undefined;
  */
 export function compilerFingerprint(): string {
   if (fingerprint) return fingerprint;
-  const h = createHash('sha256').update(COMPILER_VERSION);
+  const n = node();
+  if (!n) return (fingerprint = `${COMPILER_VERSION}-no-disk`);
+  const { fs, path } = n;
+  const h = sha256().update(COMPILER_VERSION);
   try {
-    const here = path.dirname(fileURLToPath(import.meta.url));
+    const here = path.dirname(n.url.fileURLToPath(import.meta.url));
     for (const dir of [here, path.join(here, '..', 'codegen')]) {
       const files = (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts')).sort();
       for (const f of files) h.update(f).update(fs.readFileSync(path.join(dir, f)));
@@ -39,20 +49,23 @@ export function compilerFingerprint(): string {
   return fingerprint;
 }
 
-export function defaultCacheDir(): string {
-  return process.env.NEXGRAD_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'nexgrad');
+/** The default cache directory, or undefined where there is no file system (a browser). */
+export function defaultCacheDir(): string | undefined {
+  const n = node();
+  if (!n) return undefined;
+  return process.env.NEXGRAD_CACHE_DIR ?? n.path.join(process.env.XDG_CACHE_HOME ?? n.path.join(n.os.homedir(), '.cache'), 'nexgrad');
 }
 
 function programHash(p: Program): string {
-  const h = createHash('sha256');
+  const h = sha256();
   h.update(p.toString());
-  for (const c of p.consts) h.update(Buffer.from(c.value.data.buffer, c.value.data.byteOffset, c.value.data.byteLength));
+  for (const c of p.consts) h.update(new Uint8Array(c.value.data.buffer, c.value.data.byteOffset, c.value.data.byteLength));
   return h.digest('hex');
 }
 
 /** The cache key of a program compiled for a device with the given donated input positions. */
 export function cacheKey(program: Program, backend: string, deviceId: string, donated: readonly number[]): string {
-  return createHash('sha256').update([programHash(program), backend, deviceId, compilerFingerprint(), donated.join(',')].join('|')).digest('hex');
+  return sha256().update([programHash(program), backend, deviceId, compilerFingerprint(), donated.join(',')].join('|')).digest('hex');
 }
 
 /**
@@ -79,6 +92,9 @@ const myUid = (): number | undefined => (typeof process.getuid === 'function' ? 
 
 /** Checks (creating it 0700 if missing) that `dir` is a private directory; false (with one warning) if not. */
 export function usableCacheDir(dir: string): boolean {
+  const n = node();
+  if (!n) return false;
+  const { fs } = n;
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const st = fs.lstatSync(dir);
@@ -95,7 +111,8 @@ export function usableCacheDir(dir: string): boolean {
 }
 
 /** The bytes of a cache file if it is a private regular file under the cap; the reason otherwise. */
-function readPrivateFile(file: string): Buffer | string {
+function readPrivateFile(file: string): Uint8Array | string {
+  const { fs } = node()!;
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -126,7 +143,7 @@ function readPrivateFile(file: string): Buffer | string {
 /** Where an entry lives; `key` is a hex digest, so nothing else reaches the path. */
 function entryPath(dir: string, key: string): string {
   if (!/^[0-9a-f]{64}$/.test(key)) throw new Error('jit cache: malformed key');
-  return path.join(dir, `${key}.json`);
+  return node()!.path.join(dir, `${key}.json`);
 }
 
 /** The cached graph and plan under `key`, or undefined (missing, or discarded with a warning). */
@@ -134,8 +151,9 @@ export function readCached(dir: string, key: string, consts: readonly HostArray[
   const file = entryPath(dir, key);
   const bytes = readPrivateFile(file);
   if (bytes === '') return undefined;
+  const { fs } = node()!;
   const discard = (why: string): undefined => {
-    warnOnce(`entry:${file}`, `discarding jit cache entry ${file}: ${why}; recompiling`);
+    warnOnce(`entry:${file}:${why}`, `discarding jit cache entry ${file}: ${why}; recompiling`);
     try {
       fs.unlinkSync(file);
     } catch {
@@ -144,7 +162,7 @@ export function readCached(dir: string, key: string, consts: readonly HostArray[
     return undefined;
   };
   if (typeof bytes === 'string') return discard(bytes);
-  const text = bytes.toString('utf8');
+  const text = new TextDecoder().decode(bytes);
   const nl = text.indexOf('\n');
   let header: { format?: unknown; key?: unknown; sha256?: unknown };
   try {
@@ -155,7 +173,7 @@ export function readCached(dir: string, key: string, consts: readonly HostArray[
   const payload = text.slice(nl + 1);
   if (header.format !== HEADER) return discard('unknown format');
   if (header.key !== key) return discard('it belongs to another program');
-  if (header.sha256 !== createHash('sha256').update(payload).digest('hex')) return discard('its contents do not match their digest');
+  if (header.sha256 !== sha256().update(payload).digest('hex')) return discard('its contents do not match their digest');
   try {
     const entry = deserializeLowered(payload, consts);
     const now = new Date();
@@ -167,6 +185,7 @@ export function readCached(dir: string, key: string, consts: readonly HostArray[
 }
 
 function writeAtomic(file: string, text: string): void {
+  const { fs } = node()!;
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
     fs.writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
@@ -189,6 +208,7 @@ export function cacheMaxBytes(): number {
 
 /** Removes the least recently used entries until the directory holds at most `max` bytes. */
 export function trimCache(dir: string, max = cacheMaxBytes()): void {
+  const { fs, path } = node()!;
   const entries: { file: string; size: number; mtime: number }[] = [];
   for (const name of fs.readdirSync(dir)) {
     if (!/^[0-9a-f]{64}\.json$/.test(name)) continue;
@@ -208,7 +228,7 @@ export function trimCache(dir: string, max = cacheMaxBytes()): void {
 export function writeCached(dir: string, key: string, graph: KernelGraph, plan: MemoryPlan): void {
   try {
     const payload = serializeLowered(graph, plan);
-    const header = JSON.stringify({ format: HEADER, key, sha256: createHash('sha256').update(payload).digest('hex') });
+    const header = JSON.stringify({ format: HEADER, key, sha256: sha256().update(payload).digest('hex') });
     writeAtomic(entryPath(dir, key), `${header}\n${payload}`);
     trimCache(dir);
   } catch (e) {

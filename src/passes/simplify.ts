@@ -1,11 +1,12 @@
 /**
  * simplify: identity and algebraic folding, reshape/transpose/broadcast composition, constant
- * folding of scalar literals, CSE and DCE. Rules are a table keyed by primitive.
+ * folding of scalar literals, CSE and DCE. The folding rules are a pattern table (SIMPLIFY_RULES).
  */
 import { HostArray } from '../ir/host.js';
 import type { PrimName } from '../ir/primitive.js';
 import { PRIMS } from '../ir/primitives/index.js';
-import { type Atom, type Eqn, Literal, paramsOf, Program, Var } from '../ir/program.js';
+import { type Atom, type Eqn, Literal, makeEqn, paramsOf, Program, Var } from '../ir/program.js';
+import { constantOf, type Match, type PatternRule, rootOut, RuleTable } from './patterns.js';
 import { exactKey } from '../ir/exact_key.js';
 import { shapeEq } from '../ir/shape.js';
 import { HIGHER_ORDER } from './prim_kinds.js';
@@ -14,69 +15,52 @@ import { ProgramBuilder } from './rewrite.js';
 
 type Params = Readonly<Record<string, unknown>>;
 
-
 /** What a rule may return: an existing atom to use instead, a replacement equation, or nothing. */
-type RuleResult = Atom | { prim: string; params: Params; inputs: Atom[] } | undefined;
-type Rule = (ins: Atom[], params: Params, out: Var, producer: (a: Atom) => Eqn | undefined) => RuleResult;
-
-/** The scalar constant an atom holds (a literal, or a broadcast of one), if any. */
-function constantOf(a: Atom, producer: (a: Atom) => Eqn | undefined): number | undefined {
-  if (a instanceof Literal) return a.value;
-  const e = producer(a);
-  if (e && e.prim === 'broadcast_in_dim' && e.inputs[0] instanceof Literal) return e.inputs[0].value;
-  return undefined;
-}
+type RuleResult = Atom | { prim: string; params: Params; inputs: Atom[] };
 
 const sameAval = (a: Atom, out: Var): boolean => a.aval.dtype === out.aval.dtype && shapeEq(a.aval.shape, out.aval.shape);
+const x = (m: Match): Atom => m.atoms.get('x')!;
+const inner = (m: Match): Eqn => m.eqns.get('inner')!;
+/** The rule's replacement is x itself, when x already has the result's type and shape. */
+const isX = (m: Match): Atom | undefined => (sameAval(x(m), rootOut(m)) ? x(m) : undefined);
+const X = { any: 'x' } as const;
 
-const RULES: Partial<Record<string, Rule>> = {
-  reshape: (ins, p, out, producer) => {
-    if (sameAval(ins[0]!, out)) return ins[0];
-    const e = producer(ins[0]!);
-    if (e?.prim === 'reshape') return { prim: 'reshape', params: p, inputs: [e.inputs[0]!] };
-    return undefined;
+/** The algebraic identities and compositions simplify applies (rules as data; patterns.ts). */
+export const SIMPLIFY_RULES: readonly PatternRule<RuleResult>[] = [
+  { name: 'reshape to its own shape', pattern: { prim: 'reshape', inputs: [X] }, rewrite: isX },
+  {
+    name: 'reshape of a reshape',
+    pattern: { prim: 'reshape', inputs: [{ prim: 'reshape', inputs: [X] }] },
+    rewrite: (m) => ({ prim: 'reshape', params: paramsOf(m.root), inputs: [x(m)] }),
   },
-  transpose: (ins, p, _out, producer) => {
-    const perm = p.perm as number[];
-    if (perm.every((v, i) => v === i)) return ins[0];
-    const e = producer(ins[0]!);
-    if (e?.prim === 'transpose') {
-      const inner = e.params.perm as number[];
-      const composed = perm.map((q) => inner[q]!);
-      if (composed.every((v, i) => v === i)) return e.inputs[0];
-      return { prim: 'transpose', params: { perm: composed }, inputs: [e.inputs[0]!] };
-    }
-    return undefined;
+  { name: 'identity transpose', pattern: { prim: 'transpose', inputs: [X] }, guard: (m) => (paramsOf(m.root).perm as number[]).every((v, i) => v === i), rewrite: x },
+  {
+    name: 'transpose of a transpose',
+    pattern: { prim: 'transpose', inputs: [{ prim: 'transpose', inputs: [X], as: 'inner' }] },
+    rewrite: (m) => {
+      const perm = (paramsOf(m.root).perm as number[]).map((q) => (paramsOf(inner(m)).perm as number[])[q]!);
+      return perm.every((v, i) => v === i) ? x(m) : { prim: 'transpose', params: { perm }, inputs: [x(m)] };
+    },
   },
-  broadcast_in_dim: (ins, p, out, producer) => {
-    const dims = p.dims as number[];
-    if (sameAval(ins[0]!, out) && dims.every((d, i) => d === i)) return ins[0];
-    const e = producer(ins[0]!);
-    if (e?.prim === 'broadcast_in_dim') {
-      const inner = e.params.dims as number[];
-      return { prim: 'broadcast_in_dim', params: { shape: p.shape, dims: inner.map((d) => dims[d]!) }, inputs: [e.inputs[0]!] };
-    }
-    return undefined;
+  { name: 'identity broadcast', pattern: { prim: 'broadcast_in_dim', inputs: [X] }, guard: (m) => (paramsOf(m.root).dims as number[]).every((d, i) => d === i), rewrite: isX },
+  {
+    name: 'broadcast of a broadcast',
+    pattern: { prim: 'broadcast_in_dim', inputs: [{ prim: 'broadcast_in_dim', inputs: [X], as: 'inner' }] },
+    rewrite: (m) => {
+      const dims = paramsOf(m.root).dims as number[];
+      return { prim: 'broadcast_in_dim', params: { shape: paramsOf(m.root).shape, dims: (paramsOf(inner(m)).dims as number[]).map((d) => dims[d]!) }, inputs: [x(m)] };
+    },
   },
-  cast: (ins, _p, out) => (sameAval(ins[0]!, out) ? ins[0] : undefined),
-  reduce_sum: (ins, p) => ((p.axes as number[]).length === 0 ? ins[0] : undefined),
-  neg: (ins, _p, _o, producer) => {
-    const e = producer(ins[0]!);
-    return e?.prim === 'neg' ? e.inputs[0] : undefined;
-  },
-  add: (ins, _p, out, producer) => {
-    if (constantOf(ins[1]!, producer) === 0 && sameAval(ins[0]!, out)) return ins[0];
-    if (constantOf(ins[0]!, producer) === 0 && sameAval(ins[1]!, out)) return ins[1];
-    return undefined;
-  },
-  sub: (ins, _p, out, producer) => (constantOf(ins[1]!, producer) === 0 && sameAval(ins[0]!, out) ? ins[0] : undefined),
-  mul: (ins, _p, out, producer) => {
-    if (constantOf(ins[1]!, producer) === 1 && sameAval(ins[0]!, out)) return ins[0];
-    if (constantOf(ins[0]!, producer) === 1 && sameAval(ins[1]!, out)) return ins[1];
-    return undefined;
-  },
-  div: (ins, _p, out, producer) => (constantOf(ins[1]!, producer) === 1 && sameAval(ins[0]!, out) ? ins[0] : undefined),
-};
+  { name: 'cast to its own type', pattern: { prim: 'cast', inputs: [X] }, rewrite: isX },
+  { name: 'sum over no axes', pattern: { prim: 'reduce_sum', inputs: [X] }, guard: (m) => (paramsOf(m.root).axes as number[]).length === 0, rewrite: x },
+  { name: '-(-x)', pattern: { prim: 'neg', inputs: [{ prim: 'neg', inputs: [X] }] }, rewrite: x },
+  { name: 'x + 0', pattern: { prim: 'add', commutative: true, inputs: [X, { constant: true, value: 0 }] }, rewrite: isX },
+  { name: 'x - 0', pattern: { prim: 'sub', inputs: [X, { constant: true, value: 0 }] }, rewrite: isX },
+  { name: 'x * 1', pattern: { prim: 'mul', commutative: true, inputs: [X, { constant: true, value: 1 }] }, rewrite: isX },
+  { name: 'x / 1', pattern: { prim: 'div', inputs: [X, { constant: true, value: 1 }] }, rewrite: isX },
+];
+
+const RULES = new RuleTable(SIMPLIFY_RULES);
 
 /** dot_general(b, a) when `perm` reorders dot_general(a, b)'s output (batch, a free, b free) to (batch, b free, a free). */
 function swapDot(d: Eqn, perm: readonly number[]): { params: Params; inputs: Atom[] } | undefined {
@@ -110,9 +94,9 @@ function onePass(p: Program, origins?: Map<Var, string>): { program: Program; ch
     // apply rules until none fires
     if (e.outputs.length === 1) {
       for (let guard = 0; guard < 8; guard++) {
-        const rule = RULES[prim];
-        const r = rule?.(ins, params, e.outputs[0]!, producer);
-        if (r === undefined) break;
+        const fired = RULES.first(makeEqn(prim, params, ins, e.outputs), producer);
+        if (fired === undefined) break;
+        const r = fired.result;
         changed = true;
         if (r instanceof Var || r instanceof Literal) {
           b.alias(e.outputs[0]!, r);

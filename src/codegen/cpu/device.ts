@@ -14,7 +14,7 @@
  * are not shared are copied into shared staging arrays on each call (outputs of a threaded
  * executable are shared, so feeding them back costs nothing).
  */
-import { availableParallelism } from 'node:os';
+import { nodeModule } from '../../ir/node_builtins.js';
 import { castScalar, type DType, type HostData, roundBf16, roundF16 } from '../../ir/dtype.js';
 import { HostArray } from '../../ir/host.js';
 import { erf } from '../../ir/hostmath.js';
@@ -110,6 +110,13 @@ function hostData(a: HostArray, d: DType): HostData {
 }
 
 const DEFAULT_SPLIT_MIN_WORK = 400_000;
+
+/** Hardware threads: Node's count, the browser's, or 1. */
+function availableParallelism(): number {
+  const os = nodeModule('os');
+  if (os) return os.availableParallelism();
+  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+}
 
 class CpuExecutableImpl implements CpuExecutable {
   readonly kernelCount: number;

@@ -234,9 +234,9 @@ export function kernelBuffers(k: Kernel): number[] {
   return [...new Set([...reads, ...writes])].sort((a, b) => a - b);
 }
 
-/** The edge-case rewrites before printing JavaScript (see src/codegen/lower/expr_rules.ts). */
+/** The edge-case rewrites before printing JavaScript (see src/codegen/lower/expr_rules.ts): expansions computed in f64, rounded once. */
 export function prepareKernel(k: Kernel): Kernel {
-  return lowerExprs(k, JS_NATIVE);
+  return lowerExprs(k, { native: JS_NATIVE });
 }
 
 /** Generates the CPU code of one kernel. */

@@ -1,9 +1,12 @@
 /**
  * The JavaScript dialect of the CPU backend: how JavaScript spells each scalar operation, type,
- * declaration, load and store over typed arrays. Values are JS numbers; integers wrap at 32
- * bits (`| 0`, `>>> 0`, Math.imul); bools are 0/1; f16/bf16 live in Float32Arrays, rounded when
- * stored and after each operation (expr_rules' quantizing casts). The edge cases (division by
- * zero, NaN in max/min, ...) arrive already rewritten by src/codegen/lower/expr_rules.ts.
+ * declaration, load and store over typed arrays. Values are JS numbers: f32 element-wise
+ * intermediates of a fused kernel stay in float64 and are rounded to f32 when stored (a
+ * reduction's f32 result is rounded where it is read, so a fused phase and a stored reduction
+ * give the same value); integers wrap at 32 bits (`| 0`, `>>> 0`, Math.imul); bools are 0/1;
+ * f16/bf16 live in Float32Arrays, rounded after each operation (expr_rules). The edge cases
+ * (division by zero, NaN in max/min, ...) arrive already rewritten by
+ * src/codegen/lower/expr_rules.ts.
  */
 import type { DType } from '../../ir/dtype.js';
 import { bufName, type Dialect } from '../lower/dialect.js';
@@ -64,6 +67,9 @@ const FLOAT_UNARY: Readonly<Partial<Record<UnaryFn, (a: string, d: DType) => str
     return `erf(${a})`;
   },
 };
+
+/** An f32 accumulator rounded to f32 where it is read. */
+const f32 = (src: string, dtype: DType): string => (dtype === 'f32' ? `Math.fround(${src})` : src);
 
 function unarySrc(fn: UnaryFn, a: string, dtype: DType): string {
   if (fn === 'not') return dtype === 'bool' ? `(${a} ? 0 : 1)` : dtype === 'u32' ? `(~${a} >>> 0)` : `(~${a})`;
@@ -154,4 +160,5 @@ export const JS_DIALECT: Dialect = {
     return `${at} = ${storeValue(accumulate ? `${at} + ${value}` : value, dtype)};`;
   },
   guard: (c, stmt) => `if (${c}) ${stmt}`,
+  accValue: (src, dtype) => f32(src, dtype),
 };

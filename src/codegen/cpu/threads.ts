@@ -10,7 +10,8 @@
  * of the range meanwhile and then waits on ctrl[DONE] (Atomics.wait is allowed on Node's main
  * thread). Job dispatch costs a few microseconds, so only kernels with enough work are split.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { requireNode } from '../../ir/node_builtins.js';
 import { roundBf16, roundF16 } from '../../ir/dtype.js';
 import type { JsKernelCode } from './common.js';
 import { ERF_PARTS } from './math.js';
@@ -137,7 +138,7 @@ export class WorkerPool {
     const src = workerSource();
     for (let i = 0; i < size; i++) {
       const ctrl = new Int32Array(new SharedArrayBuffer(64));
-      const worker = new Worker(src, { eval: true, workerData: { ctrl: ctrl.buffer, erf: { src: ERF_PARTS.src, T: ERF_PARTS.T, T0: ERF_PARTS.T0 } } });
+      const worker = new (requireNode('worker_threads', 'CPU worker threads').Worker)(src, { eval: true, workerData: { ctrl: ctrl.buffer, erf: { src: ERF_PARTS.src, T: ERF_PARTS.T, T0: ERF_PARTS.T0 } } });
       const pw: PoolWorker = { worker, ctrl, seq: 0, error: null };
       worker.on('message', (m: { type: string; message?: string }) => {
         if (m.type === 'error') pw.error = m.message ?? 'worker error';

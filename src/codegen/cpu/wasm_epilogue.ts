@@ -21,13 +21,13 @@
  * index (anything in b, m) + n.
  *
  * Lanes. The JavaScript epilogue evaluates f32 expressions in double precision and rounds once,
- * at the store. 'f32x4' (the default) rounds every operation to f32 instead (XLA's f32
- * semantics; erf with the coefficients rounded to f32): a few ulp from the JavaScript results,
- * and more in relative terms where 1 + erf(x) cancels (GELU at x < -3, where the values are
- * tiny: the absolute difference stays under ~2e-6 * max(1, |result|)). 'f64x2' does what the
- * JavaScript does (f32 loads promoted to f64, every operation in f64 in the same order, one
- * demotion at the store) and matches it bit for bit, at about half the speed. max, min and
- * select are bitselects that keep the JavaScript comparisons' NaN and signed-zero behavior:
+ * at the store. 'f64x2' does the same (f32 loads promoted to f64, every operation in f64 in the
+ * same order, one demotion at the store) and matches it bit for bit, at about half the speed.
+ * 'f32x4' (the default) rounds every operation to f32 instead (XLA's f32 semantics; erf's
+ * polynomial in f32): a few ulp from the JavaScript results, and more in relative terms where
+ * 1 + erf(x) cancels (GELU at x < -3, where the values are tiny: the absolute difference stays
+ * under ~2e-6 * max(1, |result|)). max, min and select are
+ * bitselects that keep the JavaScript comparisons' NaN and signed-zero behavior:
  * max(a, b) = (a > b || a !== a) ? a : b.
  */
 import { ERF_P, ERF_Q } from '../lower/expr_rules.js';
@@ -234,7 +234,7 @@ const streamKey = (buf: number, index: Idx): string => `${buf}@${idxKey(index)}`
 // ---------------------------------------------------------------------------------------
 // WebAssembly
 
-/** f32 erf's coefficients (the rule in src/codegen/lower/expr_rules.ts), rounded to f32 as every dialect uses them. */
+/** erf's coefficients rounded to f32, as the rule in src/codegen/lower/expr_rules.ts has them for f32 (in both lane types). */
 const ERF_P32 = ERF_P.map(Math.fround);
 const ERF_Q32 = ERF_Q.map(Math.fround);
 
@@ -433,7 +433,7 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
           throw new Error(`wasm epilogue: ${x.op}`);
       }
     };
-    /** erf32(x): if (x >= 4) 1; if (x <= -4) -1; else x * P(u) / Q(u), u = x * x. */
+    /** erf32(x): if (x >= 4) 1; if (x <= -4) -1; else x * P(u) / Q(u) clamped to [-1, 1], u = x * x. */
     const erf = (node: SExpr, xl: number): number => {
       const u = vLocal();
       e(lget(xl), lget(xl), simd(L.mul), lset(u));
@@ -448,6 +448,8 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
       e(simd(L.div));
       const r = vLocal();
       e(lset(r));
+      e(L.konst(1), lget(r), lget(r), L.konst(1), simd(L.cmp.gt), BITSELECT, lset(r));
+      e(L.konst(-1), lget(r), lget(r), L.konst(-1), simd(L.cmp.lt), BITSELECT, lset(r));
       e(L.konst(1), lget(r), lget(xl), L.konst(4), simd(L.cmp.ge), BITSELECT, lset(r));
       e(L.konst(-1), lget(r), lget(xl), L.konst(-4), simd(L.cmp.le), BITSELECT);
       return set(node);

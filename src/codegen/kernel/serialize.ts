@@ -9,16 +9,16 @@ import { isDType, type DType } from '../../ir/dtype.js';
 import type { HostArray } from '../../ir/host.js';
 import { PRIMS } from '../../ir/primitives/index.js';
 import type { ConvParams, PrimName } from '../../ir/primitive.js';
-import { axis, AXIS_ROLES, type AxisRole } from './axis.js';
+import { type Axis, axis, AXIS_ROLES, type AxisRole } from './axis.js';
 import type { MemoryPlan } from './device.js';
-import type { Idx, IdxAtom } from './index_expr.js';
-import { childKeys, type SExpr, type SExprOp } from './sexpr.js';
+import { type Idx, type IdxAtom, idxRange } from './index_expr.js';
+import { childKeys, type SExpr, type SExprOp, visitSExpr } from './sexpr.js';
 import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand } from './kernel_graph.js';
 
 export const FORMAT = 'nexgrad-kernel-graph-3';
 
 /** Bounds on what a cache entry may describe. */
-const LIMITS = { elements: 2 ** 32, nodes: 5_000_000, idxDepth: 64, rank: 16, name: 200 };
+const LIMITS = { elements: 2 ** 32, nodes: 5_000_000, idxDepth: 64, rank: 16, name: 200, work: 2 ** 44 };
 
 export class CacheFormatError extends Error {
   constructor(where: string, what: string) {
@@ -289,6 +289,76 @@ function kernel(r: Reader, x: J, i: number): Kernel {
   }
 }
 
+/** Bounded work: a kernel's iteration space and the buffers it names fit the limits. */
+function checkExtents(k: Kernel, buffers: readonly { size: number }[], where: string): void {
+  const prod = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
+  let work = 0;
+  switch (k.kind) {
+    case 'loop':
+      work = prod(k.outer) * prod(k.row);
+      break;
+    case 'matmul':
+      work = k.batch * k.m * k.n * Math.max(1, k.k);
+      break;
+    case 'conv':
+      work = prod(k.outShape) * prod(k.rhs.shape);
+      if (prod(k.lhs.shape) > buffers[k.lhs.buf]!.size || prod(k.rhs.shape) > buffers[k.rhs.buf]!.size) throw new CacheFormatError(where, 'operand shapes exceed their buffers');
+      break;
+    case 'sort':
+      work = prod(k.shape);
+      if (work > buffers[k.input]!.size || work > buffers[k.output]!.size) throw new CacheFormatError(where, 'shape exceeds its buffers');
+      if (k.axis >= k.shape.length) throw new CacheFormatError(where, 'axis out of range');
+      break;
+  }
+  if (!(work <= LIMITS.work)) throw new CacheFormatError(where, `iteration space of ${work} exceeds ${LIMITS.work}`);
+  checkIndexRanges(k, buffers, where);
+}
+
+/** Every load and store a kernel makes (their static index parts) stays inside its buffer. */
+function checkIndexRanges(k: Kernel, buffers: readonly { size: number }[], where: string): void {
+  const ranges = new Map<Axis, number>();
+  const roots: SExpr[] = [];
+  const outs: KernelOutput[] = [];
+  switch (k.kind) {
+    case 'loop':
+      k.outer.forEach((n, i) => ranges.set(axis('outer', i), n));
+      k.row.forEach((n, i) => ranges.set(axis('row', i), n));
+      k.reductions.forEach((x) => roots.push(x.expr));
+      outs.push(...k.outerOutputs, ...k.rowOutputs);
+      break;
+    case 'matmul':
+      ([['batch', k.batch], ['m', k.m], ['n', k.n], ['k', k.k]] as const).forEach(([role, n]) => ranges.set(axis(role), n));
+      for (const o of [k.a, k.b]) {
+        if (isExprOperand(o)) roots.push(o.expr);
+        else {
+          const last = o.offset + o.strides[0] * (k.batch - 1) + Math.max(0, o.strides[1]) * ((o === k.a ? k.m : k.k) - 1) + Math.max(0, o.strides[2]) * ((o === k.a ? k.k : k.n) - 1);
+          if (o.strides.some((x) => x < 0) || last >= buffers[o.buf]!.size) throw new CacheFormatError(where, `operand reads outside buffer ${o.buf}`);
+        }
+      }
+      outs.push(...k.outputs);
+      break;
+    case 'conv':
+      k.outShape.forEach((n, i) => ranges.set(axis('outer', i), n));
+      outs.push(...k.outputs);
+      break;
+    case 'sort':
+      return;
+  }
+  for (const o of outs) roots.push(o.expr, ...(o.dyn ? [o.dyn] : []), ...(o.when ? [o.when] : []));
+  const inside = (buf: number, index: Idx, what: string): void => {
+    const [lo, hi] = idxRange(index, ranges);
+    if (lo < 0 || hi >= buffers[buf]!.size) throw new CacheFormatError(where, `${what} of buffer ${buf} at [${lo}, ${hi}] is outside its ${buffers[buf]!.size} elements`);
+  };
+  const seen = new Set<SExpr>();
+  try {
+    for (const r of roots) visitSExpr(r, (n) => n.op === 'load' && !n.dyn && inside(n.buf, n.index, 'a load'), seen);
+    for (const o of outs) if (!o.dyn) inside(o.buf, o.index, 'a store');
+  } catch (e) {
+    if (e instanceof CacheFormatError) throw e;
+    throw new CacheFormatError(where, (e as Error).message); // an index over an axis the kernel lacks
+  }
+}
+
 /**
  * Reads a cache entry; `consts` are the program's constants (the graph's const buffers, in
  * order). Throws CacheFormatError naming the first field that is wrong.
@@ -317,6 +387,7 @@ export function deserializeLowered(text: string, consts: readonly HostArray[]): 
     r.built.push(e);
   });
   const kernels = r.arr(g.kernels, 'graph.kernels').map((k, i) => kernel(r, k, i));
+  kernels.forEach((k, i) => checkExtents(k, buffers, `kernels[${i}]`));
   const inputs = r.arr(g.inputs, 'graph.inputs').map((b, i) => r.buf(b, `graph.inputs[${i}]`));
   const outputs = r.arr(g.outputs, 'graph.outputs').map((v, i) => {
     const o = r.obj(v, `graph.outputs[${i}]`);

@@ -37,6 +37,11 @@ export interface Dialect {
   store(buf: number, index: string, value: string, dtype: DType, accumulate: boolean): string;
   /** `if (c) stmt` */
   guard(c: string, stmt: string): string;
+  /**
+   * An accumulator read as a value of its dtype (JavaScript accumulates f32 reductions and some
+   * GEMMs in float64 and rounds the result here); identity where registers have the dtype.
+   */
+  accValue?(src: string, dtype: DType): string;
 }
 
 /** Buffer argument name for a buffer id (every dialect binds buffers under these names). */

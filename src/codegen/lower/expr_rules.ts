@@ -3,8 +3,8 @@
  * prints operations with their plain meaning (see dialect.ts) and still agrees with the
  * reference interpreter: integer division and remainder by zero (and INT_MIN / -1), shifts by
  * 32 or more, NaN in max/min, arithmetic on bools, round half to even, sign, logistic, rsqrt,
- * the f32 erf approximation, casts to bool, f16/bf16 computed in f32 and rounded after every
- * operation, and
+ * the f32 erf approximation, casts to bool, narrow floats computed wider and rounded once per
+ * primitive, and
  * threefry as u32 operations. Rules are a table keyed by operation; one bottom-up pass applies
  * them (what a rule builds is not rewritten again).
  */
@@ -133,19 +133,22 @@ const pow: Rule = (e, native) => {
 
 /**
  * erf for f32/f16/bf16: a rational approximation in x^2 on [-4, 4] (the form XLA uses; at most
- * 7.3e-7 absolute), +-1 outside. f64 keeps the dialect's float64-accurate erf.
+ * 7.3e-7 absolute), clamped to [-1, 1], +-1 outside. f64 keeps the dialect's float64-accurate erf.
  */
 export const ERF_P: readonly number[] = [0.00022905065861350646, 0.0034082910107109506, 0.050955695062380861, 0.18520832239976145, 1.128379143519084];
 export const ERF_Q: readonly number[] = [-1.1791602954361697e-7, 0.000023547966471313185, 0.0010179625278914885, 0.014070470171167667, 0.11098505178285362, 0.49746925110067538, 1];
-const erf32: Rule = (e) => {
-  if (e.op !== 'unary' || e.dtype === 'f64') return undefined;
+/** The rational approximation, evaluated in the node's own type (its coefficients rounded to it). */
+function erfPolynomial(e: SExpr): SExpr {
+  if (e.op !== 'unary') return e;
   const d = e.dtype;
   const x = e.a;
   const u = bin('mul', x, x);
   const horner = (cs: readonly number[]): SExpr => cs.slice(1).reduce((acc, c) => bin('add', bin('mul', acc, u), k(c, d)), k(cs[0]!, d));
-  const r = bin('div', bin('mul', x, horner(ERF_P)), horner(ERF_Q));
+  const q = bin('div', bin('mul', x, horner(ERF_P)), horner(ERF_Q));
+  // with rounded coefficients the ratio can pass +-1 by an ulp near |x| = 4; erf never does
+  const r = sel(cmp('gt', q, k(1, d)), k(1, d), sel(cmp('lt', q, k(-1, d)), k(-1, d), q));
   return sel(cmp('ge', x, k(4, d)), k(1, d), sel(cmp('le', x, k(-4, d)), k(-1, d), r));
-};
+}
 
 // ---------------------------------------------------------------------------------------
 // bools and casts
@@ -175,10 +178,11 @@ const castToBool: Rule = (e) => (e.op === 'cast' && e.dtype === 'bool' && e.a.dt
 const UNARY_RULES: Readonly<Partial<Record<UnaryFn, Rule>>> = { round: roundHalfEven, sign, logistic, rsqrt, log1p, expm1 };
 const BINARY_RULES: Readonly<Partial<Record<BinaryFn, Rule>>> = { div: intDiv, rem: intRem, shift_left: shift, shift_right_logical: shift, max: extremum, min: extremum, pow };
 
+/** The rewrite of a node, or undefined when the dialect computes it as it is. */
 function ruleFor(e: SExpr, native: ReadonlySet<NativeOp>): SExpr | undefined {
   switch (e.op) {
     case 'unary':
-      if (e.fn === 'erf') return native.has('erf_f64') && e.dtype === 'f64' ? undefined : erf32(e, native);
+      if (e.fn === 'erf') return e.dtype === 'f64' && native.has('erf_f64') ? undefined : erfPolynomial(e);
       return UNARY_RULES[e.fn]?.(e, native);
     case 'binary':
       return boolBinary(e, native) ?? BINARY_RULES[e.fn]?.(e, native);
@@ -189,21 +193,27 @@ function ruleFor(e: SExpr, native: ReadonlySet<NativeOp>): SExpr | undefined {
   }
 }
 
-/**
- * f16/bf16 arithmetic runs in f32 and is rounded back after every operation, as the host rounds
- * after each primitive: the node's operands are widened, the f32 node gets the rules, and a
- * cast rounds the result.
- */
-function lowerNode(e: SExpr, native: ReadonlySet<NativeOp>): SExpr {
-  const half = (e.dtype === 'f16' || e.dtype === 'bf16') && (e.op === 'unary' || e.op === 'binary');
-  if (!half) return ruleFor(e, native) ?? e;
-  const widen = (x: SExpr): SExpr => ({ op: 'cast', a: x, dtype: 'f32' });
-  const wide: SExpr = e.op === 'unary' ? { ...e, a: widen(e.a), dtype: 'f32' } : { ...e, a: widen(e.a), b: widen((e as { b: SExpr }).b), dtype: 'f32' } as SExpr;
-  return { op: 'cast', a: ruleFor(wide, native) ?? wide, dtype: e.dtype };
+/** The operations a dialect computes natively (the others are expanded by the rules above). */
+export interface LoweringOptions {
+  readonly native: ReadonlySet<NativeOp>;
 }
 
-/** The kernel with every edge case rewritten for a dialect printing the `native` operations itself. */
-export function lowerExprs(kernel: Kernel, native: ReadonlySet<NativeOp>): Kernel {
+/**
+ * f16/bf16 primitives are computed on f32 operands and rounded back once (the host rounds after
+ * each primitive); f32 and f64 nodes are expanded in their own type, with constants of that type
+ * (a dialect that holds f32 intermediates wider, as JavaScript's numbers do, evaluates the same
+ * expansion with the same f32 constants, only without intermediate rounding).
+ */
+function lowerNode(e: SExpr, o: LoweringOptions): SExpr {
+  const half = e.dtype === 'f16' || e.dtype === 'bf16';
+  if ((e.op !== 'unary' && e.op !== 'binary') || !half) return ruleFor(e, o.native) ?? e;
+  const widen = (x: SExpr): SExpr => ({ op: 'cast', a: x, dtype: 'f32' });
+  const wide: SExpr = e.op === 'unary' ? { ...e, a: widen(e.a), dtype: 'f32' } : ({ ...e, a: widen(e.a), b: widen((e as { b: SExpr }).b), dtype: 'f32' } as SExpr);
+  return { op: 'cast', a: ruleFor(wide, o.native) ?? wide, dtype: e.dtype };
+}
+
+/** The kernel with every edge case rewritten for a dialect (see LoweringOptions). */
+export function lowerExprs(kernel: Kernel, o: LoweringOptions): Kernel {
   const threefry = expandThreefry();
-  return rewriteKernel(kernel, (e) => (e.op === 'threefry' ? threefry(e) : lowerNode(e, native)));
+  return rewriteKernel(kernel, (e) => (e.op === 'threefry' ? threefry(e) : lowerNode(e, o)));
 }

@@ -209,10 +209,12 @@ export class ScopeBuilder {
         if (/^[A-Za-z_$][\w$]*$|^\(?-?\d+\)?$/.test(src)) return src;
         break;
       }
-      case 'acc':
-        src = this.accResolver(e.id).src;
+      case 'acc': {
+        const raw = this.accResolver(e.id).src;
+        src = D.accValue ? D.accValue(raw, e.dtype) : raw;
         if (/^[A-Za-z_$][\w$]*$/.test(src)) return src;
         break;
+      }
       case 'unary':
         src = D.unary(e.fn, this.valueAt(e.a, memo), e.dtype);
         break;

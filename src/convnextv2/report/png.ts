@@ -1,9 +1,12 @@
 /** PNG encoding (SVG rasterised by sharp/librsvg, or raw RGB pixels) and atomic file writes. */
-import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { NexgradError } from '../../ir/errors.js';
 import { loadSharp } from '../../nn/data/sharp.js';
+import { lazyNode } from '../../ir/node_builtins.js';
+
+// Node modules, looked up on first use (these features need Node; the module itself loads anywhere)
+const fs = lazyNode('fs', 'writing PNG files');
+const path = lazyNode('path', 'writing PNG files');
+const nodeCrypto = lazyNode('crypto', 'writing PNG files');
 
 /** Rasterises an SVG document (its width and height in px) to an opaque RGB PNG. */
 export async function svgToPng(svg: string): Promise<Uint8Array> {
@@ -29,7 +32,7 @@ export async function rgbToPng(rgb: Uint8Array, width: number, height: number, o
 export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${nodeCrypto.randomBytes(6).toString('hex')}.tmp`);
   try {
     fs.writeFileSync(tmp, bytes);
     fs.renameSync(tmp, file);

@@ -3,10 +3,13 @@
  * bytes (1024 red, then green, then blue, each 32x32 row-major), so a record's pixels are
  * already CHW. Each file's size must be a whole number of records.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { DataError, type ImageDataset } from './types.js';
 import { U8ImageDataset } from './u8_dataset.js';
+import { lazyNode } from '../../ir/node_builtins.js';
+
+// Node modules, looked up on first use (these features need Node; the module itself loads anywhere)
+const fs = lazyNode('fs', 'CIFAR-10 files');
+const path = lazyNode('path', 'CIFAR-10 files');
 
 export const CIFAR10_CLASSES: readonly string[] = Object.freeze([
   'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',

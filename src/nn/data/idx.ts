@@ -4,9 +4,12 @@
  * match the file exactly, and a gzip stream is inflated only up to the size its header claims,
  * so a lying header or a decompression bomb costs no more memory than the limit.
  */
-import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
 import { DataError } from './types.js';
+import { lazyNode } from '../../ir/node_builtins.js';
+
+// Node modules, looked up on first use (these features need Node; the module itself loads anywhere)
+const fs = lazyNode('fs', 'IDX files');
+const zlib = lazyNode('zlib', 'IDX files');
 
 export interface IdxArray {
   readonly dims: readonly number[];

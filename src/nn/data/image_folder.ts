@@ -4,10 +4,14 @@
  * are untrusted: decoding is bounded by a pixel limit, and an unreadable image is named in the
  * error.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { loadSharp, type Sharp } from './sharp.js';
 import { DataError, type Example, type ImageDataset, requireInt } from './types.js';
+import { lazyNode } from '../../ir/node_builtins.js';
+import type { Dirent, Stats } from 'node:fs';
+
+// Node modules, looked up on first use (these features need Node; the module itself loads anywhere)
+const fs = lazyNode('fs', 'image folders');
+const path = lazyNode('path', 'image folders');
 
 
 const IMAGE_EXT = /\.(jpe?g|png)$/i;
@@ -105,7 +109,7 @@ export async function imageFolder(dir: string, opts: ImageFolderOptions): Promis
   if (channels !== 1 && channels !== 3) throw new DataError(`imageFolder: channels must be 1 or 3, got ${JSON.stringify(channels)}`);
   const fit = opts.fit ?? 'cover';
   if (fit !== 'cover' && fit !== 'fill') throw new DataError(`imageFolder: fit must be 'cover' or 'fill', got ${JSON.stringify(fit)}`);
-  let entries: fs.Dirent[];
+  let entries: Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
   } catch (e) {

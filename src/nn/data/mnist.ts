@@ -1,10 +1,13 @@
 /** MNIST and Fashion-MNIST from their IDX files (raw or .gz), and where Debian installs Fashion-MNIST. */
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { readIdx } from './idx.js';
 import { DataError, type ImageDataset } from './types.js';
 import { U8ImageDataset } from './u8_dataset.js';
+import { lazyNode } from '../../ir/node_builtins.js';
+
+// Node modules, looked up on first use (these features need Node; the module itself loads anywhere)
+const fs = lazyNode('fs', 'the MNIST readers');
+const path = lazyNode('path', 'the MNIST readers');
+const childProcess = lazyNode('child_process', 'the MNIST readers');
 
 export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze([
   'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
@@ -63,7 +66,7 @@ function dirFromEnv(env: string): string | undefined {
 function dpkgFashionDir(): string | undefined {
   let listing: string;
   try {
-    listing = execFileSync('dpkg', ['-L', FASHION_PACKAGE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+    listing = childProcess.execFileSync('dpkg', ['-L', FASHION_PACKAGE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
   } catch {
     return undefined; // no dpkg, or the package is not installed
   }

@@ -112,7 +112,7 @@ describe('worker threads', () => {
     const rng = mulberry32(2);
     const x = randArray('f32', [n], rng);
     const y = randArray('f32', [n], rng);
-    const want = Float32Array.from(x.data, (t, i) => t * 3 + y.data[i]!);
+    const want = Float32Array.from(x.data, (t, i) => t * 3 + y.data[i]!); // computed in float64, rounded when stored
     for (let r = 0; r < 200; r++) {
       const [o] = ex.run([x, y]);
       if (r % 50 === 0 || r === 199) expect(Array.from(o!.data)).toEqual(Array.from(want));
