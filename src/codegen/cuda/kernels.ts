@@ -38,7 +38,7 @@ export function gemmOf(k: Kernel): GemmSpec | undefined {
 export function emitCudaKernel(kernel: Kernel, target: CudaTarget, buffers: GpuBuffers): GpuKernelCode {
   const f64 = f64Accumulation(kernel);
   if (f64) throw new NexgradError(`cuda: kernel ${kernel.name} computes ${f64}, which the CUDA backend does not accumulate in f64 yet; compute it in f32 (cast the operands) or run it on the 'cpu' backend`);
-  const low = lowerExprs(kernel, CUDA_NATIVE);
+  const low = lowerExprs(kernel, { native: CUDA_NATIVE });
   const spec = gemmOf(low);
   const kind = spec && mmaKindFor(spec.dtype, target.tf32);
   if (spec && kind) {

@@ -111,7 +111,7 @@ function kernelOf(c: Case): { kernel: MatmulKernel; dtypes: Map<number, DType> }
 
 function emit(c: Case): GpuKernelCode {
   const { kernel, dtypes } = kernelOf(c);
-  const low = lowerExprs(kernel, CUDA_NATIVE) as MatmulKernel;
+  const low = lowerExprs(kernel, { native: CUDA_NATIVE }) as MatmulKernel;
   const used = c.epilogue ? [0, 1, 2, 3] : [0, 1, 2];
   const bindings: GpuBinding[] = used.map((buf) => ({ kind: 'buffer', bufs: [buf], dtype: dtypes.get(buf)!, access: buf === 2 ? 'read_write' : 'read', atomic: false }));
   return emitMmaGemm({ spec: matmulSpec(low), kind: c.kind, dialect: CUDA_GPU_DIALECT.forKernel(bindings), bindings, dtypeOf: (b) => dtypes.get(b)!, ...(c.config ? { config: c.config } : {}) });
