@@ -23,6 +23,9 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
   '--enable-unsafe-webgpu',
   '--use-webgpu-adapter=swiftshader',
+  // as nexgrad asks of Dawn in Node (src/codegen/wgsl/gpu.ts): no zero-initialisation of
+  // workgroup memory, which costs SwiftShader seconds of shader compile time per kernel
+  '--enable-dawn-features=disable_workgroup_init',
 ];
 
 export const wgslRequired = (process.env.NEXGRAD_REQUIRE ?? '').split(',').map((s) => s.trim()).includes('wgsl');
@@ -36,13 +39,14 @@ export function outputDir(sub: string): string {
   return path.join(root, sub);
 }
 
-/** Builds the Vite page at `root` into `outDir` (no config file, unminified for readable errors). */
+/** Builds the Vite page at `root` into `outDir` (with root's vite.config.ts if any; unminified for readable errors). */
 export async function buildPage(root: string, outDir: string): Promise<void> {
   const { build } = await import('vite');
+  const config = path.join(root, 'vite.config.ts');
   await build({
     root,
     base: './', // pages are served from sub-folders
-    configFile: false,
+    configFile: fs.existsSync(config) ? config : false,
     logLevel: 'error',
     build: { outDir, emptyOutDir: true, minify: false, reportCompressedSize: false },
   });

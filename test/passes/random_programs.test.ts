@@ -13,11 +13,11 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { interpret } from '../../src/ir/interpreter.js';
 import * as ops from '../../src/ir/ops.js';
-import type { Program } from '../../src/ir/program.js';
+import { Program } from '../../src/ir/program.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import { evalProgram } from '../../src/ir/trace.js';
 import { jit } from '../../src/passes/jit.js';
-import { devicePutAsync } from '../../src/passes/backends.js';
+import { devicePutAsync, getDevice } from '../../src/passes/backends.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { buildProgram, firstMismatch, KINDS_V1, primsOf, type Recipe, recipeArb, recipeArbOf, recipeInputs, tolerance } from '../helpers/program_gen.js';
 
@@ -107,7 +107,14 @@ const NUM_RUNS = Number(process.env.NEXGRAD_FUZZ_RUNS ?? 500);
 async function checkCompiled(backend: string, program: Program, inputSets: readonly (readonly Tensor[])[], red: readonly number[]): Promise<void> {
   const f = jit((...xs: Tensor[]) => evalProgram(program, xs), { backend, cacheDir: false });
   for (const [run, inputs] of inputSets.entries()) {
-    const got = await devicePutAsync(f(...inputs) as Tensor[], 'cpu');
+    let outs: Tensor[];
+    try {
+      outs = f(...inputs) as Tensor[];
+    } catch (e) {
+      if (refusesF64(backend, program) && F64_REFUSAL.test(String(e))) return;
+      throw e;
+    }
+    const got = await devicePutAsync(outs, 'cpu');
     const want = interpret(program, inputs, { dtype: 'f64' });
     expect(got.length).toBe(want.length);
     want.forEach((w, i) => {
@@ -123,6 +130,15 @@ async function checkCompiled(backend: string, program: Program, inputSets: reado
   }
   expect(f.stats.traces).toBe(1);
 }
+
+/**
+ * Backends without f64 (WGSL) refuse a program that still computes in f64 after simplification
+ * (the generator's f32 -> f64 -> f32 round trips, in about 7% of programs) with an error naming
+ * the kernel: that error, and only for such programs, is an accepted outcome there.
+ */
+const F64_REFUSAL = /is f64, which \w+ does not have/;
+const usesF64 = (p: Program): boolean => p.eqns.some((e) => e.outputs.some((v) => v.aval.dtype === 'f64') || ((e.params as { body?: unknown }).body instanceof Program && usesF64((e.params as { body: Program }).body)));
+const refusesF64 = (backend: string, p: Program): boolean => !getDevice(backend).caps.dtypes.has('f64') && usesF64(p);
 
 /** Two input sets per recipe: the recipe's own, and fresh data of the same shapes. */
 function inputSets(r: Recipe, first: Tensor[]): Tensor[][] {
@@ -150,6 +166,7 @@ async function checkDonated(backend: string, r: Recipe): Promise<'inPlace' | 're
   try {
     got = await devicePutAsync(f(...copies) as Tensor[], 'cpu');
   } catch (e) {
+    if (refusesF64(backend, program) && F64_REFUSAL.test(String(e))) return 'refused';
     expect(String(e)).toMatch(/donated argument \d+ cannot be reused in place/);
     return 'refused';
   }

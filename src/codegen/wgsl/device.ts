@@ -22,6 +22,8 @@ import type { WgslRuntime } from './runtime.js';
 
 export interface WgslDevice extends Device {
   readonly runtime: WgslRuntime;
+  /** Kernels are shaped for a CPU-emulated adapter (see GpuTarget.emulated). */
+  readonly emulated: boolean;
   /** Whether f16 buffers hold f16 (the adapter has shader-f16). */
   readonly f16: boolean;
 }
@@ -60,14 +62,24 @@ export function findF64(g: KernelGraph): string | undefined {
   return undefined;
 }
 
-export function createWgslDevice(rt: WgslRuntime, features: ReadonlySet<string>): WgslDevice {
+/** Adapters that emulate a GPU on the CPU, by the name their driver reports. */
+const EMULATED_ADAPTER = /swiftshader|llvmpipe|lavapipe|microsoft basic render|\bwarp\b/i;
+
+export interface WgslDeviceOptions {
+  /** Emit for a CPU-emulated adapter (default: from the adapter's name, see GpuTarget.emulated). */
+  readonly emulated?: boolean;
+}
+
+export function createWgslDevice(rt: WgslRuntime, features: ReadonlySet<string>, opts: WgslDeviceOptions = {}): WgslDevice {
   const f16 = features.has('shader-f16');
   const caps = wgslCaps(rt, f16);
+  const emulated = opts.emulated ?? EMULATED_ADAPTER.test(rt.adapterInfo);
   const target: GpuTarget = {
     dialect: createWgslDialect({ f16 }),
     native: WGSL_NATIVE,
     maxWorkgroupSize: caps.maxWorkgroupSize,
     maxSharedBytes: caps.maxSharedMemoryBytes,
+    emulated,
   };
   const own = (a: DeviceArray, what: string): WgslArray => {
     if (!(a instanceof WgslArray) || a.device !== device) throw new NexgradError(`wgsl ${what}: the array lives on the '${a.device.name}' device, not on this WGSL device`);
@@ -84,10 +96,11 @@ export function createWgslDevice(rt: WgslRuntime, features: ReadonlySet<string>)
   const device: WgslDevice = {
     name: 'wgsl',
     syncRead: false,
-    id: `wgsl:${rt.adapterInfo}:f16=${f16}:sb${l.maxStorageBuffersPerShaderStage}:wg${caps.maxWorkgroupSize}:sh${caps.maxSharedMemoryBytes}`,
+    id: `wgsl:${rt.adapterInfo}:f16=${f16}:sb${l.maxStorageBuffersPerShaderStage}:wg${caps.maxWorkgroupSize}:sh${caps.maxSharedMemoryBytes}${emulated ? ':emulated' : ''}`,
     caps,
     runtime: rt,
     f16,
+    emulated,
     alloc: (dtype, shape) => {
       const a = alloc(dtype, shape);
       if (a.buffer.bytes > 0) rt.upload(a.buffer, new Uint8Array(Math.ceil(a.buffer.bytes / 4) * 4).subarray(0, a.buffer.bytes));

@@ -96,7 +96,8 @@ function roundTo(a: string, to: DType): string {
 
 function cast(a: string, from: DType, to: DType): string {
   if (from === 'f64' || to === 'f64') throw f64Error('a cast operand');
-  if (to === 'bool') return isFloat(from) ? `(${a} != 0.0f)` : from === 'bool' ? a : `(${a} != ${literal(0, from)})`;
+  // `!(x == 0)`, not `x != 0`: a float != may compile to an ordered compare, false for NaN
+  if (to === 'bool') return isFloat(from) ? `(!(${a} == 0.0f))` : from === 'bool' ? a : `(${a} != ${literal(0, from)})`;
   if (isFloat(to)) {
     // registers hold f32; a value of `from` is already rounded to its precision
     if (isFloat(from)) return to === 'f32' || to === from ? a : roundTo(a, to);
@@ -356,6 +357,8 @@ export function createWgslDialect(opts: WgslDialectOptions, bindings: readonly G
     compare: (fn, a, b, dtype) => {
       // x != x / x == x are NaN tests: on the bits, since WGSL may assume finite floats
       if (isFloat(dtype) && a === b && (fn === 'ne' || fn === 'eq')) return fn === 'ne' ? `ng_is_nan(${a})` : `(!ng_is_nan(${a}))`;
+      // a float != may compile to an ordered not-equal (false when either side is NaN)
+      if (isFloat(dtype) && fn === 'ne') return `(!(${a} == ${b}))`;
       return base.compare(fn, a, b, dtype);
     },
     load,

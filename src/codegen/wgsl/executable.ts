@@ -62,7 +62,7 @@ export class WgslExecutable implements Executable {
     this.dtypes = dt;
     this.sizes = sz;
     const storage = storageKeys(graph, plan);
-    this.codes = graph.kernels.map((k) => emitGpuKernel(k, ctx.target, { dtypeOf: (b) => this.dtypeOf(b), storageOf: (b) => storage.get(b) ?? b }));
+    this.codes = graph.kernels.map((k) => emitGpuKernel(k, ctx.target, { dtypeOf: (b) => this.dtypeOf(b), sizeOf: (b) => this.sizes[b] ?? 0, storageOf: (b) => storage.get(b) ?? b }));
     this.pipelines = this.codes.map((c) => c.dispatches.map((d) => ctx.rt.pipelineNow(c.source, d.entry, c.name)));
     this.kernelCount = graph.kernels.length;
     this.sources = this.codes.map((c) => c.source);
@@ -116,6 +116,39 @@ export class WgslExecutable implements Executable {
   }
 
   run(arrays: readonly DeviceArray[]): DeviceArray[] {
+    const { B, fresh, allocated } = this.bind(arrays);
+    let bytes = allocated;
+    const rec = this.ctx.rt.beginCall(this.graph.kernels[0]?.name ?? 'call');
+    this.codes.forEach((c, ki) => this.record(rec, c, ki, B));
+    const results = this.results(rec, B, fresh, (n) => (bytes += n));
+    rec.submit();
+    this.lastRun = { allocatedBytes: bytes };
+    return results;
+  }
+
+  /**
+   * Milliseconds each kernel takes on the device, for benchmarks: runs the graph on `arrays` as
+   * run() does, but each kernel in a call of its own, waited for before the next.
+   */
+  async profile(arrays: readonly DeviceArray[]): Promise<{ name: string; ms: number }[]> {
+    const rt = this.ctx.rt;
+    const { B, fresh } = this.bind(arrays);
+    await rt.sync();
+    const times: { name: string; ms: number }[] = [];
+    for (const [ki, c] of this.codes.entries()) {
+      const t0 = performance.now();
+      const rec = rt.beginCall(c.name);
+      this.record(rec, c, ki, B);
+      rec.submit();
+      await rt.sync();
+      times.push({ name: c.name, ms: performance.now() - t0 });
+    }
+    for (const b of fresh) rt.release(b);
+    return times;
+  }
+
+  /** The storage of every buffer for one call: inputs, arena, consts, donated and fresh outputs. */
+  private bind(arrays: readonly DeviceArray[]): { B: Map<number, WgslBuffer>; fresh: Set<WgslBuffer>; allocated: number } {
     const { graph, plan, ctx } = this;
     const { rt } = ctx;
     if (arrays.length !== graph.inputs.length) throw new NexgradError(`wgsl: expected ${graph.inputs.length} inputs, got ${arrays.length}`);
@@ -134,7 +167,7 @@ export class WgslExecutable implements Executable {
       const s = plan.storageOf[b.id] ?? -1;
       if (s >= 0) B.set(b.id, this.arena![s]!);
     });
-    const freshBufs = new Set<WgslBuffer>();
+    const fresh = new Set<WgslBuffer>();
     for (const o of graph.outputs) {
       if (o.kind !== 'buffer') continue;
       const alias = plan.outputAliases.get(o.buf);
@@ -143,15 +176,10 @@ export class WgslExecutable implements Executable {
         const buf = rt.alloc(this.bytesOf(o.buf));
         allocated += buf.bytes;
         B.set(o.buf, buf);
-        freshBufs.add(buf);
+        fresh.add(buf);
       }
     }
-    const rec = rt.beginCall(graph.kernels[0]?.name ?? 'call');
-    this.codes.forEach((c, ki) => this.record(rec, c, ki, B));
-    const results = this.results(rec, B, freshBufs, (n) => (allocated += n));
-    rec.submit();
-    this.lastRun = { allocatedBytes: allocated };
-    return results;
+    return { B, fresh, allocated };
   }
 
   private record(rec: CallRecorder, c: GpuKernelCode, ki: number, B: ReadonlyMap<number, WgslBuffer>): void {

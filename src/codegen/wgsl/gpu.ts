@@ -58,13 +58,22 @@ export interface AcquireOptions {
   readonly f16?: boolean;
   /** Module that provides Dawn's `create(flags)` in Node (default 'webgpu'). */
   readonly dawnModule?: string;
-  /** Flags passed to Dawn's create() (e.g. 'backend=vulkan'). */
+  /** Flags passed to Dawn's create() (e.g. 'backend=vulkan'); default DEFAULT_DAWN_FLAGS. */
   readonly dawnFlags?: readonly string[];
   /** SwiftShader's Vulkan ICD file; used when no Vulkan driver is configured (Node only). */
   readonly swiftshaderIcd?: string;
 }
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/**
+ * Dawn's default flags in Node. Without `disable_workgroup_init`, Dawn zero-initialises every
+ * workgroup array at each launch, which costs SwiftShader about a millisecond of shader compile
+ * time per array element (two seconds for a GEMM's tiles, three for a depthwise conv's halo).
+ * nexgrad's kernels write every workgroup element before reading it, so they never see that
+ * initial value: WGSL code run on this runtime must keep to that.
+ */
+export const DEFAULT_DAWN_FLAGS: readonly string[] = Object.freeze(['enable-dawn-features=disable_workgroup_init']);
 const NO_VULKAN = 'no Vulkan driver found (install chromium and libvulkan1, or set VK_ICD_FILENAMES)';
 
 interface NodeGlobals {
@@ -152,7 +161,7 @@ const dawnInstances = new Map<string, Promise<GPU>>();
 
 function dawnGpu(opts: AcquireOptions): Promise<GPU> {
   const moduleName = opts.dawnModule ?? 'webgpu';
-  const flags = [...(opts.dawnFlags ?? [])];
+  const flags = [...(opts.dawnFlags ?? DEFAULT_DAWN_FLAGS)];
   const key = `${moduleName}\u0000${flags.join('\u0000')}`;
   let inst = dawnInstances.get(key);
   if (!inst) {

@@ -11,8 +11,8 @@
  */
 import { NexgradError } from '../../ir/errors.js';
 import { acquireGpu, readLimits, type AcquireOptions, type GpuLimits } from './gpu.js';
-import { reflectBindings, type BindingInfo } from './kernels/bindings.js';
-import { foldWorkgroups } from './kernels/conventions.js';
+import { reflectBindings, type BindingInfo } from './bindings.js';
+import { foldWorkgroups } from './workgroups.js';
 
 /** GPUBufferUsage / GPUShaderStage / GPUMapMode values (fixed by the spec; Node has no globals). */
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
@@ -232,6 +232,8 @@ export class WgslRuntime {
   private readonly inflight = new Set<Promise<void>>();
   private pendingError: WgslDeviceError | null = null;
   private pendingCompileError = false;
+  /** Shader modules whose compilation messages have not arrived yet. */
+  private moduleChecks = 0;
   private lostError: WgslDeviceError | null = null;
   private lastCall: { name: string; kernels: string[] } = { name: '(none)', kernels: [] };
   private destroyed = false;
@@ -400,7 +402,8 @@ export class WgslRuntime {
       const created = device.createShaderModule({ code: source, label: name });
       const scope = device.popErrorScope();
       // resolves true when the module compiled (its messages name the kernel and lines otherwise)
-      const ok = Promise.all([created.getCompilationInfo(), scope]).then(([info, moduleError]) => {
+      this.moduleChecks++;
+      const ok = Promise.all([created.getCompilationInfo(), scope]).finally(() => this.moduleChecks--).then(([info, moduleError]) => {
         const errors = info.messages.filter((m) => m.type === 'error');
         if (errors.length > 0) this.recordCompileError(compileErrorMessage(name, source, errors), name);
         else if (moduleError) this.recordCompileError(`wgsl kernel "${name}": shader module rejected: ${moduleError.message}`, name);
@@ -680,6 +683,9 @@ export class WgslRuntime {
     if (this.destroyed) throw new NexgradError('wgsl: the runtime was destroyed');
     if (this.lostError) throw this.lostError;
     const e = this.pendingError;
+    // an invalid pipeline's call error while its module's check is still running: the module's
+    // compile error (its cause) follows, and read()/sync() wait for it
+    if (e && !this.pendingCompileError && this.moduleChecks > 0 && /invalid due to a previous error/.test(e.message)) return;
     if (e) {
       this.pendingError = null;
       this.pendingCompileError = false;

@@ -1,22 +1,24 @@
-/** The inputs the browser page and the test both derive from one seed. */
+/** The inputs of the bundle check, derived from one seed (the test computes the references from them too). */
 export interface PageInputs {
-  readonly matmul: { M: number; N: number; K: number; a: Float32Array; b: Float32Array };
-  readonly key: Uint32Array;
-  readonly counter: Uint32Array;
-  readonly sortKeys: Float32Array;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+  readonly a: number[];
+  readonly b: number[];
+  readonly seed: number;
+  readonly bitsShape: number[];
+  readonly sortKeys: number[];
 }
 
 export interface PageResult {
   readonly error?: string;
   readonly adapterInfo?: string;
-  readonly ms?: number;
+  readonly devices?: string[];
   readonly matmul?: number[];
-  readonly randomBits?: number[];
+  readonly bits?: number[];
   readonly argsort?: number[];
-  readonly stats?: unknown;
 }
 
-/** A small LCG (the page must not depend on test helpers). */
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
@@ -27,14 +29,16 @@ function lcg(seed: number): () => number {
 
 export function pageInputs(seed: number): PageInputs {
   const r = lcg(seed);
-  const M = 70;
-  const N = 90;
-  const K = 33;
+  const [M, N, K] = [70, 90, 33];
   return {
-    matmul: { M, N, K, a: new Float32Array(M * K).map(() => r() * 2 - 1), b: new Float32Array(K * N).map(() => r() * 2 - 1) },
-    key: Uint32Array.of(Math.floor(r() * 2 ** 32), Math.floor(r() * 2 ** 32)),
-    counter: new Uint32Array(1001).map(() => Math.floor(r() * 2 ** 32)),
-    // 300 keys over 64-pair blocks: the global schedule, with ties
-    sortKeys: new Float32Array(300).map(() => Math.floor(r() * 50) - 25),
+    M,
+    N,
+    K,
+    a: Array.from({ length: M * K }, () => Math.fround(r() * 2 - 1)),
+    b: Array.from({ length: K * N }, () => Math.fround(r() * 2 - 1)),
+    seed: Math.floor(r() * 1000),
+    bitsShape: [7, 143],
+    // with ties, NaN and signed zeros: the host's order exactly
+    sortKeys: Array.from({ length: 300 }, (_, i) => (i % 41 === 0 ? NaN : i % 17 === 0 ? -0 : Math.floor(r() * 50) - 25)),
   };
 }

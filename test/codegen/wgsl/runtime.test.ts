@@ -1,6 +1,7 @@
 /** WgslRuntime: the pool, uploads and reads, calls with several dispatches, limits and device errors. */
 import { expect, test } from 'vitest';
 import { bucketBytes, WgslRuntime } from '../../../src/codegen/wgsl/runtime.js';
+import { foldWorkgroups } from '../../../src/codegen/wgsl/workgroups.js';
 import { describeWgsl, openWgsl, readF32, readU32, uploadArray } from './env.js';
 
 const env = await openWgsl();
@@ -39,7 +40,34 @@ test('bucket sizes are 16-byte multiples with at most 25% slack', () => {
   }
 });
 
+test('1-D workgroup counts fold into [x, y, z] within the per-dimension limit, with little excess', () => {
+  for (const [total, limit] of [[0, 8], [8, 8], [9, 8], [64, 8], [65, 8], [511, 8], [512, 8], [70000, 65535], [2 ** 31, 65535]] as const) {
+    const [x, y, z] = foldWorkgroups(total, limit);
+    expect(Math.max(x, y, z)).toBeLessThanOrEqual(limit);
+    expect(x * y * z).toBeGreaterThanOrEqual(total);
+    expect(x * y * z - total).toBeLessThan(Math.max(1, y * z));
+  }
+  expect(() => foldWorkgroups(513, 8)).toThrow(/513 workgroups exceed 8\^3/);
+  expect(() => foldWorkgroups(1.5, 8)).toThrow(/non-negative integer/);
+});
+
 describeWgsl('WgslRuntime', env, (rt) => {
+  test('a dispatch above the per-dimension limit is folded; each workgroup finds its linear number', async () => {
+    const groups = 70000;
+    const src = `@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+  if (g < ${groups}u) { out[g] = g + 1u; }
+}`;
+    const p = await rt.pipeline(src, 'main', 'fold');
+    const out = rt.alloc(groups * 4);
+    rt.beginCall('fold').dispatch(p, [out], groups).submit();
+    const got = await readU32(rt, out, groups);
+    for (let i = 0; i < groups; i++) if (got[i] !== i + 1) throw new Error(`workgroup ${i} wrote ${got[i]}`);
+    rt.release(out);
+  });
+
   test('the pool reuses released buffers and counts live, pooled and peak bytes', () => {
     const s0 = rt.stats();
     const a = rt.alloc(1000);
@@ -60,6 +88,21 @@ describeWgsl('WgslRuntime', env, (rt) => {
     rt.release(c);
     expect(() => rt.alloc(-1)).toThrow(/non-negative integer/);
     expect(() => rt.alloc(rt.limits.maxBufferSize + 1)).toThrow(/maxBufferSize/);
+  });
+
+  test('pipelineNow: created at once, cached per source and entry; a compile error is thrown by the next read, naming the kernel and line (not the invalid pipeline it causes)', async () => {
+    const p = rt.pipelineNow(AFFINE, 'main', 'affine_now');
+    expect(rt.pipelineNow(AFFINE, 'main', 'affine_now')).toBe(p);
+    const x = uploadArray(rt, Float32Array.of(1, 2, 3));
+    const y = rt.alloc(12);
+    rt.beginCall('now').dispatch(p, [x, y], 1, affineUniform(3, 2, 1)).submit();
+    expect(Array.from(await readF32(rt, y))).toEqual([3, 5, 7]);
+    const broken = rt.pipelineNow(AFFINE.replace('inp[gid.x] * params.scale', 'inp[gid.x] * params.nope'), 'main', 'broken_now');
+    rt.beginCall('broken call').dispatch(broken, [x, y], 1, affineUniform(3, 2, 1)).submit();
+    await expect(rt.read(y)).rejects.toThrow(/wgsl kernel "broken_now": shader compile error:\n  line \d+:\d+: .*nope/);
+    await rt.sync(); // the error was thrown once
+    rt.release(x);
+    rt.release(y);
   });
 
   test('uploads and reads at offsets, ragged ends', async () => {

@@ -11,6 +11,11 @@ export class GpuCode extends ScopeBuilder {
     super(gpu);
   }
 
+  /** Fresh names carry an underscore: a counter alone would make `i32` or `f16`, which are WGSL types. */
+  override fresh(prefix = 't'): string {
+    return super.fresh(`${prefix}_`);
+  }
+
   /** An i32 literal. */
   int(v: number): string {
     return this.gpu.literal(v, 'i32');

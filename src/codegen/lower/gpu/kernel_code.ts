@@ -35,12 +35,20 @@ export interface GpuTarget {
   readonly maxWorkgroupSize: number;
   /** Bytes of workgroup-shared memory one kernel may declare. */
   readonly maxSharedBytes: number;
+  /**
+   * The device is a GPU emulated on the CPU (SwiftShader, llvmpipe, WARP): a few cores run
+   * every thread and a barrier suspends each of them, so the emulators prefer shapes without
+   * barriers (a reduction takes one thread per output whenever there are a few outputs).
+   */
+  readonly emulated?: boolean;
 }
 
 /** Where each buffer of the graph is stored, as the emitters need it. */
 export interface GpuBuffers {
   /** Element dtype of every graph buffer. */
   readonly dtypeOf: (buf: number) => DType;
+  /** Elements of every graph buffer. */
+  readonly sizeOf: (buf: number) => number;
   /**
    * The storage a buffer lives in (buffers of one kernel that share a storage share a
    * binding); buffers with their own storage may return their own id.

@@ -2,8 +2,9 @@
  * Loop kernels on a GPU. Three shapes:
  *   - elementwise (no reductions): one thread per outer element (one per (outer, row) element
  *     when the kernel only has row outputs), row outputs in a loop per thread;
- *   - serial reductions (short rows, or many of them): one thread per outer element folds the
- *     row space in order, like the CPU;
+ *   - serial reductions (short rows, many rows, or rows read across the outer space, as in a
+ *     sum over leading axes): one thread per outer element folds the row space in order, like
+ *     the CPU;
  *   - tree reductions: one workgroup per outer element; each thread folds a strided slice of
  *     the row space, then the workgroup combines the partials pairwise in shared memory.
  * Reductions run in phases: consecutive reductions that do not read each other share one pass
@@ -13,20 +14,25 @@
  */
 import type { DType } from '../../../ir/dtype.js';
 import { AX } from '../../kernel/axis.js';
+import { affineStrides } from '../../kernel/index_expr.js';
 import { type LoopKernel, type SExpr, visitSExpr } from '../../kernel/kernel_graph.js';
 import { GpuCode, nextPow2, product } from './code.js';
 import type { GpuSharedArray } from './dialect.js';
 import type { EmitContext } from './emit_context.js';
 import { type AccType, accType, combine, finish, identity, toAcc, update } from './reduce_ops.js';
-import type { GpuKernelCode } from './kernel_code.js';
+import type { GpuKernelCode, GpuTarget } from './kernel_code.js';
 
 type Reduction = LoopKernel['reductions'][number];
 
 /** Rows at most this long reduce serially (one thread per outer element). */
 const SERIAL_ROW = 64;
 /** With at least this many outer elements, rows up to SERIAL_ROW_MANY long also reduce serially. */
-const MANY_OUTER = 8192;
-const SERIAL_ROW_MANY = 512;
+const MANY_OUTER = 2048;
+const SERIAL_ROW_MANY = 1024;
+/** Reductions reading across the outer space reduce serially from this many outer elements on. */
+const COLUMN_OUTER = 256;
+/** On an emulated GPU (barriers are costly, a few cores run everything): serially from this many on. */
+const EMULATED_OUTER = 16;
 const ELEMENTWISE_WG = 256;
 const TREE_WG = 256;
 
@@ -211,17 +217,47 @@ function emitTree(cb: GpuCode, k: LoopKernel, ctx: EmitContext, wg: number, shar
   return total;
 }
 
-/** Which shape a loop kernel takes (exported for tests of the choice). */
-export function loopShape(k: LoopKernel): 'elementwise' | 'serial' | 'tree' {
+/**
+ * Whether the reductions read along the outer space rather than the rows (a sum over leading
+ * axes: the innermost outer axis has the smaller stride in most loads). Then one thread per
+ * outer element reads contiguous addresses across neighbouring threads, and a workgroup per
+ * row would read with a stride.
+ */
+export function readsAcrossOuter(k: LoopKernel): boolean {
+  const lastBig = (dims: readonly number[]): number => dims.reduce((last, n, i) => (n > 1 ? i : last), -1);
+  const lastOuter = lastBig(k.outer);
+  const lastRow = lastBig(k.row);
+  if (lastOuter < 0 || lastRow < 0) return false;
+  let across = 0;
+  let along = 0;
+  const seen = new Set<SExpr>();
+  for (const r of k.reductions) {
+    visitSExpr(r.expr, (n) => {
+      if (n.op !== 'load') return;
+      const a = affineStrides(n.index);
+      if (!a) return;
+      const so = Math.abs(a.strides.get(AX.outer(lastOuter)) ?? 0);
+      const sr = Math.abs(a.strides.get(AX.row(lastRow)) ?? 0);
+      if (so !== 0 && (sr === 0 || so < sr)) across++;
+      else if (sr !== 0) along++;
+    }, seen);
+  }
+  return across > along;
+}
+
+/** Which shape a loop kernel takes on a target (exported for tests of the choice). */
+export function loopShape(k: LoopKernel, target?: Pick<GpuTarget, 'emulated'>): 'elementwise' | 'serial' | 'tree' {
   if (k.reductions.length === 0) return 'elementwise';
   const R = product(k.row);
   const T = product(k.outer);
-  return R <= SERIAL_ROW || (T >= MANY_OUTER && R <= SERIAL_ROW_MANY) ? 'serial' : 'tree';
+  if (R <= SERIAL_ROW || (T >= MANY_OUTER && R <= SERIAL_ROW_MANY)) return 'serial';
+  if (target?.emulated && T >= EMULATED_OUTER) return 'serial';
+  return T >= COLUMN_OUTER && readsAcrossOuter(k) ? 'serial' : 'tree';
 }
 
 export function emitLoopKernel(k: LoopKernel, ctx: EmitContext): GpuKernelCode {
   const cb = new GpuCode(ctx.dialect);
-  const shape = loopShape(k);
+  const shape = loopShape(k, ctx.target);
   const max = ctx.target.maxWorkgroupSize;
   const total = product(k.outer) * (shape === 'elementwise' && k.outerOutputs.length === 0 ? product(k.row) : 1);
   const wg = shape === 'tree' ? Math.min(max, TREE_WG, nextPow2(product(k.row))) : Math.min(max, ELEMENTWISE_WG, Math.max(32, nextPow2(total)));

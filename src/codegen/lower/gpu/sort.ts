@@ -24,7 +24,14 @@ import type { GpuBinding, GpuDialect } from './dialect.js';
 import type { GpuDispatch, GpuKernelCode, GpuTarget } from './kernel_code.js';
 
 const WG = 256;
-const MAX_CAPACITY = 4096;
+/**
+ * Pairs one workgroup sorts in shared memory (8 KiB, half WebGPU's default limit): larger
+ * blocks mean fewer global passes, but where the runtime zero-initialises workgroup memory
+ * (browsers), large arrays cost seconds of SwiftShader compile time.
+ */
+const MAX_CAPACITY = 1024;
+/** Pairs one sort_rows workgroup takes when rows are short (several rows per workgroup). */
+const ROWS_PAIRS = 512;
 
 interface SortGeometry {
   readonly rows: number;
@@ -236,8 +243,12 @@ export function emitSortKernel(k: SortKernel, target: GpuTarget, buffers: readon
   const empty = g.rows === 0 || g.n === 0;
   const entries: { name: string; body: string }[] = [];
   const dispatches: GpuDispatch[] = [];
+  let sharedSize = g.cap;
   if (!global) {
-    const segs = Math.max(1, Math.min(g.cap / g.P, g.rows));
+    // rows packed per workgroup up to ROWS_PAIRS pairs: shared arrays sized to what is used
+    // (large workgroup arrays cost compile time, and zero-initialisation at every launch)
+    const segs = Math.max(1, Math.min(Math.max(1, ROWS_PAIRS / g.P), g.rows));
+    sharedSize = segs * g.P;
     const groups = Math.ceil(g.rows / segs);
     entries.push({ name: 'ng_sort_rows', body: empty ? '' : e.sortRows(segs, groups) });
     if (!empty) dispatches.push({ entry: 'ng_sort_rows', groups, params: [] });
@@ -255,8 +266,8 @@ export function emitSortKernel(k: SortKernel, target: GpuTarget, buffers: readon
   }
   const paramCount = global ? 3 : 0;
   const shared = [
-    { name: 'ng_sk', dtype: 'u32' as const, size: g.cap },
-    { name: 'ng_si', dtype: 'u32' as const, size: g.cap },
+    { name: 'ng_sk', dtype: 'u32' as const, size: sharedSize },
+    { name: 'ng_si', dtype: 'u32' as const, size: sharedSize },
   ];
   const source = D.module({ name: k.name, workgroupSize: g.wg, bindings, shared, paramCount, entries });
   return { name: k.name, source, workgroupSize: g.wg, bindings, paramCount, dispatches };

@@ -6,7 +6,7 @@
  * This is a reader for the declarations our kernels write, not a WGSL parser: a declaration it
  * cannot read is an error naming the kernel, never a silently wrong layout.
  */
-import { NexgradError } from '../../../ir/errors.js';
+import { NexgradError } from '../../ir/errors.js';
 
 export type BindingKind = 'read' | 'read_write' | 'uniform';
 
