@@ -87,13 +87,14 @@ export function storageKeys(g: KernelGraph, plan: MemoryPlan): number[] {
 /** The CUDA code of every kernel of a planned graph (code generation only: no device needed). */
 export function emitGraphKernels(g: KernelGraph, plan: MemoryPlan, target: CudaTarget): GpuKernelCode[] {
   const dtypes = new Map(g.buffers.map((b) => [b.id, b.dtype]));
+  const sizes = new Map(g.buffers.map((b) => [b.id, b.size]));
   const keys = storageKeys(g, plan);
   const dtypeOf = (buf: number): DType => {
     const d = dtypes.get(buf);
     if (d === undefined) throw new NexgradError(`cuda: the graph has no buffer ${buf}`);
     return d;
   };
-  return g.kernels.map((k) => emitCudaKernel(k, target, { dtypeOf, storageOf: (b) => keys[b]! }));
+  return g.kernels.map((k) => emitCudaKernel(k, target, { dtypeOf, sizeOf: (b) => sizes.get(b) ?? 0, storageOf: (b) => keys[b]! }));
 }
 
 export function foldGrid(groups: number): [number, number, number] {

@@ -13,6 +13,7 @@ import { lowerExprs } from '../lower/expr_rules.js';
 import { type GemmSpec, matmulSpec } from '../lower/gemm_spec.js';
 import { kernelBindings } from '../lower/gpu/bindings.js';
 import { emitGpuKernel } from '../lower/gpu/emit.js';
+import { clampLoads } from '../lower/gpu/safe_loads.js';
 import type { GpuBuffers, GpuKernelCode, GpuTarget } from '../lower/gpu/kernel_code.js';
 import { CUDA_NATIVE } from './dialect.js';
 import type { CudaGpuDialect } from './gpu_dialect.js';
@@ -38,7 +39,8 @@ export function gemmOf(k: Kernel): GemmSpec | undefined {
 export function emitCudaKernel(kernel: Kernel, target: CudaTarget, buffers: GpuBuffers): GpuKernelCode {
   const f64 = f64Accumulation(kernel);
   if (f64) throw new NexgradError(`cuda: kernel ${kernel.name} computes ${f64}, which the CUDA backend does not accumulate in f64 yet; compute it in f32 (cast the operands) or run it on the 'cpu' backend`);
-  const low = lowerExprs(kernel, { native: CUDA_NATIVE });
+  // every subexpression is evaluated (a select's untaken side too): loads clamped into their buffers
+  const low = clampLoads(lowerExprs(kernel, { native: CUDA_NATIVE }), buffers.sizeOf);
   const spec = gemmOf(low);
   const kind = spec && mmaKindFor(spec.dtype, target.tf32);
   if (spec && kind) {
