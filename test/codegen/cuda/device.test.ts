@@ -121,6 +121,48 @@ describe('jit on the CUDA device (tensor-core kernels)', () => {
     for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(2 ** -7 * Math.max(1, Math.abs(want[i]!)));
   });
 
+  test('a donated training loop updates its buffers in place; nothing is allocated once the graph is recorded (second call)', async () => {
+    const step = ng.jit((w: ng.Tensor, m: ng.Tensor, g: ng.Tensor) => {
+      const m2 = m.mul(0.9).add(g);
+      return [w.sub(m2.mul(0.1)), m2];
+    }, { backend: 'cuda', donate: [0, 1], cacheDir: false });
+    const g = ng.random.normal(ng.random.key(4), [64, 33]).to('cuda');
+    let w = ng.random.normal(ng.random.key(5), [64, 33]).to('cuda');
+    let m = ng.zeros([64, 33]).to('cuda');
+    // the same loop on the host, in f32
+    const wh = Float32Array.from(await w.data());
+    const mh = new Float32Array(wh.length);
+    const gh = Float32Array.from(await g.data());
+    const buffer = (t: ng.Tensor): bigint => (t._array as unknown as { buffer: { ptr: bigint } }).buffer.ptr;
+    const first = buffer(w);
+    const live: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const old = w;
+      [w, m] = step(w, m, g) as [ng.Tensor, ng.Tensor];
+      expect(old.isDonated).toBe(true);
+      expect(buffer(w)).toBe(first);
+      for (let j = 0; j < wh.length; j++) {
+        mh[j] = Math.fround(Math.fround(mh[j]! * 0.9) + gh[j]!);
+        wh[j] = Math.fround(wh[j]! - Math.fround(mh[j]! * 0.1));
+      }
+      const exec = step.lower(w, m, g).exec as CudaExecutable;
+      if (i > 1) expect(exec.lastRun.allocatedBytes).toBe(0);
+      live.push(ng.liveMemory('cuda').bytes);
+    }
+    expect(new Set(live.slice(1)).size).toBe(1);
+    const got = await w.data();
+    for (let j = 0; j < wh.length; j++) expect(Math.abs(got[j]! - wh[j]!)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(wh[j]!)));
+    expect(() => step(w, m, g)).not.toThrow();
+  });
+
+  test('eager operations on CUDA tensors run there', async () => {
+    const a = ng.tensor([1, -2, 3.5]).to('cuda');
+    const b = a.mul(2).add(ng.tensor([0.5, 0.5, 0.5]).to('cuda'));
+    expect(b._array!.device.name).toBe('cuda');
+    expect(Array.from(await b.data())).toEqual([2.5, -3.5, 7.5]);
+    expect(Array.from(await ng.sum(b).data())).toEqual([6.5]);
+  });
+
   test('calls after the first replay a CUDA graph; new arguments are copied in; the arena is allocated once', async () => {
     const f = ng.jit((p: ng.Tensor, q: ng.Tensor) => ng.matmul(p, q), { backend: 'cuda', cacheDir: false });
     const inputs = [0, 1, 2].map((s) => [tensorOf('bf16', [16, 24], 10 + s), tensorOf('bf16', [24, 8], 20 + s)] as const);
