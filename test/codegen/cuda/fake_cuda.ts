@@ -137,7 +137,7 @@ CUresult CUDAAPI cuMemHostAlloc(void** p, size_t bytes, unsigned int flags) {
 CUresult CUDAAPI cuMemFreeHost(void* p) { free(p); fake_log("cuMemFreeHost"); return CUDA_SUCCESS; }
 
 #ifdef FAKE_EMULATE
-#define FAKE_MAX_PARAMS 128
+#define FAKE_MAX_PARAMS 264
 #define FAKE_MAX_NODES 4096
 #else
 #define FAKE_MAX_PARAMS 8

@@ -6,7 +6,8 @@
  * `nvcc -cubin -arch=sm_90`, two processes at a time. To keep that within minutes, modules are
  * compiled in groups, each wrapped in a namespace of its own with its entry points renamed
  * (nothing else changes); a compile failure fails the test with the failing kernel's label,
- * source and nvcc's messages about it.
+ * source and nvcc's messages about it. Names only the host headers declare (nvcc includes
+ * them, NVRTC does not) are refused too.
  */
 import { expect, test } from 'vitest';
 import { type CorpusKernel, kernelsOf, modelAndDataPrograms, randomPrograms } from './kernel_corpus.js';
@@ -70,6 +71,11 @@ test('every generated CUDA kernel compiles with nvcc -cubin -arch=sm_90', async 
       `lowering ${seconds(tGen - t0)} s, nvcc ${seconds(performance.now() - tGen)} s`,
   );
   expect(failures, failures.slice(0, 3).join('\n\n')).toEqual([]);
+  // nvcc includes cuda_runtime.h (and through it the C library) in every file; NVRTC includes
+  // nothing, so what only those headers declare must not appear
+  const hostOnly = /\bsize_t\b|\bu?int(8|16|32|64)_t\b|\bINFINITY\b|\bNAN\b|std::|#include|\bprintf\b|\bis(nan|inf|finite)\b/;
+  const leaks = units.filter((u) => hostOnly.test(u.source)).map((u) => `${u.label}: ${hostOnly.exec(u.source)![0]}`);
+  expect(leaks, 'identifiers NVRTC does not declare').toEqual([]);
   // the corpus reaches every kind of kernel the backend prints
   const text = units.map((u) => u.source).join('\n');
   for (const marker of ['ng_mma_bf16(', 'ng_mma_tf32(', '__syncthreads()', 'atomicAdd(', 'ng_atomic_add_16(', 'ng_f2bf(', 'ng_f2h(']) {
