@@ -165,6 +165,15 @@ export function treeMap<T>(f: (...xs: Tensor[]) => Tensor, tree: T, ...rest: unk
   return treeUnflatten<T>(def, leaves.map((x, i) => f(x, ...others.map((o) => o[i]!))));
 }
 
+/**
+ * The leaves of `other` in the order of `tree`'s leaves, matched by key (never by position);
+ * an OpError names the first difference when the structures disagree.
+ */
+export function treeLeavesLike(op: string, tree: unknown, other: unknown, names: readonly [string, string] = ['tree 1', 'tree 2']): Tensor[] {
+  assertSameStructure(op, tree, other, names);
+  return leavesAlignedTo(tree, other);
+}
+
 export function treeLeaves(tree: unknown): Tensor[] {
   return treeFlatten(tree, 'treeLeaves').leaves;
 }

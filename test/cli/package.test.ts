@@ -45,5 +45,8 @@ describe('npm pack and install', () => {
     // the library itself imports from the installed package
     const lib = execFileSync(process.execPath, ['--input-type=module', '-e', "import * as ng from 'nexgrad'; console.log(ng.grad((x) => x.mul(x).sum())(ng.tensor([3])).tolist())"], { cwd: app, encoding: 'utf8' });
     expect(lib.trim()).toBe('[ 6 ]');
+    // the Node-only training library is its own entry point (the core stays free of node: imports)
+    const train = execFileSync(process.execPath, ['--input-type=module', '-e', "import * as t from 'nexgrad/train'; console.log(t.emaDecayAt(0, 0.999, true), typeof t.FinetuneTrainer)"], { cwd: app, encoding: 'utf8' });
+    expect(train.trim()).toBe(`${Math.min(0.999, 1 / 10)} function`);
   }, 600_000);
 });
