@@ -7,8 +7,9 @@
  *
  * Environment:
  *   BENCH_SIZES=1024,2048,4096        square matmul sizes n (C[n,n] = A[n,n] B[n,n])
- *   BENCH_WORKLOADS=infer-b8,train-b8 atto workloads: infer-b1, infer-b8 (224x224), train-b8
- *                                     (224x224), train-b32-64 (64x64); default infer-b8,train-b8
+ *   BENCH_WORKLOADS=infer-b1,...      atto workloads (the CPU benchmark's): infer-b1, infer-b8
+ *                                     (224x224), train-b8 (224x224), train-b32-64 (64x64);
+ *                                     default infer-b1,train-b32-64
  *   BENCH_REPEATS=3                   timed calls per workload after one warm-up (the first call,
  *                                     compilation included, is reported separately)
  *   BENCH_PROFILE=1                   also print the ten slowest kernels of each atto workload
@@ -158,7 +159,7 @@ async function main(): Promise<void> {
     matmul.push(r);
     console.log(`matmul ${n}: ${r.gflops!.toFixed(1)} GFLOP/s (${r.ms!.toFixed(0)} ms; first call ${r.firstMs!.toFixed(0)} ms)`);
   }
-  const ids = (envList('BENCH_WORKLOADS') ?? ['infer-b8', 'train-b8']) as WorkloadId[];
+  const ids = (envList('BENCH_WORKLOADS') ?? ['infer-b1', 'train-b32-64']) as WorkloadId[];
   const atto: AttoResult[] = [];
   for (const id of ids) {
     if (!(id in WORKLOADS)) throw new Error(`BENCH_WORKLOADS: unknown workload ${id}; expected ${Object.keys(WORKLOADS).join(', ')}`);
