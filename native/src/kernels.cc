@@ -3,9 +3,12 @@
 // Launch arguments travel as a signature string and one 8-byte slot per parameter:
 //   'p' a device pointer (u64), 'i' an int32, 'u' a uint32, 'f' a float32 (4-byte values sit
 //   in the slot's low bytes, little-endian). The TS side packs them (packKernelArgs).
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "driver.h"
@@ -35,28 +38,35 @@ bool NamesArch(const std::vector<std::string>& options) {
   return false;
 }
 
-// compile(source, name, options?): options pass through to NVRTC; without an -arch option the
-// open device's sm_XX is added (a cubin is machine code for exactly one architecture).
-CompileRequest ReadCompileRequest(const Napi::CallbackInfo& info, const char* fn) {
-  Napi::Env env = info.Env();
-  RequireNvrtc(env, fn);
-  CompileRequest request{StringArg(info, 0, fn, "source"), StringArg(info, 1, fn, "name"), {}};
-  if (!info[2].IsUndefined()) {
-    if (!info[2].IsArray()) ThrowTypeError(env, std::string(fn) + ": options must be an array of strings");
-    Napi::Array options = info[2].As<Napi::Array>();
+// NVRTC options from JS (an array of strings, or undefined); without an -arch option the open
+// device's sm_XX is added (a cubin is machine code for exactly one architecture).
+std::vector<std::string> ReadOptions(Napi::Env env, Napi::Value value, const char* fn) {
+  std::vector<std::string> out;
+  if (!value.IsUndefined()) {
+    if (!value.IsArray()) ThrowTypeError(env, std::string(fn) + ": options must be an array of strings");
+    Napi::Array options = value.As<Napi::Array>();
     for (uint32_t i = 0; i < options.Length(); i++) {
       Napi::Value option = options.Get(i);
       if (!option.IsString()) ThrowTypeError(env, std::string(fn) + ": options[" + std::to_string(i) + "] must be a string");
-      request.options.push_back(option.As<Napi::String>().Utf8Value());
+      out.push_back(option.As<Napi::String>().Utf8Value());
     }
   }
-  if (!NamesArch(request.options)) {
+  if (!NamesArch(out)) {
     AddonState& state = StateOf(env);
     if (!state.open) {
       ThrowRangeError(env, std::string(fn) + ": no -arch option and no open device to take it from");
     }
-    request.options.push_back("-arch=sm_" + std::to_string(state.ccMajor) + std::to_string(state.ccMinor));
+    out.push_back("-arch=sm_" + std::to_string(state.ccMajor) + std::to_string(state.ccMinor));
   }
+  return out;
+}
+
+// compile(source, name, options?): options pass through to NVRTC.
+CompileRequest ReadCompileRequest(const Napi::CallbackInfo& info, const char* fn) {
+  Napi::Env env = info.Env();
+  RequireNvrtc(env, fn);
+  CompileRequest request{StringArg(info, 0, fn, "source"), StringArg(info, 1, fn, "name"), {}};
+  request.options = ReadOptions(env, info[2], fn);
   return request;
 }
 
@@ -106,6 +116,59 @@ Napi::Value CompileSync(const Napi::CallbackInfo& info) {
   Napi::Value result = CompileResult(info.Env(), request, outcome);
   if (!outcome.ok) throw Napi::Error(info.Env(), result);
   return result;
+}
+
+// compileManySync([{source, name}...], options?, threads?) -> [{cubin, log} | {error}]:
+// compiles every source on up to `threads` threads (default 4; NVRTC is thread-safe across
+// programs) and returns when all are done: a jit compile is synchronous, and this is how its
+// kernels still compile in parallel. A failed entry holds the Error a compile() rejection
+// would carry (message, .code, .call, .kernel, .log) under `error`.
+Napi::Value CompileManySync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "compileManySync";
+  RequireNvrtc(env, fn);
+  if (!info[0].IsArray()) ThrowTypeError(env, std::string(fn) + ": the first argument must be an array of {source, name}");
+  const std::vector<std::string> options = ReadOptions(env, info[1], fn);
+  size_t threads = 4;
+  if (!info[2].IsUndefined()) {
+    threads = SizeArg(info, 2, fn, "thread count");
+    if (threads < 1 || threads > 64) ThrowRangeError(env, std::string(fn) + ": thread count must be 1..64");
+  }
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<CompileRequest> requests;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value item = list.Get(i);
+    Napi::Value source = item.IsObject() ? item.As<Napi::Object>().Get("source") : env.Undefined();
+    Napi::Value name = item.IsObject() ? item.As<Napi::Object>().Get("name") : env.Undefined();
+    if (!source.IsString() || !name.IsString()) {
+      ThrowTypeError(env, std::string(fn) + ": entry " + std::to_string(i) + " must be {source: string, name: string}");
+    }
+    requests.push_back({source.As<Napi::String>().Utf8Value(), name.As<Napi::String>().Utf8Value(), options});
+  }
+  std::vector<CompileOutcome> outcomes(requests.size());
+  std::atomic<size_t> next{0};
+  auto work = [&]() {
+    for (size_t i = next++; i < requests.size(); i = next++) {
+      outcomes[i] = CompileToCubin(requests[i].source, requests[i].name, requests[i].options);
+    }
+  };
+  std::vector<std::thread> pool;
+  const size_t count = std::min(threads, requests.size());
+  for (size_t t = 1; t < count; t++) pool.emplace_back(work);
+  work();  // this thread takes a share too
+  for (std::thread& t : pool) t.join();
+  Napi::Array out = Napi::Array::New(env, requests.size());
+  for (size_t i = 0; i < requests.size(); i++) {
+    Napi::Value result = CompileResult(env, requests[i], outcomes[i]);
+    if (outcomes[i].ok) {
+      out.Set(static_cast<uint32_t>(i), result);
+    } else {
+      Napi::Object failed = Napi::Object::New(env);
+      failed.Set("error", result);
+      out.Set(static_cast<uint32_t>(i), failed);
+    }
+  }
+  return out;
 }
 
 Napi::Value LoadModule(const Napi::CallbackInfo& info) {
@@ -283,6 +346,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
 void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("compile", Napi::Function::New(env, Compile, "compile"));
   exports.Set("compileSync", Napi::Function::New(env, CompileSync, "compileSync"));
+  exports.Set("compileManySync", Napi::Function::New(env, CompileManySync, "compileManySync"));
   exports.Set("loadModule", Napi::Function::New(env, LoadModule, "loadModule"));
   exports.Set("unloadModule", Napi::Function::New(env, UnloadModule, "unloadModule"));
   exports.Set("getFunction", Napi::Function::New(env, GetFunction, "getFunction"));

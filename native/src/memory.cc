@@ -149,6 +149,28 @@ Napi::Value CopyDeviceToHost(const Napi::CallbackInfo& info) {
   return PromiseOrReject(info.Env(), [&] { return CopyDeviceToHostOrThrow(info); });
 }
 
+// copyDeviceToHostSync(src, dst, stream?): fills `dst` now, blocking the thread until the
+// stream has run everything queued before the copy (for synchronous reads, t.dataSync()).
+Napi::Value CopyDeviceToHostSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonState& state = OpenState(env, "copyDeviceToHostSync");
+  CUdeviceptr src = PointerArg(info, 0, "copyDeviceToHostSync", "source");
+  HostBytes dst = HostBytesArg(info, 1, "copyDeviceToHostSync", "destination");
+  const uint32_t streamId = StreamIdArg(state, info, 2, "copyDeviceToHostSync");
+  CUstream stream = StreamArg(state, info, 2, "copyDeviceToHostSync");
+  RequireNotCapturing(env, state, streamId, "copyDeviceToHostSync");
+  RequireRange(env, state, src, dst.length, "copyDeviceToHostSync", "source");
+  if (dst.length == 0) return env.Undefined();
+  size_t bucket = 0;
+  void* staging = AcquireStaging(env, state, dst.length, &bucket);
+  CUresult result = Driver().cuMemcpyDtoHAsync(staging, src, dst.length, stream);
+  if (result == CUDA_SUCCESS) result = Driver().cuStreamSynchronize(stream);
+  if (result == CUDA_SUCCESS) std::memcpy(dst.data, staging, dst.length);
+  state.pinned.Release(staging, bucket);
+  if (result != CUDA_SUCCESS) throw CudaError(env, result, "copyDeviceToHostSync");
+  return env.Undefined();
+}
+
 Napi::Value CopyDeviceToDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonState& state = OpenState(env, "copyDeviceToDevice");
@@ -205,6 +227,7 @@ void RegisterMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("resetPeak", Napi::Function::New(env, ResetPeak, "resetPeak"));
   exports.Set("copyHostToDevice", Napi::Function::New(env, CopyHostToDevice, "copyHostToDevice"));
   exports.Set("copyDeviceToHost", Napi::Function::New(env, CopyDeviceToHost, "copyDeviceToHost"));
+  exports.Set("copyDeviceToHostSync", Napi::Function::New(env, CopyDeviceToHostSync, "copyDeviceToHostSync"));
   exports.Set("copyDeviceToDevice", Napi::Function::New(env, CopyDeviceToDevice, "copyDeviceToDevice"));
   exports.Set("memset", Napi::Function::New(env, Memset, "memset"));
   exports.Set("memset32", Napi::Function::New(env, Memset32, "memset32"));

@@ -4,7 +4,9 @@
  */
 import type { Device } from '../codegen/kernel/device.js';
 import { cpuDevice, createCpuDevice } from '../codegen/cpu/device.js';
+import { createCudaDevice } from '../codegen/cuda/device.js';
 import { cudaUnavailableMessage } from '../codegen/cuda/native.js';
+import { CudaRuntime } from '../codegen/cuda/runtime.js';
 import { createWgslDevice } from '../codegen/wgsl/device.js';
 import { acquireGpu } from '../codegen/wgsl/gpu.js';
 import { WgslRuntime } from '../codegen/wgsl/runtime.js';
@@ -65,10 +67,33 @@ function wgslEntry(): BackendEntry {
   };
 }
 
+/**
+ * The CUDA device, opened on first use (a CUDA context is created then): the reason it is not
+ * available otherwise ("CUDA unavailable: no CUDA driver: ..."). NEXGRAD_CUDA_TF32=1 runs f32
+ * matmuls and convolutions on tensor cores as tf32; NEXGRAD_CUDA_GRAPHS=0 launches every call
+ * directly instead of replaying a CUDA graph.
+ */
+function cudaEntry(): BackendEntry {
+  let state: Device | string | undefined;
+  const open = (): Device | string => {
+    if (state !== undefined) return state;
+    const why = cudaUnavailableMessage();
+    if (why !== undefined) return (state = why);
+    const env = typeof process !== 'undefined' ? process.env : {};
+    try {
+      state = createCudaDevice(CudaRuntime.open(), { tf32: env.NEXGRAD_CUDA_TF32 === '1', graphs: env.NEXGRAD_CUDA_GRAPHS !== '0' });
+    } catch (e) {
+      state = e instanceof Error ? e.message : String(e);
+    }
+    return state;
+  };
+  return { probe: open, init: async () => void open() };
+}
+
 const BACKENDS = new Map<string, BackendEntry>([
   ['cpu', cpuEntry()],
   ['wgsl', wgslEntry()],
-  ['cuda', { probe: () => cudaUnavailableMessage() ?? 'the CUDA code generator is not built yet in this version of nexgrad' }],
+  ['cuda', cudaEntry()],
 ]);
 
 /** Adds or replaces a backend (later backends, and test devices, register here). */

@@ -18,6 +18,7 @@ import { isTracing } from '../ir/trace.js';
 import { getDevice } from './backends.js';
 import { argumentArrays, type ArgSig, checkArity, checkOptions, declaredArity, flatArgs, type JitOptions, leafPaths, signature, sigKey, traceError } from './jit_args.js';
 import { cacheKey, defaultCacheDir, readCached, usableCacheDir, writeCached } from './jit_cache.js';
+import { mixedPrecision } from './mixed_precision.js';
 import { dumpStages, lower } from './pipeline.js';
 
 export type { JitOptions } from './jit_args.js';
@@ -72,7 +73,7 @@ export function jit<F extends (...args: any[]) => any>(fn: F, opts: JitOptions =
       throw traceError(e, args, arity);
     }
     stats.traces++;
-    const program = traced.program;
+    const program = mixedPrecision(traced.program, checked.precision);
     const labels: string[] = [];
     const donated: number[] = [];
     let pos = 0;

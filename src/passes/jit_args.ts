@@ -10,6 +10,7 @@ import { exactKey } from '../ir/exact_key.js';
 import { HostArray } from '../ir/host.js';
 import { treeFlatten, type TreeDef } from '../ir/pytree.js';
 import type { Tensor } from '../ir/tensor.js';
+import { type Precision, PRECISIONS } from './mixed_precision.js';
 
 export interface JitOptions {
   backend?: string;
@@ -19,9 +20,15 @@ export interface JitOptions {
   staticArgnums?: number | readonly number[];
   /** Disk cache directory, or false to disable it. Default: $NEXGRAD_CACHE_DIR or ~/.cache/nexgrad. */
   cacheDir?: string | false;
+  /**
+   * 'bf16': matmuls and convolutions on bf16 operands, activations stored in bf16, everything
+   * else (master weights, optimizer state, reductions, normalisation statistics) in f32; see
+   * src/passes/mixed_precision.ts. Default 'f32' (the program as traced).
+   */
+  precision?: Precision;
 }
 
-const OPTION_NAMES: readonly string[] = ['backend', 'donate', 'staticArgnums', 'cacheDir'];
+const OPTION_NAMES: readonly string[] = ['backend', 'donate', 'staticArgnums', 'cacheDir', 'precision'];
 
 function positions(name: string, x: unknown): number[] {
   if (x === undefined) return [];
@@ -37,6 +44,7 @@ export interface CheckedOptions {
   readonly donate: readonly number[];
   readonly statics: readonly number[];
   readonly cacheDir: string | false | undefined;
+  readonly precision: Precision;
 }
 
 export function checkOptions(opts: unknown): CheckedOptions {
@@ -47,11 +55,14 @@ export function checkOptions(opts: unknown): CheckedOptions {
   const o = opts as JitOptions;
   if (o.backend !== undefined && typeof o.backend !== 'string') throw new NexgradError(`jit: option backend must be a backend name, got ${JSON.stringify(o.backend)}`);
   if (o.cacheDir !== undefined && o.cacheDir !== false && typeof o.cacheDir !== 'string') throw new NexgradError('jit: option cacheDir must be a directory path or false');
+  if (o.precision !== undefined && !PRECISIONS.includes(o.precision)) {
+    throw new NexgradError(`jit: option precision must be one of ${PRECISIONS.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(o.precision)}`);
+  }
   const donate = positions('donate', o.donate);
   const statics = positions('staticArgnums', o.staticArgnums);
   const both = donate.find((i) => statics.includes(i));
   if (both !== undefined) throw new NexgradError(`jit: argument ${both} is both donated and static`);
-  return { backend: o.backend ?? 'cpu', donate, statics, cacheDir: o.cacheDir };
+  return { backend: o.backend ?? 'cpu', donate, statics, cacheDir: o.cacheDir, precision: o.precision ?? 'f32' };
 }
 
 /**

@@ -90,6 +90,8 @@ export interface CudaAddon {
   copyHostToDevice(dst: bigint, src: ArrayBufferView | ArrayBuffer, stream?: StreamId): void;
   /** Fills all of `dst` once the stream reaches the copy. */
   copyDeviceToHost(src: bigint, dst: ArrayBufferView | ArrayBuffer, stream?: StreamId): Promise<void>;
+  /** Fills all of `dst` now, blocking until the stream reaches the copy (synchronous reads). */
+  copyDeviceToHostSync(src: bigint, dst: ArrayBufferView | ArrayBuffer, stream?: StreamId): void;
   copyDeviceToDevice(dst: bigint, src: bigint, bytes: number, stream?: StreamId): void;
   memset(dst: bigint, byte: number, bytes: number, stream?: StreamId): void;
   memset32(dst: bigint, word: number, count: number, stream?: StreamId): void;
@@ -109,6 +111,15 @@ export interface CudaAddon {
   /** Compiles on a worker thread; adds -arch=sm_XX of the open device unless options name one. */
   compile(source: string, name: string, options?: readonly string[]): Promise<CompiledCubin>;
   compileSync(source: string, name: string, options?: readonly string[]): CompiledCubin;
+  /**
+   * Compiles every source on up to `threads` threads (default 4) and returns when all are done;
+   * a failure is an entry `{error}` holding the Error compile() would reject with.
+   */
+  compileManySync(
+    sources: readonly { readonly source: string; readonly name: string }[],
+    options?: readonly string[],
+    threads?: number,
+  ): (CompiledCubin | { readonly error: Error & { code?: string; log?: string; kernel?: string } })[];
   loadModule(cubin: Uint8Array, label?: string): number;
   unloadModule(module: number): void;
   getFunction(module: number, name: string): number;

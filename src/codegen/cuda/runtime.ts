@@ -166,6 +166,14 @@ export class CudaGraph {
   }
 }
 
+/** A loaded module (compileModulesSync). */
+export interface CudaModule {
+  readonly key: string;
+  readonly module: number;
+  readonly origin: 'memory' | 'disk' | 'nvrtc';
+  readonly log: string;
+}
+
 export interface CudaRuntimeOptions {
   readonly ordinal?: number;
   /** Cubin cache folder, or false for none. Default: defaultCudaCacheDir(). */
@@ -187,6 +195,8 @@ export class CudaRuntime {
   readonly nvrtcVersion: string;
   readonly diskCache: CubinDiskCache | undefined;
   private readonly modules = new Map<string, Promise<LoadedModule>>();
+  /** Modules loaded so far by key (both paths), for synchronous lookups. */
+  private readonly loaded = new Map<string, LoadedModule>();
   private readonly functions = new Map<string, number>();
   private readonly graphs = new Set<CudaGraph>();
   private capturing = false;
@@ -256,6 +266,31 @@ export class CudaRuntime {
     return out;
   }
 
+  /** Reads a buffer now, blocking until queued work is done (synchronous reads only). */
+  readSync<T extends ArrayBufferView = Uint8Array>(buffer: DeviceBuffer, into?: T): T {
+    this.live('readSync');
+    if (this.capturing) throw new NexgradError('CudaRuntime.readSync: cannot copy to the host while recording a graph');
+    const out = into ?? (new Uint8Array(buffer.bytes) as unknown as T);
+    if (out.byteLength > buffer.bytes) {
+      throw new NexgradError(`CudaRuntime.readSync: ${out.byteLength} bytes requested from a ${buffer.bytes}-byte buffer`);
+    }
+    this.addon.copyDeviceToHostSync(buffer.ptr, out, this.stream);
+    return out;
+  }
+
+  /** Copies `bytes` bytes between device buffers in stream order. */
+  copy(dst: DeviceBuffer, src: DeviceBuffer, bytes: number = Math.min(dst.bytes, src.bytes)): void {
+    this.live('copy');
+    if (bytes > dst.bytes || bytes > src.bytes) throw new NexgradError(`CudaRuntime.copy: ${bytes} bytes do not fit (source ${src.bytes}, destination ${dst.bytes})`);
+    this.addon.copyDeviceToDevice(dst.ptr, src.ptr, bytes, this.stream);
+  }
+
+  /** Fills a buffer's first `bytes` bytes with zeros in stream order. */
+  zero(buffer: DeviceBuffer, bytes: number = buffer.bytes): void {
+    this.live('zero');
+    this.addon.memset(buffer.ptr, 0, bytes, this.stream);
+  }
+
   /** Resolves when everything queued so far has run (never blocks the event loop). */
   sync(): Promise<void> {
     this.live('sync');
@@ -288,17 +323,77 @@ export class CudaRuntime {
 
   private async loadModule(key: string, source: string, name: string, options: readonly string[]): Promise<LoadedModule> {
     const fromDisk = this.diskCache?.read(key);
-    if (fromDisk !== undefined && 'cubin' in fromDisk) {
-      return { module: this.addon.loadModule(fromDisk.cubin, name), key, origin: 'disk', log: '' };
-    }
+    if (fromDisk !== undefined && 'cubin' in fromDisk) return this.remember({ module: this.addon.loadModule(fromDisk.cubin, name), key, origin: 'disk', log: '' });
     const compiled = await this.addon.compile(source, name, [`-arch=${this.arch}`, ...options]);
-    // A cache that cannot be written only costs a recompile next time.
+    this.writeCache(key, compiled.cubin);
+    return this.remember({ module: this.addon.loadModule(compiled.cubin, name), key, origin: 'nvrtc', log: compiled.log });
+  }
+
+  private remember(m: LoadedModule): LoadedModule {
+    this.loaded.set(m.key, m);
+    return m;
+  }
+
+  /** A cache that cannot be written only costs a recompile next time. */
+  private writeCache(key: string, cubin: Uint8Array): void {
     try {
-      this.diskCache?.write(key, compiled.cubin);
+      this.diskCache?.write(key, cubin);
     } catch {
       /* read-only or full cache folder */
     }
-    return { module: this.addon.loadModule(compiled.cubin, name), key, origin: 'nvrtc', log: compiled.log };
+  }
+
+  /**
+   * Compiles and loads several modules now (a jit compile is synchronous): each from memory,
+   * else the disk cache, else NVRTC, the NVRTC misses on up to `threads` threads at once.
+   * A compile error is a NexgradError naming the module and carrying NVRTC's log.
+   */
+  compileModulesSync(items: readonly { readonly source: string; readonly label: string }[], options: readonly string[] = [], threads = 4): CudaModule[] {
+    this.live('compileModulesSync');
+    const keys = items.map((it) => CubinDiskCache.key(it.source, this.arch, this.nvrtcVersion, options));
+    const out: (CudaModule | undefined)[] = keys.map((key) => {
+      const hit = this.loaded.get(key);
+      return hit ? { key, module: hit.module, origin: 'memory', log: '' } : undefined;
+    });
+    const misses: number[] = [];
+    keys.forEach((key, i) => {
+      if (out[i]) return;
+      const fromDisk = this.diskCache?.read(key);
+      if (fromDisk !== undefined && 'cubin' in fromDisk) {
+        const m = this.remember({ module: this.addon.loadModule(fromDisk.cubin, items[i]!.label), key, origin: 'disk', log: '' });
+        this.modules.set(key, Promise.resolve(m));
+        out[i] = { key, module: m.module, origin: 'disk', log: '' };
+      } else if (!misses.some((j) => keys[j] === key)) misses.push(i);
+    });
+    if (misses.length) {
+      const results = this.addon.compileManySync(misses.map((i) => ({ source: items[i]!.source, name: items[i]!.label })), [`-arch=${this.arch}`, ...options], threads);
+      results.forEach((r, j) => {
+        const i = misses[j]!;
+        if ('error' in r) {
+          const err = new NexgradError(`CUDA compile of ${items[i]!.label} failed: ${r.error.message}`);
+          Object.assign(err, { log: r.error.log ?? '', source: items[i]!.source });
+          throw err;
+        }
+        this.writeCache(keys[i]!, r.cubin);
+        const m = this.remember({ module: this.addon.loadModule(r.cubin, items[i]!.label), key: keys[i]!, origin: 'nvrtc', log: r.log });
+        this.modules.set(keys[i]!, Promise.resolve(m));
+        out[i] = { key: keys[i]!, module: m.module, origin: 'nvrtc', log: r.log };
+      });
+    }
+    // duplicates of a miss share its module
+    return out.map((m, i) => m ?? { ...out[keys.indexOf(keys[i]!)]!, origin: 'memory', log: '' });
+  }
+
+  /** Kernel `name` of a loaded module. */
+  functionOf(m: CudaModule, name: string): CudaKernel {
+    this.live('functionOf');
+    const functionKey = `${m.module}:${name}`;
+    let fn = this.functions.get(functionKey);
+    if (fn === undefined) {
+      fn = this.addon.getFunction(m.module, name);
+      this.functions.set(functionKey, fn);
+    }
+    return { name, fn, module: m.module, key: m.key, origin: m.origin, log: m.log };
   }
 
   launch(kernel: CudaKernel, grid: readonly number[], block: readonly number[], args: readonly KernelArg[], sharedBytes = 0): void {
@@ -352,6 +447,11 @@ export class CudaRuntime {
     return this.addon.memoryStats();
   }
 
+  /** Restarts the allocator's peak-bytes count at the bytes in use now. */
+  resetPeak(): void {
+    this.addon.resetPeak();
+  }
+
   /** Gives cached device blocks and staging buffers back to the driver; returns bytes freed. */
   trim(): number {
     return this.addon.trim();
@@ -363,11 +463,17 @@ export class CudaRuntime {
     await this.sync();
     this.disposed = true;
     for (const graph of this.graphs) graph.dispose();
+    const unloaded = new Set<number>();
     for (const loading of this.modules.values()) {
       const loaded = await loading.catch(() => undefined);
-      if (loaded !== undefined) this.addon.unloadModule(loaded.module);
+      if (loaded !== undefined && !unloaded.has(loaded.module)) {
+        unloaded.add(loaded.module);
+        this.addon.unloadModule(loaded.module);
+      }
     }
+    for (const m of this.loaded.values()) if (!unloaded.has(m.module)) this.addon.unloadModule(m.module);
     this.modules.clear();
+    this.loaded.clear();
     this.functions.clear();
     this.addon.destroyStream(this.stream);
   }

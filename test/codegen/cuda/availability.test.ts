@@ -51,6 +51,20 @@ describe('CUDA addon: build and availability', () => {
     }
   });
 
+  test("jit on 'cuda' without a driver says why and lists the available backends", async () => {
+    if (loaderKnows('libcuda.so.1')) return; // a driver machine has the backend (bench/gpu/check.sh)
+    const ng = await import('../../../src/index.js');
+    const reason = ng.unavailableReasons().cuda!;
+    expect(reason).toMatch(/^CUDA unavailable: /);
+    if (CUDA_HEADERS) expect(reason).toBe('CUDA unavailable: no CUDA driver: libcuda.so.1 not found');
+    expect(await ng.init('cuda')).not.toContain('cuda');
+    const available = ng.availableBackends();
+    expect(available).toContain('cpu');
+    const f = ng.jit((x: import('../../../src/index.js').Tensor) => x.mul(2), { backend: 'cuda' });
+    expect(() => f(ng.tensor([1, 2]))).toThrow(`backend 'cuda' is not available: ${reason}. Available: ${available.join(', ')}`);
+    expect(() => ng.setDefaultBackend('cuda')).toThrow(/CUDA unavailable/);
+  });
+
   test('the GPU smoke test, dry-run here, reports the missing driver and writes it down', async () => {
     if (loaderKnows('libcuda.so.1')) return; // a driver machine runs the real smoke test (bench/gpu/check.sh)
     const out = path.join(dir, 'smoke.json');

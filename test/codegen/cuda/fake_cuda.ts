@@ -7,10 +7,15 @@
  * (saxpy, iota_u32, fault and the smoke test's kernels), stream callbacks on their own threads, events with wall-clock
  * time and graph capture/replay of launches, so every path through the addon can be exercised.
  * Each call the tests look at is appended to $FAKE_CUDA_LOG.
+ *
+ * The emulating flavour (option `emulate` of both builders) runs any kernel: the fake NVRTC
+ * compiles the CUDA source for the host with g++ and emulator/ngemu.h (cooperative threads per
+ * block, barriers, mma.sync), and the fake driver dlopens the result and launches it.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const CUDA_INCLUDE = '/usr/local/cuda/include';
 
@@ -54,7 +59,7 @@ static const struct name_entry names[] = {
   {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY"}, {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE"},
   {CUDA_ERROR_INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE"}, {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE"},
   {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND"}, {CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY"},
-  {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS"},
+  {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS"}, {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED"},
   {CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"},
   {CUDA_ERROR_SYSTEM_DRIVER_MISMATCH, "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH"},
 };
@@ -131,8 +136,15 @@ CUresult CUDAAPI cuMemHostAlloc(void** p, size_t bytes, unsigned int flags) {
 }
 CUresult CUDAAPI cuMemFreeHost(void* p) { free(p); fake_log("cuMemFreeHost"); return CUDA_SUCCESS; }
 
-struct fake_node { CUfunction fn; unsigned grid, block; unsigned char params[8][8]; int count; };
-struct fake_graph { struct fake_node nodes[64]; int count; };
+#ifdef FAKE_EMULATE
+#define FAKE_MAX_PARAMS 264
+#define FAKE_MAX_NODES 4096
+#else
+#define FAKE_MAX_PARAMS 8
+#define FAKE_MAX_NODES 64
+#endif
+struct fake_node { CUfunction fn; unsigned grid, block; unsigned gdim[3], bdim[3]; unsigned char params[FAKE_MAX_PARAMS][8]; int count; };
+struct fake_graph { struct fake_node nodes[FAKE_MAX_NODES]; int count; };
 struct fake_stream { int capturing; struct fake_graph* graph; };
 
 static CUresult not_capturing(CUstream s) {
@@ -194,6 +206,7 @@ CUresult CUDAAPI cuEventElapsedTime(float* ms, CUevent a, CUevent b) {
   *ms = (float)((y->seconds - x->seconds) * 1000.0); return CUDA_SUCCESS;
 }
 
+#ifndef FAKE_EMULATE
 /* Kernels, run on the host: the thread count is grid * block, as on the device. */
 typedef void (*kernel_impl)(unsigned grid, unsigned block, void** params);
 static void k_saxpy(unsigned grid, unsigned block, void** p) {  /* (float* y, const float* x, float a, int n) */
@@ -307,18 +320,133 @@ CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned
   struct fake_function* fn = (struct fake_function*)f;
   if (sticky) return sticky;
   if ((unsigned long)bx * by * bz > 1024 || (int)shared > fn->max_dynamic_shared) return CUDA_ERROR_INVALID_VALUE;
-  struct fake_node node = {f, gx * gy * gz, bx * by * bz, {{0}}, fn->kernel->count};
+  struct fake_node node = {f, gx * gy * gz, bx * by * bz, {gx, gy, gz}, {bx, by, bz}, {{0}}, fn->kernel->count};
   for (int i = 0; i < node.count; i++) memcpy(node.params[i], params[i], fn->kernel->sizes[i]);
   fake_log("cuLaunchKernel %s %u %u", fn->kernel->name, node.grid, node.block);
   struct fake_stream* stream = (struct fake_stream*)s;
   if (stream && stream->capturing) {
-    if (stream->graph->count == 64) return CUDA_ERROR_INVALID_VALUE;
+    if (stream->graph->count == FAKE_MAX_NODES) return CUDA_ERROR_INVALID_VALUE;
     stream->graph->nodes[stream->graph->count++] = node;
     return CUDA_SUCCESS;
   }
   run_node(&node);
   return CUDA_SUCCESS;
 }
+#else
+/* Emulated kernels: the fake NVRTC builds a host shared object (test/codegen/cuda/emulator),
+   the "cubin" is "FAKESO\n", its 8-byte size and its bytes; loading it dlopens a copy. */
+#include <dlfcn.h>
+#include <unistd.h>
+typedef int (*emu_launch_fn)(unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void**, char*, size_t);
+typedef int (*emu_params_fn)(size_t*, int);
+struct fake_function { char name[128]; emu_launch_fn launch; int count; size_t sizes[FAKE_MAX_PARAMS]; int max_dynamic_shared; };
+struct fake_module { void* handle; char path[256]; struct fake_function* functions[256]; int count; };
+static int module_serial = 0;
+
+static void set_log(unsigned n, CUjit_option* keys, void** values, const char* text) {
+  char* buffer = 0; size_t size = 0;
+  for (unsigned i = 0; i < n; i++) {
+    if (keys[i] == CU_JIT_ERROR_LOG_BUFFER) buffer = values[i];
+    if (keys[i] == CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES) size = (size_t)(unsigned long)values[i];
+  }
+  if (buffer && size) snprintf(buffer, size, "%s", text);
+}
+CUresult CUDAAPI cuModuleLoadDataEx(CUmodule* m, const void* image, unsigned n, CUjit_option* keys, void** values) {
+  if (memcmp(image, "FAKESO\n", 7) != 0) {
+    set_log(n, keys, values, "fake: not an emulated module (bad magic)");
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  unsigned long long size;
+  memcpy(&size, (const char*)image + 7, 8);
+  struct fake_module* mod = calloc(1, sizeof *mod);
+  const char* tmp = getenv("TMPDIR");
+  snprintf(mod->path, sizeof mod->path, "%s/ngemu_module_%d_%d.so", tmp && *tmp ? tmp : "/tmp", (int)getpid(), module_serial++);
+  FILE* f = fopen(mod->path, "wb");
+  if (!f || fwrite((const char*)image + 15, 1, size, f) != size) {
+    if (f) fclose(f);
+    free(mod);
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  fclose(f);
+  mod->handle = dlopen(mod->path, RTLD_NOW | RTLD_LOCAL);
+  if (!mod->handle) {
+    set_log(n, keys, values, dlerror());
+    unlink(mod->path);
+    free(mod);
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  *m = (CUmodule)mod;
+  fake_log("cuModuleLoadDataEx");
+  return CUDA_SUCCESS;
+}
+CUresult CUDAAPI cuModuleUnload(CUmodule m) {
+  struct fake_module* mod = (struct fake_module*)m;
+  for (int i = 0; i < mod->count; i++) free(mod->functions[i]);
+  dlclose(mod->handle);
+  unlink(mod->path);
+  free(mod);
+  return CUDA_SUCCESS;
+}
+CUresult CUDAAPI cuModuleGetFunction(CUfunction* f, CUmodule m, const char* name) {
+  struct fake_module* mod = (struct fake_module*)m;
+  char symbol[200];
+  snprintf(symbol, sizeof symbol, "ng_emu_launch_%s", name);
+  emu_launch_fn launch = (emu_launch_fn)dlsym(mod->handle, symbol);
+  snprintf(symbol, sizeof symbol, "ng_emu_params_%s", name);
+  emu_params_fn params = (emu_params_fn)dlsym(mod->handle, symbol);
+  if (!launch || !params || mod->count == 256) return CUDA_ERROR_NOT_FOUND;
+  struct fake_function* fn = calloc(1, sizeof *fn);
+  snprintf(fn->name, sizeof fn->name, "%s", name);
+  fn->launch = launch;
+  fn->count = params(fn->sizes, FAKE_MAX_PARAMS);
+  fn->max_dynamic_shared = 49152;
+  if (fn->count > FAKE_MAX_PARAMS) { free(fn); return CUDA_ERROR_INVALID_VALUE; }
+  mod->functions[mod->count++] = fn;
+  *f = (CUfunction)fn;
+  return CUDA_SUCCESS;
+}
+CUresult CUDAAPI cuFuncGetParamInfo(CUfunction f, size_t index, size_t* offset, size_t* size) {
+  struct fake_function* fn = (struct fake_function*)f;
+  if (index >= (size_t)fn->count) return CUDA_ERROR_INVALID_VALUE;
+  *offset = 0;
+  for (size_t i = 0; i < index; i++) *offset += fn->sizes[i];
+  *size = fn->sizes[index];
+  return CUDA_SUCCESS;
+}
+CUresult CUDAAPI cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v) {
+  if (a != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES || v > 232448) return CUDA_ERROR_INVALID_VALUE;
+  ((struct fake_function*)f)->max_dynamic_shared = v;
+  return CUDA_SUCCESS;
+}
+static void run_node(struct fake_node* node) {
+  struct fake_function* fn = (struct fake_function*)node->fn;
+  void* params[FAKE_MAX_PARAMS];
+  char error[512];
+  for (int i = 0; i < node->count; i++) params[i] = node->params[i];
+  if (fn->launch(node->gdim[0], node->gdim[1], node->gdim[2], node->bdim[0], node->bdim[1], node->bdim[2], params, error, sizeof error)) {
+    fake_log("emulated kernel %s failed: %s", fn->name, error);
+    fprintf(stderr, "fake CUDA: emulated kernel %s failed: %s\n", fn->name, error);
+    sticky = CUDA_ERROR_LAUNCH_FAILED;
+  }
+}
+CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                                unsigned bz, unsigned shared, CUstream s, void** params, void** extra) {
+  struct fake_function* fn = (struct fake_function*)f;
+  if (sticky) return sticky;
+  if ((unsigned long)bx * by * bz > 1024 || (int)shared > fn->max_dynamic_shared) return CUDA_ERROR_INVALID_VALUE;
+  struct fake_node node = {f, gx * gy * gz, bx * by * bz, {gx, gy, gz}, {bx, by, bz}, {{0}}, fn->count};
+  for (int i = 0; i < node.count; i++) memcpy(node.params[i], params[i], fn->sizes[i]);
+  fake_log("cuLaunchKernel %s %u %u", fn->name, node.grid, node.block);
+  struct fake_stream* stream = (struct fake_stream*)s;
+  if (stream && stream->capturing) {
+    if (stream->graph->count == FAKE_MAX_NODES) return CUDA_ERROR_INVALID_VALUE;
+    stream->graph->nodes[stream->graph->count++] = node;
+    return CUDA_SUCCESS;
+  }
+  run_node(&node);
+  return CUDA_SUCCESS;
+}
+#endif
 
 CUresult CUDAAPI cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode) {
   struct fake_stream* stream = (struct fake_stream*)s;
@@ -374,6 +502,75 @@ int nvrtcCreateProgram(program** p, const char* src, const char* name, int nh, c
 int nvrtcDestroyProgram(program** p) {
   free((*p)->source); free((*p)->name); free((*p)->log); free((*p)->cubin); free(*p); *p = 0; return 0;
 }
+#ifdef FAKE_EMULATE
+#include <unistd.h>
+/* Appends NG_EMU_EXPORT(name) for every "__global__ void [__launch_bounds__(..)] name(". */
+static void append_exports(FILE* f, const char* src) {
+  for (const char* at = strstr(src, "__global__"); at; at = strstr(at + 10, "__global__")) {
+    const char* c = at + 10;
+    while (*c == ' ') c++;
+    if (strncmp(c, "void", 4) != 0) continue;
+    c += 4;
+    while (*c == ' ') c++;
+    if (strncmp(c, "__launch_bounds__(", 18) == 0) {
+      c = strchr(c, ')');
+      if (!c) continue;
+      c++;
+      while (*c == ' ') c++;
+    }
+    const char* end = c;
+    while ((*end >= 'a' && *end <= 'z') || (*end >= 'A' && *end <= 'Z') || (*end >= '0' && *end <= '9') || *end == '_') end++;
+    if (end > c && *end == '(') fprintf(f, "NG_EMU_EXPORT(%.*s)\n", (int)(end - c), c);
+  }
+}
+/* Builds the source for the host with the emulation header; the "cubin" is "FAKESO\n", the
+   shared object's size (8 bytes) and its bytes. g++'s messages are the log. */
+int nvrtcCompileProgram(program* p, int n, const char* const* options) {
+  const char* tmp = getenv("TMPDIR");
+  char dir[256], cpp[300], so[300], cmd[1200];
+  snprintf(dir, sizeof dir, "%s/ngemu_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(dir)) return 1;
+  snprintf(cpp, sizeof cpp, "%s/kernel.cpp", dir);
+  snprintf(so, sizeof so, "%s/kernel.so", dir);
+  FILE* f = fopen(cpp, "w");
+  if (!f) return 1;
+  fputs(p->source, f);
+  fputs("\n", f);
+  append_exports(f, p->source);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "g++ -std=c++17 -O1 -g0 -shared -fPIC -w -DNG_EMULATION -include '%s' -o '%s' '%s' 2>&1", FAKE_EMU_HEADER, so, cpp);
+  FILE* out = popen(cmd, "r");
+  size_t cap = 4096, len = 0;
+  char* log = malloc(cap);
+  int ch;
+  while (out && (ch = fgetc(out)) != EOF) {
+    if (len + 1 >= cap) log = realloc(log, cap *= 2);
+    log[len++] = (char)ch;
+  }
+  log[len] = 0;
+  int status = out ? pclose(out) : -1;
+  p->log = log;
+  int result = 0;
+  FILE* lib = status == 0 ? fopen(so, "rb") : 0;
+  if (!lib) {
+    result = 6;
+  } else {
+    fseek(lib, 0, SEEK_END);
+    unsigned long long size = (unsigned long long)ftell(lib);
+    fseek(lib, 0, SEEK_SET);
+    p->cubin_size = 15 + size;
+    p->cubin = malloc(p->cubin_size);
+    memcpy(p->cubin, "FAKESO\n", 7);
+    memcpy(p->cubin + 7, &size, 8);
+    if (fread(p->cubin + 15, 1, size, lib) != size) result = 6;
+    fclose(lib);
+  }
+  unlink(cpp);
+  unlink(so);
+  rmdir(dir);
+  return result;
+}
+#else
 /* A "#error text" line fails like nvcc: "<name>(<line>): error: text". Otherwise the cubin
    is "FAKECUBIN\n", the options, a newline and the source, which the fake driver loads. */
 int nvrtcCompileProgram(program* p, int n, const char* const* options) {
@@ -400,6 +597,7 @@ int nvrtcCompileProgram(program* p, int n, const char* const* options) {
   p->log = strdup("");
   return 0;
 }
+#endif
 int nvrtcGetProgramLogSize(program* p, size_t* size) { *size = p->log ? strlen(p->log) + 1 : 1; return 0; }
 int nvrtcGetProgramLog(program* p, char* out) { strcpy(out, p->log ? p->log : ""); return 0; }
 int nvrtcGetCUBINSize(program* p, size_t* size) { *size = p->cubin_size; return 0; }
@@ -415,14 +613,27 @@ export interface FakeDriverOptions {
   readonly memory?: number;
   /** Make row_sum wrong by 0.01 per row. */
   readonly sabotage?: boolean;
+  /** Run any kernel: modules are host shared objects built by the emulating fake NVRTC (buildFakeNvrtc({emulate: true})). */
+  readonly emulate?: boolean;
 }
 
-function gcc(dir: string, name: string, source: string, defines: string[]): string {
+/**
+ * The CUDA-on-the-host header the emulating fake NVRTC compiles kernels with: beside this file,
+ * or (when this file runs compiled, from dist/) in the source tree.
+ */
+export const EMULATOR_HEADER = ((): string => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const beside = path.join(here, 'emulator', 'ngemu.h');
+  if (existsSync(beside)) return beside;
+  return path.join(here, '..', '..', '..', '..', 'test', 'codegen', 'cuda', 'emulator', 'ngemu.h');
+})();
+
+function gcc(dir: string, name: string, source: string, defines: string[], libs: string[] = []): string {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.c`);
   const lib = path.join(dir, `${name}.so`);
   writeFileSync(file, source);
-  execFileSync('gcc', ['-shared', '-fPIC', '-O1', `-I${CUDA_INCLUDE}`, ...defines, '-o', lib, file, '-lpthread', '-lm'], {
+  execFileSync('gcc', ['-shared', '-fPIC', '-O1', `-I${CUDA_INCLUDE}`, ...defines, '-o', lib, file, '-lpthread', '-lm', ...libs], {
     stdio: 'pipe',
   });
   return lib;
@@ -433,11 +644,20 @@ export function buildFakeDriver(dir: string, name: string, options: FakeDriverOp
   const defines =
     options.initResult !== undefined
       ? [`-DFAKE_INIT_RESULT=${options.initResult}`]
-      : ['-DFAKE_FULL', `-DFAKE_DEVICES=${options.devices ?? 1}`, `-DFAKE_MEMORY=${options.memory ?? 64 << 20}ul`, ...(options.sabotage ? ['-DFAKE_SABOTAGE'] : [])];
-  return gcc(dir, name, DRIVER_C, defines);
+      : [
+          '-DFAKE_FULL',
+          `-DFAKE_DEVICES=${options.devices ?? 1}`,
+          `-DFAKE_MEMORY=${options.memory ?? 64 << 20}ul`,
+          ...(options.sabotage ? ['-DFAKE_SABOTAGE'] : []),
+          ...(options.emulate ? ['-DFAKE_EMULATE'] : []),
+        ];
+  return gcc(dir, name, DRIVER_C, defines, options.emulate ? ['-ldl'] : []);
 }
 
-/** Builds a fake libnvrtc.so into `dir`; returns its path. */
-export function buildFakeNvrtc(dir: string): string {
-  return gcc(dir, 'fake_nvrtc', NVRTC_C, []);
+/**
+ * Builds a fake libnvrtc.so into `dir`; returns its path. With `emulate`, it compiles sources
+ * for the host with g++ and the emulation header (for a driver built with `emulate`).
+ */
+export function buildFakeNvrtc(dir: string, options: { readonly emulate?: boolean } = {}): string {
+  return options.emulate ? gcc(dir, 'fake_nvrtc_emulate', NVRTC_C, ['-DFAKE_EMULATE', `-DFAKE_EMU_HEADER="${EMULATOR_HEADER}"`]) : gcc(dir, 'fake_nvrtc', NVRTC_C, []);
 }
