@@ -26,7 +26,8 @@ type Fn = (...args: any[]) => any;
  */
 export interface ForwardRewrite {
   readonly name: string;
-  readonly run: (p: Program, inputs: readonly Tensor[]) => Program;
+  /** `mode` says which transformation follows ('jvp' cannot go through custom_vjp). */
+  readonly run: (p: Program, inputs: readonly Tensor[], mode: 'vjp' | 'jvp') => Program;
 }
 
 let forwardRewrites: readonly ForwardRewrite[] = [];
@@ -41,9 +42,9 @@ export function getForwardRewrites(): readonly ForwardRewrite[] {
   return forwardRewrites;
 }
 
-function rewriteForward(p: Program, inputs: readonly Tensor[]): Program {
+function rewriteForward(p: Program, inputs: readonly Tensor[], mode: 'vjp' | 'jvp'): Program {
   let q = p;
-  for (const r of forwardRewrites) q = r.run(q, inputs);
+  for (const r of forwardRewrites) q = r.run(q, inputs, mode);
   return q;
 }
 
@@ -109,7 +110,7 @@ export function vjp<F extends Fn>(fn: F, ...primals: Parameters<F>): [ReturnType
   const flats = primals.map((p, i) => treeFlatten(p, 'vjp', `argument ${i}`));
   const leaves = flats.flatMap((f) => f.leaves);
   const ins = [...leaves, ...t.captured];
-  const lin = vjpProgram(rewriteForward(t.program, ins), ins);
+  const lin = vjpProgram(rewriteForward(t.program, ins, 'vjp'), ins);
   const out = treeUnflatten(t.outDef, lin.outputs);
   const vjpFn = (ct: unknown): Parameters<F> => {
     const fc = treeFlatten(ct, 'vjp', 'cotangent');
@@ -146,7 +147,7 @@ export function jvp<F extends Fn>(fn: F, primals: Readonly<Parameters<F>>, tange
     }
   });
   const ins = [...pl, ...t.captured];
-  const r = jvpProgram(rewriteForward(t.program, ins), ins, [...tl, ...t.captured.map(() => null)]);
+  const r = jvpProgram(rewriteForward(t.program, ins, 'jvp'), ins, [...tl, ...t.captured.map(() => null)]);
   return [treeUnflatten<ReturnType<F>>(t.outDef, r.outputs), treeUnflatten<ReturnType<F>>(t.outDef, r.tangents.map((x, i) => zerosFor(x, r.outputs[i]!)))];
 }
 
@@ -196,7 +197,7 @@ function gradCore(op: string, fn: Fn, opts: GradOptions, args: unknown[]): { val
     if (!isFloat(l.dtype)) throw new OpError(op, `cannot differentiate with respect to a ${l.dtype} input [${l.shape.join(',')}]; only float inputs have gradients`);
   });
   const ins = [...leaves, ...t.captured];
-  const lin = vjpProgram(rewriteForward(t.program, ins), ins);
+  const lin = vjpProgram(rewriteForward(t.program, ins, 'vjp'), ins);
   const value = lin.outputs[0]!;
   const cts = lin.backward([ops.onesLike(value), ...lin.outputs.slice(1).map(() => null)]);
   let k = 0;

@@ -12,6 +12,7 @@ import type { Analysis, Facts } from './facts.js';
 import { NO_FACTS } from './facts.js';
 import { compactShape, type MaskGeometry, siteScale } from './geometry.js';
 import type { MaskTables } from './index_tables.js';
+import type { ConvRoute } from './masked_conv.js';
 
 /** A source var's value in the program being built. */
 export interface Rep {
@@ -33,7 +34,7 @@ export class RuleContext {
     readonly analysis: Analysis,
     /** The mask's tables, once the mask is defined in the program being built. */
     public tables: MaskTables | undefined,
-    readonly parent?: RuleContext,
+    readonly opts: { readonly plainAutodiff?: boolean; readonly convRoute?: ConvRoute },
   ) {}
 
   rep(a: Atom): Rep {

@@ -17,7 +17,7 @@ import type { Tensor } from '../../ir/tensor.js';
 import { geometryOf, PATCH_MASK_REGION } from './geometry.js';
 import { type MaskSource, sparsifyMasked } from './sparsify.js';
 
-export { sparsifyMasked, maskSources, type MaskSource, type SparsifyStats } from './sparsify.js';
+export { sparsifyMasked, maskSources, type MaskSource, type SparsifyOptions } from './sparsify.js';
 export { countFlops, type FlopCount } from './flops.js';
 export { chooseRoute, GATHER_COST } from './masked_conv.js';
 
@@ -39,13 +39,13 @@ function producedPatchMask(t: Tensor): ReturnType<typeof geometryOf> {
 }
 
 /** The forward rewrite autodiff applies: inputs that are patch masks of an enclosing trace count as mask sources. */
-export function sparseForwardRewrite(p: Program, inputs: readonly Tensor[]): Program {
+export function sparseForwardRewrite(p: Program, inputs: readonly Tensor[], mode: 'vjp' | 'jvp' = 'vjp'): Program {
   const sources: MaskSource[] = [];
   inputs.forEach((t, i) => {
     const g = t._trace ? producedPatchMask(t) : undefined;
     if (g && p.inputs[i]) sources.push({ v: p.inputs[i]!, g });
   });
-  return sparsifyMasked(p, sources);
+  return sparsifyMasked(p, sources, { plainAutodiff: mode === 'jvp' });
 }
 
 setForwardRewrites([...getForwardRewrites().filter((r) => r.name !== MASKED_SPARSE), { name: MASKED_SPARSE, run: sparseForwardRewrite }]);

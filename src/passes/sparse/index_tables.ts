@@ -125,10 +125,11 @@ export class MaskTables {
     return ops.reshape(ops.where(visible, row, zeroRow), [n * K, th, tw]);
   }
 
-  /** [M, s, s, C] -> the halo tiles [M, th, tw, C] (zeros at masked or outside cells). */
-  haloTiles(compact: Tensor, s: number, pads: Pads): Tensor {
-    const [m, , , c] = compact.shape as [number, number, number, number];
-    const flat = ops.pad(ops.reshape(compact, [m * s * s, c]), [[0, 1], [0, 0]]);
-    return gather(flat, this.halo(s, pads), 0, 0);
-  }
+}
+
+/** The halo tiles [M, th, tw, C] of a compact [M, s, s, C] through a halo table (zeros at masked or outside cells). */
+export function gatherTiles(compact: Tensor, halo: Tensor): Tensor {
+  const [m, s, , c] = compact.shape as [number, number, number, number];
+  const flat = ops.pad(ops.reshape(compact, [m * s * s, c]), [[0, 1], [0, 0]]);
+  return gather(flat, halo, 0, 0);
 }

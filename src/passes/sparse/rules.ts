@@ -96,7 +96,7 @@ function sameConv(m: Match, ctx: RuleContext): Rep[] | undefined {
     channelsOut: e.outputs[0]!.aval.shape[3]!,
     window: [ws[p.dims.rhs[2]!]!, ws[p.dims.rhs[3]!]!],
     groups: p.featureGroupCount,
-  });
+  }, ctx.opts);
   return compactOut(y);
 }
 

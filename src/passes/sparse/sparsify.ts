@@ -23,6 +23,7 @@ import { analyseDemand } from './demand.js';
 import { type Analysis, analyseFacts, type Facts, NO_FACTS } from './facts.js';
 import { geometryOf, type MaskGeometry, PATCH_MASK_REGION } from './geometry.js';
 import { MaskTables } from './index_tables.js';
+import type { ConvRoute } from './masked_conv.js';
 import { applyRules } from './rules.js';
 
 /** Where a program's patch mask is: a var (a region output or an input) and its geometry. */
@@ -31,9 +32,13 @@ export interface MaskSource {
   readonly g: MaskGeometry;
 }
 
-export interface SparsifyStats {
-  /** Rule name -> times it fired (nested bodies included). */
-  readonly fired: Map<string, number>;
+export interface SparsifyOptions {
+  /** Counts rule firings: rule name -> times (nested bodies included). */
+  readonly fired?: Map<string, number>;
+  /** No custom_vjp in the result (the program is about to be differentiated in forward mode). */
+  readonly plainAutodiff?: boolean;
+  /** Force the depthwise convolutions' route instead of the cost rule's choice (tests, benchmarks). */
+  readonly convRoute?: ConvRoute;
 }
 
 /** The patch masks made by `fcmae.patch_mask` regions at the top level of `p`. */
@@ -51,19 +56,19 @@ export function maskSources(p: Program): MaskSource[] {
  * Rewrites `p` for each mask source in turn; returns `p` itself when no rule fired.
  * `inputMasks` names program inputs known to be patch masks (see the autodiff hook).
  */
-export function sparsifyMasked(p: Program, inputMasks: readonly MaskSource[] = [], stats?: SparsifyStats): Program {
+export function sparsifyMasked(p: Program, inputMasks: readonly MaskSource[] = [], opts: SparsifyOptions = {}): Program {
   let cur = p;
   const sources = [...inputMasks, ...maskSources(p)];
   for (let i = 0; i < sources.length; i++) {
     // after a rewrite the vars are new: find the i-th source again by position
     const src = i < inputMasks.length ? { v: cur.inputs[p.inputs.indexOf(sources[i]!.v)]!, g: sources[i]!.g } : maskSources(cur)[i - inputMasks.length];
     if (!src) break;
-    cur = sparsifyOne(cur, src, stats) ?? cur;
+    cur = sparsifyOne(cur, src, opts) ?? cur;
   }
   return cur;
 }
 
-function sparsifyOne(p: Program, src: MaskSource, stats?: SparsifyStats): Program | undefined {
+function sparsifyOne(p: Program, src: MaskSource, opts: SparsifyOptions = {}): Program | undefined {
   const g = src.g;
   const seed = new Map<Var, Facts>([[src.v, { field: { pol: 'mask', s: 'NL' }, zero: false }]]);
   const a = analyseFacts(p, g, p.inputs.map(() => NO_FACTS), seed);
@@ -71,12 +76,12 @@ function sparsifyOne(p: Program, src: MaskSource, stats?: SparsifyStats): Progra
   let fired = 0;
   const traced = traceFlat(
     (...xs) => {
-      const ctx = new RuleContext(g, a, undefined);
+      const ctx = new RuleContext(g, a, undefined, opts);
       // the index tables are built from the mask once it exists in the new program
       ctx.onDefined = (v, t) => {
         if (v === src.v) ctx.tables = new MaskTables(g, t);
       };
-      const outs = transformProgram(ctx, xs.map((d) => ({ dense: d })), stats);
+      const outs = transformProgram(ctx, xs.map((d) => ({ dense: d })), opts);
       fired = ctx.fired;
       return p.outputs.map((o, i) => (o instanceof Literal ? outs[i]!.dense! : ctx.dense(o)));
     },
@@ -88,7 +93,7 @@ function sparsifyOne(p: Program, src: MaskSource, stats?: SparsifyStats): Progra
 }
 
 /** Rebuilds the program of `ctx.analysis` into the active trace; returns its outputs' representations. */
-function transformProgram(ctx: RuleContext, inputs: readonly Rep[], stats?: SparsifyStats): Rep[] {
+function transformProgram(ctx: RuleContext, inputs: readonly Rep[], opts: SparsifyOptions = {}): Rep[] {
   const p = ctx.analysis.program;
   const define = (v: Var, r: Rep) => {
     ctx.reps.set(v, r);
@@ -97,10 +102,10 @@ function transformProgram(ctx: RuleContext, inputs: readonly Rep[], stats?: Spar
   p.inputs.forEach((v, i) => define(v, inputs[i]!));
   for (const c of p.consts) define(c.v, { dense: Tensor._concrete(c.value) });
   for (const e of p.eqns) {
-    const hit = e.prim === 'region' ? rebuildRegion(ctx, e, stats) : applyRules(ctx, e);
+    const hit = e.prim === 'region' ? rebuildRegion(ctx, e, opts) : applyRules(ctx, e);
     if (hit) {
       ctx.fired++;
-      const count = stats?.fired;
+      const count = opts.fired;
       count?.set(hit.rule, (count.get(hit.rule) ?? 0) + 1);
       e.outputs.forEach((v, i) => define(v, hit.reps[i]!));
       continue;
@@ -115,7 +120,7 @@ function transformProgram(ctx: RuleContext, inputs: readonly Rep[], stats?: Spar
  * A region with a compact operand: its body rewritten with those operands compact; outputs
  * come back compact where the body made them so and the region's output may be compact.
  */
-function rebuildRegion(ctx: RuleContext, e: Eqn, stats?: SparsifyStats): { rule: string; reps: Rep[] } | undefined {
+function rebuildRegion(ctx: RuleContext, e: Eqn, opts: SparsifyOptions = {}): { rule: string; reps: Rep[] } | undefined {
   if (e.prim !== 'region') return undefined;
   const body = ctx.analysis.bodies.get(e);
   const reps = e.inputs.map((x) => ctx.rep(x));
@@ -125,8 +130,8 @@ function rebuildRegion(ctx: RuleContext, e: Eqn, stats?: SparsifyStats): { rule:
   let inner = 0;
   const traced = traceFlat(
     (...args) => {
-      const child = new RuleContext(ctx.g, body, ctx.tables!.child(), ctx);
-      const outs = transformProgram(child, args.map((t, i) => (reps[i]!.compact ? { compact: t } : { dense: t })), stats);
+      const child = new RuleContext(ctx.g, body, ctx.tables!.child(), ctx.opts);
+      const outs = transformProgram(child, args.map((t, i) => (reps[i]!.compact ? { compact: t } : { dense: t })), opts);
       inner = child.fired;
       kinds = outs.map((r, j) => !!r.compact && ctx.compactable(e.outputs[j]!));
       return outs.map((r, j) => (kinds[j] ? r.compact! : child.dense(e.params.body.outputs[j]!)));
