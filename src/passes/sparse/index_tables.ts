@@ -8,7 +8,7 @@
  * - slotOf [N, L] i32: a kept patch's position among its sample's kept patches, K when masked.
  * - toCompact / toDense: whole-patch gathers between [N, side*s, side*s, ...r] and [M, s, s, ...r].
  * - halo(s, pads): for each kept patch, the (s+lo+hi) x (s+lo+hi) cells around it as rows of the
- *   flattened compact tensor, or the extra zero row M*s*s where the cell is masked or outside.
+ *   flattened compact tensor, or M*s*s (read as zero) where the cell is masked or outside.
  */
 import { bind1 } from '../../ir/trace.js';
 import * as ops from '../../ir/ops.js';
@@ -79,21 +79,25 @@ export class MaskTables {
 
   /** [M, s, s, ...r] -> [N, side*s, side*s, ...r], zero at masked patches. */
   toDense(compact: Tensor, s: number): Tensor {
-    const { n, side, lenKeep } = this.g;
+    const { n, side, L, lenKeep } = this.g;
     const rest = compact.shape.slice(3);
     const tail = rest.map((_, i) => 5 + i);
+    const denseShape = [n, side * s, side * s, ...rest];
+    if (lenKeep === 0) return ops.broadcastTo(ops.scalar(0, compact.dtype), denseShape);
     const perSample = ops.reshape(compact, [n, lenKeep, s, s, ...rest]);
-    // slot K of each sample reads the appended zero patch
-    const padded = ops.pad(perSample, perSample.shape.map((_, i) => (i === 1 ? [0, 1] : [0, 0]) as [number, number]));
-    const patches = gather(padded, this.slotOf(), 1, 1); // [N, L, s, s, ...r]
+    const slot = this.slotOf();
+    // a masked patch (slot K) reads a clamped slot and is then zeroed: no padded copy of the data
+    const read = gather(perSample, ops.minimum(slot, lenKeep - 1), 1, 1); // [N, L, s, s, ...r]
+    const visible = ops.reshape(ops.less(slot, lenKeep), [n, L, 1, 1, ...rest.map(() => 1)]);
+    const patches = ops.where(visible, read, 0);
     const grid = ops.transpose(ops.reshape(patches, [n, side, side, s, s, ...rest]), [0, 1, 3, 2, 4, ...tail]);
-    return ops.reshape(grid, [n, side * s, side * s, ...rest]);
+    return ops.reshape(grid, denseShape);
   }
 
   /**
    * [M, s+lo0+hi0, s+lo1+hi1] i32: for each kept patch, the row of the flattened compact tensor
-   * holding each cell of its halo tile, or M*s*s (an appended zero row) where that cell is
-   * outside the image or in a masked patch.
+   * holding each cell of its halo tile, or M*s*s (one past the last row: a zero) where that cell
+   * is outside the image or in a masked patch.
    */
   halo(s: number, pads: Pads): Tensor {
     const key = `halo:${s}:${pads.flat().join(',')}`;
@@ -127,9 +131,14 @@ export class MaskTables {
 
 }
 
-/** The halo tiles [M, th, tw, C] of a compact [M, s, s, C] through a halo table (zeros at masked or outside cells). */
+/**
+ * The halo tiles [M, th, tw, C] of a compact [M, s, s, C] through a halo table: rows past the
+ * end read a clamped row and are zeroed by a select (a padded copy of the input would cost a
+ * pass over it).
+ */
 export function gatherTiles(compact: Tensor, halo: Tensor): Tensor {
   const [m, s, , c] = compact.shape as [number, number, number, number];
-  const flat = ops.pad(ops.reshape(compact, [m * s * s, c]), [[0, 1], [0, 0]]);
-  return gather(flat, halo, 0, 0);
+  const rows = m * s * s;
+  const read = gather(ops.reshape(compact, [rows, c]), ops.minimum(halo, Math.max(rows - 1, 0)), 0, 0);
+  return ops.where(ops.reshape(ops.less(halo, rows), [...halo.shape, 1]), read, 0);
 }
