@@ -110,11 +110,15 @@ export interface MaskedConvOptions {
   readonly convRoute?: ConvRoute;
 }
 
-/** The convolution of the compact input `xc` [M, s, s, C] by `w`, at the visible sites: [M, s, s, Cout]. */
-export function maskedSameConv(tables: MaskTables, xc: Tensor, w: Tensor, params: ConvParams, c: SameConv, opts: MaskedConvOptions = {}): Tensor {
+/**
+ * The convolution at the visible sites, [M, s, s, Cout], of an input given compact [M, s, s, C]
+ * or on the grid [N, H, W, C] (zero at masked sites).
+ */
+export function maskedSameConv(tables: MaskTables, input: { compact?: Tensor; dense?: Tensor }, w: Tensor, params: ConvParams, c: SameConv, opts: MaskedConvOptions = {}): Tensor {
   const route = opts.convRoute ?? chooseRoute(tables.g, c);
   const plainAutodiff = opts.plainAutodiff ?? false;
   if (route === 'halo') {
+    const xc = input.compact ?? tables.toCompact(input.dense!, c.s);
     const pads: Pads = [params.padding[0]!, params.padding[1]!];
     if (plainAutodiff || !customBackward(params)) {
       return bind1('conv_general', [gatherTiles(xc, tables.halo(c.s, pads)), w], { ...params, padding: VALID });
@@ -125,7 +129,7 @@ export function maskedSameConv(tables: MaskTables, xc: Tensor, w: Tensor, params
     ];
     return haloConvWithVjp(xc, w, tables.halo(c.s, pads), tables.halo(c.s, mirrored), params);
   }
-  const y = bind1('conv_general', [tables.toDense(xc, c.s), w], params);
+  const y = bind1('conv_general', [input.dense ?? tables.toDense(input.compact!, c.s), w], params);
   return tables.toCompact(y, c.s);
 }
 

@@ -18,7 +18,7 @@ import { ELEMENTWISE } from '../prim_kinds.js';
 import type { Rep, RuleContext } from './context.js';
 import { broadcastKeepsSites, keepsSites, lhsSitesFree, patchLocalConv } from './facts.js';
 import { avoidsSites, compactShape } from './geometry.js';
-import { maskedSameConv } from './masked_conv.js';
+import { chooseRoute, maskedSameConv, type SameConv } from './masked_conv.js';
 
 export interface SparseRule {
   readonly name: string;
@@ -86,21 +86,37 @@ function sameConv(m: Match, ctx: RuleContext): Rep[] | undefined {
   const e = m.root;
   const [x, w] = e.inputs as [Atom, Atom];
   if (!ctx.tables || x instanceof Literal) return undefined;
-  const xc = ctx.compact(x) ?? ctx.gathered(x);
-  if (!xc) return undefined;
   const p = e.params as ConvParams;
   const ws = w.aval.shape;
-  const y = maskedSameConv(ctx.tables, xc, ctx.dense(w), p, {
+  const conv: SameConv = {
     s: ctx.scale(x)!,
     channelsIn: x.aval.shape[3]!,
     channelsOut: e.outputs[0]!.aval.shape[3]!,
     window: [ws[p.dims.rhs[2]!]!, ws[p.dims.rhs[3]!]!],
     groups: p.featureGroupCount,
-  }, ctx.opts);
-  return compactOut(y);
+  };
+  const route = ctx.opts.convRoute ?? chooseRoute(ctx.g, conv);
+  // the dense route reads the grid: the input as it is when it exists there (zero at masked sites)
+  const have = ctx.rep(x);
+  const input = route === 'dense' && have.dense ? { dense: have.dense } : { compact: have.compact ?? ctx.gathered(x)! };
+  return compactOut(maskedSameConv(ctx.tables, input, ctx.dense(w), p, conv, { ...ctx.opts, convRoute: route }));
+}
+
+/** x * keep at x's scale: the keep field is 1 at every visible site, so the compact product is x's. */
+function mulByKeep(m: Match, ctx: RuleContext): Rep[] | undefined {
+  const [a, b] = m.root.inputs as [Atom, Atom];
+  const s = ctx.scale(m.root.outputs[0]!);
+  const isKeep = (t: Atom) => {
+    const f = ctx.facts(t).field;
+    return !!f && f.pol === 'keep' && f.s === s;
+  };
+  const x = isKeep(b) ? a : isKeep(a) ? b : undefined;
+  const c = x === undefined ? undefined : ctx.compact(x);
+  return c ? compactOut(c) : undefined;
 }
 
 export const SPARSE_RULES: readonly SparseRule[] = [
+  { name: 'multiply by keep', pattern: { prim: 'mul' }, guard: (m, ctx) => ctx.compactable(out0(m)), rewrite: mulByKeep },
   {
     name: 'site-wise elementwise',
     pattern: { prim: [...ELEMENTWISE] },
