@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { NexgradError } from '../../ir/errors.js';
+import '../../passes/eager.js'; // eager operations run compiled on the CPU backend
 import { benchCommand, runBench } from './bench.js';
 import { evalCommand, runEval } from './eval.js';
 import { finetuneCommand, runFinetune } from './finetune.js';
