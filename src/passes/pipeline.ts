@@ -14,7 +14,7 @@ import { type DonationInfo, planMemory } from './memory.js';
 import { mergeLoopKernels } from './merge_phases.js';
 import { splitToBufferLimit } from './buffer_limit.js';
 import { simplify } from './simplify.js';
-import { sparsifyMasked } from './sparse/index.js';
+import { sparsePass } from './sparse/index.js';
 
 export interface Pass {
   readonly name: string;
@@ -23,7 +23,7 @@ export interface Pass {
 
 export const PASSES: readonly Pass[] = [
   // before inlining: it matches regions (the patch mask, layer_norm, masked_grn, ...)
-  { name: 'masked-sparse', run: (p) => sparsifyMasked(p) },
+  { name: 'masked-sparse', run: (p) => sparsePass(p) },
   { name: 'inline', run: (p, o) => inlineRegions(p, o) },
   { name: 'simplify', run: (p, o) => simplify(p, o) },
   { name: 'layout', run: (p, o) => layoutNHWC(p, o) },

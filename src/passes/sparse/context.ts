@@ -96,6 +96,9 @@ export class RuleContext {
     const dims = e.params.dims;
     // the operand must be constant over the grid: its axes landing on rows/columns have size 1
     if (dims.some((d, i) => (d === 1 || d === 2) && x.aval.shape[i] !== 1)) return undefined;
+    // constant over samples too (a bias): broadcast straight to the compact shape
+    if (!dims.some((d, i) => d === 0 && x.aval.shape[i] !== 1)) return bind1('broadcast_in_dim', [this.dense(x)], { shape, dims: [...dims] });
+    // per sample (a GRN statistic): along [N, K, s, s, ...] so that row m reads sample m / K
     const { n, lenKeep } = this.g;
     const s = shape[1]!;
     const perSample = [n, lenKeep, s, s, ...shape.slice(3)];

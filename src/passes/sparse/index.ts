@@ -19,9 +19,25 @@ import { type MaskSource, sparsifyMasked } from './sparsify.js';
 
 export { sparsifyMasked, maskSources, type MaskSource, type SparsifyOptions } from './sparsify.js';
 export { countFlops, type FlopCount } from './flops.js';
-export { chooseRoute, GATHER_COST } from './masked_conv.js';
+export { chooseRoute, type ConvRoute, GATHER_COST } from './masked_conv.js';
+import type { ConvRoute } from './masked_conv.js';
 
 export const MASKED_SPARSE = 'masked-sparse';
+
+/**
+ * NEXGRAD_SPARSE_CONV_ROUTE=halo|dense forces the depthwise convolutions' route instead of the
+ * cost rule (a benchmarking knob; both compute the same values, so a jit disk-cache entry made
+ * under the other setting is still correct).
+ */
+function envRoute(): ConvRoute | undefined {
+  const v = typeof process !== 'undefined' ? process.env.NEXGRAD_SPARSE_CONV_ROUTE : undefined;
+  return v === 'halo' || v === 'dense' ? v : undefined;
+}
+
+/** The rewrite as jit's first pass runs it. */
+export function sparsePass(p: Program): Program {
+  return sparsifyMasked(p, [], { convRoute: envRoute() });
+}
 
 /** The patch-mask geometry of a tracer made by a `fcmae.patch_mask` region of its trace, if any. */
 function producedPatchMask(t: Tensor): ReturnType<typeof geometryOf> {
@@ -45,7 +61,7 @@ export function sparseForwardRewrite(p: Program, inputs: readonly Tensor[], mode
     const g = t._trace ? producedPatchMask(t) : undefined;
     if (g && p.inputs[i]) sources.push({ v: p.inputs[i]!, g });
   });
-  return sparsifyMasked(p, sources, { plainAutodiff: mode === 'jvp' });
+  return sparsifyMasked(p, sources, { plainAutodiff: mode === 'jvp', convRoute: envRoute() });
 }
 
 setForwardRewrites([...getForwardRewrites().filter((r) => r.name !== MASKED_SPARSE), { name: MASKED_SPARSE, run: sparseForwardRewrite }]);

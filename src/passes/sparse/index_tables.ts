@@ -10,10 +10,13 @@
  * - halo(s, pads): for each kept patch, the (s+lo+hi) x (s+lo+hi) cells around it as rows of the
  *   flattened compact tensor, or M*s*s (read as zero) where the cell is masked or outside.
  */
-import { bind1 } from '../../ir/trace.js';
+import { bind1, withScopePath } from '../../ir/trace.js';
 import * as ops from '../../ir/ops.js';
 import type { Tensor } from '../../ir/tensor.js';
 import { compactRows, type MaskGeometry } from './geometry.js';
+
+/** The named scope the index tables are traced in. */
+export const TABLES_SCOPE = 'masked_sparse.tables';
 
 type Pads = readonly [readonly [number, number], readonly [number, number]];
 
@@ -48,7 +51,8 @@ export class MaskTables {
   private cached(key: string, make: () => Tensor): Tensor {
     const have = this.lookup(key);
     if (have) return have;
-    const t = make();
+    // the tables are the mask's, not the block's that first needs them
+    const t = withScopePath(TABLES_SCOPE, make);
     this.memo.set(key, t);
     return t;
   }

@@ -16,7 +16,7 @@
 import { NexgradError } from '../../ir/errors.js';
 import { type Eqn, Literal, Program, type Var } from '../../ir/program.js';
 import { Tensor } from '../../ir/tensor.js';
-import { bind, traceFlat } from '../../ir/trace.js';
+import { bind, inScopeOf, traceFlat } from '../../ir/trace.js';
 import { dce } from '../simplify.js';
 import { type Rep, RuleContext } from './context.js';
 import { analyseDemand } from './demand.js';
@@ -102,16 +102,19 @@ function transformProgram(ctx: RuleContext, inputs: readonly Rep[], opts: Sparsi
   p.inputs.forEach((v, i) => define(v, inputs[i]!));
   for (const c of p.consts) define(c.v, { dense: Tensor._concrete(c.value) });
   for (const e of p.eqns) {
-    const hit = e.prim === 'region' ? rebuildRegion(ctx, e, opts) : applyRules(ctx, e);
-    if (hit) {
-      ctx.fired++;
-      const count = opts.fired;
-      count?.set(hit.rule, (count.get(hit.rule) ?? 0) + 1);
-      e.outputs.forEach((v, i) => define(v, hit.reps[i]!));
-      continue;
-    }
-    const outs = bind(e.prim, e.inputs.map((x) => ctx.dense(x)), e.params);
-    e.outputs.forEach((v, i) => define(v, { dense: outs[i]! }));
+    // what replaces an equation is traced in its named scope (kernels are named after it)
+    inScopeOf(e.outputs[0], undefined, () => {
+      const hit = e.prim === 'region' ? rebuildRegion(ctx, e, opts) : applyRules(ctx, e);
+      if (hit) {
+        ctx.fired++;
+        const count = opts.fired;
+        count?.set(hit.rule, (count.get(hit.rule) ?? 0) + 1);
+        e.outputs.forEach((v, i) => define(v, hit.reps[i]!));
+        return;
+      }
+      const outs = bind(e.prim, e.inputs.map((x) => ctx.dense(x)), e.params);
+      e.outputs.forEach((v, i) => define(v, { dense: outs[i]! }));
+    });
   }
   return p.outputs.map((o) => ctx.rep(o));
 }
