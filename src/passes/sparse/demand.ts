@@ -52,12 +52,16 @@ const USE_RULES: Readonly<Record<string, UseRule>> = {
   reduce_min: (e, _i, ctx) => e.prim === 'reduce_min' && avoidsSites(e.params.axes) && ctx.outsUnobserved,
   dot_general: (e, i, ctx) => i === 0 && lhsSitesFree(ctx.g, e) && ctx.outsUnobserved,
   conv_general: (e, i, ctx) => i === 0 && patchLocalConv(ctx.g, e) && ctx.outsUnobserved,
-  region: (e, i, ctx) => {
-    const body = ctx.analysis.bodies.get(e);
-    if (!body || e.prim !== 'region') return false;
-    return body.unobserved.get(e.params.body.inputs[i]!) ?? false;
-  },
+  region: (e, i, ctx) => bodyIgnores(e, i, ctx),
+  checkpoint: (e, i, ctx) => bodyIgnores(e, i, ctx),
 };
+
+/** A region's or checkpoint's use is its body's uses of the matching input. */
+function bodyIgnores(e: Eqn, i: number, ctx: UseContext): boolean {
+  const body = ctx.analysis.bodies.get(e);
+  if (!body || (e.prim !== 'region' && e.prim !== 'checkpoint')) return false;
+  return body.unobserved.get(e.params.body.inputs[i]!) ?? false;
+}
 
 /**
  * Fills `a.unobserved` (and its bodies') given whether each program output is unobserved.
@@ -75,7 +79,7 @@ export function analyseDemand(a: Analysis, g: MaskGeometry, outputs: readonly bo
     const e = p.eqns[k]!;
     const outsUnobserved = e.outputs.every((v) => u.get(v) ?? true);
     const body = a.bodies.get(e);
-    if (body && e.prim === 'region') analyseDemand(body, g, e.outputs.map((v) => u.get(v) ?? true));
+    if (body) analyseDemand(body, g, e.outputs.map((v) => u.get(v) ?? true));
     const rule = USE_RULES[e.prim];
     const ctx: UseContext = { g, factsOf, outsUnobserved, analysis: a };
     e.inputs.forEach((x, i) => {

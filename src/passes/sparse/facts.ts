@@ -190,9 +190,11 @@ function eqnFacts(e: Eqn, ctx: FactContext, bodies: Map<Eqn, Analysis>): Facts[]
       const ok = f && f.s === 'NL' && typeof scale === 'number' && siteScale(ctx.g, e.outputs[0]!.aval.shape) === scale;
       if (ok) return [fieldFacts({ pol: f.pol, s: scale })];
     }
+  }
+  if (e.prim === 'region' || e.prim === 'checkpoint') {
     const body = analyseFacts(e.params.body, ctx.g, e.inputs.map(ctx.factsOf));
     bodies.set(e, body);
-    return e.params.body.outputs.map((a) => body.facts.get(a as Var) ?? NO_FACTS);
+    return e.params.body.outputs.map((a) => (a instanceof Literal ? NO_FACTS : (body.facts.get(a) ?? NO_FACTS)));
   }
   const rule = FACT_RULES[e.prim];
   const out = rule?.(e, ctx);

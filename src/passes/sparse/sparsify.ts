@@ -104,7 +104,7 @@ function transformProgram(ctx: RuleContext, inputs: readonly Rep[], opts: Sparsi
   for (const e of p.eqns) {
     // what replaces an equation is traced in its named scope (kernels are named after it)
     inScopeOf(e.outputs[0], undefined, () => {
-      const hit = e.prim === 'region' ? rebuildRegion(ctx, e, opts) : applyRules(ctx, e);
+      const hit = e.prim === 'region' || e.prim === 'checkpoint' ? rebuildRegion(ctx, e, opts) : applyRules(ctx, e);
       if (hit) {
         ctx.fired++;
         const count = opts.fired;
@@ -120,14 +120,15 @@ function transformProgram(ctx: RuleContext, inputs: readonly Rep[], opts: Sparsi
 }
 
 /**
- * A region with a compact operand: its body rewritten with those operands compact; outputs
- * come back compact where the body made them so and the region's output may be compact.
+ * A region (or checkpoint) with a compact operand: its body rewritten with those operands
+ * compact; outputs come back compact where the body made them so and the output may be compact.
  */
 function rebuildRegion(ctx: RuleContext, e: Eqn, opts: SparsifyOptions = {}): { rule: string; reps: Rep[] } | undefined {
-  if (e.prim !== 'region') return undefined;
+  if (e.prim !== 'region' && e.prim !== 'checkpoint') return undefined;
   const body = ctx.analysis.bodies.get(e);
   const reps = e.inputs.map((x) => ctx.rep(x));
-  if (!body || !ctx.tables || !reps.some((r) => r.compact)) return undefined;
+  // worth a look when a value arrives compact, or the mask does (the body may start compact work)
+  if (!body || !ctx.tables || !e.inputs.some((x, i) => reps[i]!.compact || ctx.facts(x).field)) return undefined;
   const chosen = e.inputs.map((x, i) => reps[i]!.compact ?? ctx.dense(x));
   let kinds: boolean[] = [];
   let inner = 0;
@@ -143,8 +144,10 @@ function rebuildRegion(ctx: RuleContext, e: Eqn, opts: SparsifyOptions = {}): { 
   );
   if (inner === 0 && !kinds.some(Boolean)) return undefined;
   ctx.fired += inner;
-  const outs = bind('region', [...chosen, ...traced.captured], { name: e.params.name, attrs: e.params.attrs, body: dce(traced.program) });
-  return { rule: `region ${e.params.name}`, reps: outs.map((t, j) => (kinds[j] ? { compact: t } : { dense: t })) };
+  const body2 = dce(traced.program);
+  const ins = [...chosen, ...traced.captured];
+  const outs = e.prim === 'region' ? bind('region', ins, { name: e.params.name, attrs: e.params.attrs, body: body2 }) : bind('checkpoint', ins, { body: body2 });
+  return { rule: e.prim === 'region' ? `region ${e.params.name}` : 'checkpoint', reps: outs.map((t, j) => (kinds[j] ? { compact: t } : { dense: t })) };
 }
 
 export type { Analysis };

@@ -8,7 +8,7 @@
  * at 4, 2 and 1 cells per patch (halo and dense routes).
  */
 import { describe, expect, it } from 'vitest';
-import { grad, vjp } from '../../../src/autodiff/api.js';
+import { checkpoint, grad, vjp } from '../../../src/autodiff/api.js';
 import { fcmae } from '../../../src/convnextv2/index.js';
 import type { FcmaeParams } from '../../../src/convnextv2/fcmae.js';
 import { trace } from '../../../src/ir/functional.js';
@@ -98,6 +98,17 @@ describe('the masked sparse rewrite equals the dense-masked FCMAE (float64 inter
     const gd = trace((p: FcmaeParams, x: Tensor, m: Tensor) => vjp((pp: FcmaeParams, xx: Tensor) => enc(m)(pp, xx), p, x)[1](ct), b.params, b.imgs, b.mask);
     expect(countEqns(gs, 'gather')).toBeGreaterThan(0);
     expectClose(interpret(gs, leavesOf(b, b.key), { dtype: 'f64' }), interpret(gd, leavesOf(b, b.mask), { dtype: 'f64' }), 1e-10, 'encoder vjp');
+  });
+
+  it('inside checkpoints (the whole encoder rematerialised) the rewrite still applies, values and gradients equal', () => {
+    const b = build(CASES[0]!);
+    const enc = (m: Tensor) => checkpoint((p: FcmaeParams, x: Tensor) => fcmae.encode(p.encoder, x, m, { cfg: b.cfg }));
+    const upKeep = (m: Tensor) => ops.reshape(m, [b.c.n, 4, 4, 1]);
+    const loss = (m: Tensor) => (p: FcmaeParams, x: Tensor) => ops.sum(ops.mul(enc(m)(p, x), ops.sub(1, upKeep(m))));
+    const gs = trace((p: FcmaeParams, x: Tensor, k: Tensor) => grad(loss(fcmae.randomMask(k, b.c.n, b.c.imgSize, b.patch, b.c.ratio)), both)(p, x), b.params, b.imgs, b.key);
+    const gd = trace((p: FcmaeParams, x: Tensor, m: Tensor) => grad(loss(m), both)(p, x), b.params, b.imgs, b.mask);
+    expect(countEqns(gs, 'gather')).toBeGreaterThan(0);
+    expectClose(interpret(gs, leavesOf(b, b.key), { dtype: 'f64' }), interpret(gd, leavesOf(b, b.mask), { dtype: 'f64' }), 1e-10, 'checkpointed encoder');
   });
 
   it('forward mode (jvp) through the rewritten encoder matches the dense one', async () => {
