@@ -8,14 +8,15 @@
  *   reconstruction picture).
  *
  * Inside a jitted training step the mask is usually made outside the differentiated function
- * and reaches it as a captured tracer; the hook looks the tracer's producer up in the enclosing
- * trace, so a mask from `fcmae.patch_mask` there still counts.
+ * and reaches it as a captured tracer; the hook looks for the tracer among the patch masks the
+ * enclosing trace has made, so a mask from `fcmae.patch_mask` there still counts.
  */
 import { getForwardRewrites, setForwardRewrites } from '../../autodiff/api.js';
-import type { Program } from '../../ir/program.js';
+import type { Program, Var } from '../../ir/program.js';
+import type { TraceContext } from '../../ir/trace.js';
 import type { Tensor } from '../../ir/tensor.js';
-import { geometryOf, PATCH_MASK_REGION } from './geometry.js';
-import { type MaskSource, sparsifyMasked } from './sparsify.js';
+import type { MaskGeometry } from './geometry.js';
+import { type MaskSource, patchMasksIn, sparsifyMasked } from './sparsify.js';
 
 export { sparsifyMasked, maskSources, type MaskSource, type SparsifyOptions } from './sparsify.js';
 export { countFlops, type FlopCount } from './flops.js';
@@ -39,27 +40,25 @@ export function sparsePass(p: Program): Program {
   return sparsifyMasked(p, [], { convRoute: envRoute() });
 }
 
-/** The patch-mask geometry of a tracer made by a `fcmae.patch_mask` region of its trace, if any. */
-function producedPatchMask(t: Tensor): ReturnType<typeof geometryOf> {
-  const ctx = t._trace;
-  const v = t._var;
-  if (!ctx || !v || !ctx.active) return undefined;
-  // the mask is typically made just before the differentiated function is called: scan backwards
-  for (let k = ctx.eqns.length - 1; k >= 0; k--) {
-    const e = ctx.eqns[k]!;
-    if (!e.outputs.includes(v)) continue;
-    if (e.prim !== 'region' || e.params.name !== PATCH_MASK_REGION) return undefined;
-    return geometryOf(e.params.attrs, v.aval.shape);
-  }
-  return undefined;
+/** The patch masks a trace has made so far: output var -> geometry (one pass over its equations). */
+function patchMasksOf(ctx: TraceContext): Map<Var, MaskGeometry> {
+  return new Map(patchMasksIn(ctx.eqns).map((m) => [m.v, m.g]));
 }
 
-/** The forward rewrite autodiff applies: inputs that are patch masks of an enclosing trace count as mask sources. */
+/**
+ * The forward rewrite autodiff applies. An input that is a tracer made by a `fcmae.patch_mask`
+ * region of its (enclosing, still active) trace counts as a mask source.
+ */
 export function sparseForwardRewrite(p: Program, inputs: readonly Tensor[], mode: 'vjp' | 'jvp' = 'vjp'): Program {
+  const masks = new Map<TraceContext, Map<Var, MaskGeometry>>();
   const sources: MaskSource[] = [];
   inputs.forEach((t, i) => {
-    const g = t._trace ? producedPatchMask(t) : undefined;
-    if (g && p.inputs[i]) sources.push({ v: p.inputs[i]!, g });
+    const ctx = t._trace;
+    if (!ctx || !ctx.active || !t._var || !p.inputs[i]) return;
+    let known = masks.get(ctx);
+    if (!known) masks.set(ctx, (known = patchMasksOf(ctx)));
+    const g = known.get(t._var);
+    if (g) sources.push({ v: p.inputs[i]!, g });
   });
   return sparsifyMasked(p, sources, { plainAutodiff: mode === 'jvp', convRoute: envRoute() });
 }

@@ -43,8 +43,13 @@ export interface SparsifyOptions {
 
 /** The patch masks made by `fcmae.patch_mask` regions at the top level of `p`. */
 export function maskSources(p: Program): MaskSource[] {
+  return patchMasksIn(p.eqns);
+}
+
+/** The patch masks made by `fcmae.patch_mask` regions among `eqns` (a program's, or a live trace's). */
+export function patchMasksIn(eqns: readonly Eqn[]): MaskSource[] {
   const out: MaskSource[] = [];
-  for (const e of p.eqns) {
+  for (const e of eqns) {
     if (e.prim !== 'region' || e.params.name !== PATCH_MASK_REGION) continue;
     const g = geometryOf(e.params.attrs, e.outputs[0]!.aval.shape);
     if (g && e.outputs.length === 1) out.push({ v: e.outputs[0]!, g });
