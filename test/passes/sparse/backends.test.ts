@@ -14,6 +14,7 @@ import { devicePut } from '../../../src/passes/backends.js';
 import { treeLeaves } from '../../../src/ir/pytree.js';
 import type { Tensor } from '../../../src/ir/tensor.js';
 import { jit } from '../../../src/passes/jit.js';
+import { sparsePass } from '../../../src/passes/sparse/index.js';
 import { describeEachBackend, tolerance } from '../../helpers/backends.js';
 import { build, type Built, type Case, countEqns, denseLoss, expectClose, sparseLoss } from './helpers.js';
 
@@ -64,6 +65,17 @@ describeEachBackend('masked sparse FCMAE step', (backend) => {
     expect(countEqns(step.lower(b.params, b.imgs, b.key).program, 'gather')).toBeGreaterThan(0);
     const got = await host(step(devicePut(b.params, backend as 'cpu'), devicePut(b.imgs, backend as 'cpu'), devicePut(b.key, backend as 'cpu')));
     expectClose(got, reference(b), tol, `${backend} captured mask`);
+  });
+
+  it('forward only (jit pipeline pass, no autodiff): the loss equals the dense-masked one', async () => {
+    const b = build(CASES[0]!);
+    const f = jit(sparseLoss(b), { backend: backend as 'cpu' });
+    const low = f.lower(b.params, b.imgs, b.key);
+    // the traced program is dense-masked; jit's first pass rewrites it
+    expect(countEqns(low.program, 'gather')).toBe(0);
+    expect(sparsePass(low.program)).not.toBe(low.program);
+    const got = await host([f(devicePut(b.params, backend as 'cpu'), devicePut(b.imgs, backend as 'cpu'), devicePut(b.key, backend as 'cpu'))]);
+    expectClose(got, reference(b).slice(0, 1), tol, `${backend} forward`);
   });
 
   if (backend === 'cpu') {
