@@ -4,6 +4,7 @@ import { NexgradError, OpError } from '../ir/errors.js';
 import { traceTree } from '../ir/functional.js';
 import * as ops from '../ir/ops.js';
 import type { MaybeTensor } from '../ir/primitive.js';
+import type { Program } from '../ir/program.js';
 import { treeFlatten, treeUnflatten } from '../ir/pytree.js';
 import type { Tensor } from '../ir/tensor.js';
 import { bind, traceFlat } from '../ir/trace.js';
@@ -11,6 +12,41 @@ import { jvpProgram } from './jvp_program.js';
 import { vjpProgram } from './vjp_program.js';
 
 type Fn = (...args: any[]) => any;
+
+// ---------------------------------------------------------------------------------------
+// forward-program rewrites: a slot filled from above (src/passes/sparse fills it at import), so
+// that a rewrite of the traced forward program (masked sparse execution) runs before it is
+// linearised and the backward follows the rewritten forward for free.
+
+/**
+ * A semantics-preserving rewrite of a traced forward program. `inputs` are the tensors that will
+ * feed the program's inputs (differentiated leaves, then captured outer tracers), so a rewrite
+ * may look at where a captured tracer came from; it must return a program with the same inputs
+ * and outputs (by position, type and value).
+ */
+export interface ForwardRewrite {
+  readonly name: string;
+  /** `mode` says which transformation follows ('jvp' cannot go through custom_vjp). */
+  readonly run: (p: Program, inputs: readonly Tensor[], mode: 'vjp' | 'jvp') => Program;
+}
+
+let forwardRewrites: readonly ForwardRewrite[] = [];
+
+/** Installs the forward rewrites vjp/grad/valueAndGrad/jvp apply before differentiating. */
+export function setForwardRewrites(rewrites: readonly ForwardRewrite[]): void {
+  forwardRewrites = [...rewrites];
+}
+
+/** The installed forward rewrites. */
+export function getForwardRewrites(): readonly ForwardRewrite[] {
+  return forwardRewrites;
+}
+
+function rewriteForward(p: Program, inputs: readonly Tensor[], mode: 'vjp' | 'jvp'): Program {
+  let q = p;
+  for (const r of forwardRewrites) q = r.run(q, inputs, mode);
+  return q;
+}
 
 // ---------------------------------------------------------------------------------------
 // result types, derived from the function's signature (as JAX's typeshed does): the gradient
@@ -73,7 +109,8 @@ export function vjp<F extends Fn>(fn: F, ...primals: Parameters<F>): [ReturnType
   const t = traceTree('vjp', fn, primals);
   const flats = primals.map((p, i) => treeFlatten(p, 'vjp', `argument ${i}`));
   const leaves = flats.flatMap((f) => f.leaves);
-  const lin = vjpProgram(t.program, [...leaves, ...t.captured]);
+  const ins = [...leaves, ...t.captured];
+  const lin = vjpProgram(rewriteForward(t.program, ins, 'vjp'), ins);
   const out = treeUnflatten(t.outDef, lin.outputs);
   const vjpFn = (ct: unknown): Parameters<F> => {
     const fc = treeFlatten(ct, 'vjp', 'cotangent');
@@ -109,7 +146,8 @@ export function jvp<F extends Fn>(fn: F, primals: Readonly<Parameters<F>>, tange
       throw new OpError('jvp', `tangent ${i} is ${q.dtype}[${q.shape.join(',')}], its primal is ${p.dtype}[${p.shape.join(',')}]`);
     }
   });
-  const r = jvpProgram(t.program, [...pl, ...t.captured], [...tl, ...t.captured.map(() => null)]);
+  const ins = [...pl, ...t.captured];
+  const r = jvpProgram(rewriteForward(t.program, ins, 'jvp'), ins, [...tl, ...t.captured.map(() => null)]);
   return [treeUnflatten<ReturnType<F>>(t.outDef, r.outputs), treeUnflatten<ReturnType<F>>(t.outDef, r.tangents.map((x, i) => zerosFor(x, r.outputs[i]!)))];
 }
 
@@ -158,7 +196,8 @@ function gradCore(op: string, fn: Fn, opts: GradOptions, args: unknown[]): { val
   leaves.forEach((l) => {
     if (!isFloat(l.dtype)) throw new OpError(op, `cannot differentiate with respect to a ${l.dtype} input [${l.shape.join(',')}]; only float inputs have gradients`);
   });
-  const lin = vjpProgram(t.program, [...leaves, ...t.captured]);
+  const ins = [...leaves, ...t.captured];
+  const lin = vjpProgram(rewriteForward(t.program, ins, 'vjp'), ins);
   const value = lin.outputs[0]!;
   const cts = lin.backward([ops.onesLike(value), ...lin.outputs.slice(1).map(() => null)]);
   let k = 0;

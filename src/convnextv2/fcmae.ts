@@ -20,6 +20,7 @@
 import { namedScope } from '../ir/trace.js';
 import { isFloat } from '../ir/dtype.js';
 import { OpError } from '../ir/errors.js';
+import { region } from '../ir/functional.js';
 import * as ops from '../ir/ops.js';
 import * as random from '../ir/random.js';
 import { fmtShape } from '../ir/shape.js';
@@ -149,9 +150,7 @@ function checkGrid(op: string, imgSize: number, patch: number): number {
 
 /**
  * A random patch mask (N, L), 1 = removed (spec 3.2): noise ~ N(0,1) of shape (N, L) from
- * `key`; the len_keep = floor(L (1 - ratio)) patches with the lowest noise are kept. Ranks are
- * computed without a sort: rank[l] = #{j : noise[j] < noise[l], or equal with j < l}, and a
- * patch is removed when rank >= len_keep (what argsort + gather does).
+ * `key`; the len_keep = floor(L (1 - ratio)) patches with the lowest noise are kept (patchMask).
  */
 export function randomMask(key: Tensor, n: number, imgSize: number, patch: number, ratio: number, dtype: 'f32' | 'f64' = 'f32'): Tensor {
   const op = 'fcmae.randomMask';
@@ -159,20 +158,47 @@ export function randomMask(key: Tensor, n: number, imgSize: number, patch: numbe
   if (!(Number.isInteger(n) && n >= 0)) throw new OpError(op, `batch size must be a non-negative integer, got ${n}`);
   if (!(ratio >= 0 && ratio <= 1)) throw new OpError(op, `mask ratio must be in [0, 1], got ${ratio}`);
   const L = side * side;
-  const lenKeep = Math.floor(L * (1 - ratio));
   const noise = random.normal(key, [n, L], { dtype: 'f32' });
-  const a = ops.reshape(noise, [n, L, 1]); // noise[l]
-  const b = ops.reshape(noise, [n, 1, L]); // noise[j]
-  const idx = ops.iota([L, L], 0, 'i32');
-  const jdx = ops.iota([L, L], 1, 'i32');
-  const before = ops.logicalOr(ops.less(b, a), ops.logicalAnd(ops.equal(b, a), ops.less(jdx, idx)));
-  const rank = ops.sum(ops.cast(before, 'i32'), 2);
-  return ops.cast(ops.greaterEqual(rank, lenKeep), dtype);
+  return patchMask(noise, Math.floor(L * (1 - ratio)), { imgSize, patch, dtype });
+}
+
+/**
+ * The patch mask (N, L) of per-patch scores (N, L), 1 = removed: in each row the `lenKeep`
+ * patches with the lowest scores are kept (ties: the lower index first), so every row keeps
+ * exactly lenKeep patches, whatever the scores. Ranks are computed without a sort:
+ * rank[l] = #{j : s[j] < s[l], or equal with j < l}; a patch is removed when rank >= lenKeep
+ * (what spec 3.2's argsort + gather does). A 0/1 mask with lenKeep zeros per row maps to itself.
+ *
+ * It is the named region `fcmae.patch_mask` {n, L, lenKeep, imgSize, patch}: the compiler's
+ * masked sparse rewrite (src/passes/sparse) reads the static visible count from it, so an
+ * encoder masked by it computes only visible patches; a mask from anywhere else runs dense.
+ */
+export function patchMask(scores: Tensor, lenKeep: number, opts: { imgSize: number; patch: number; dtype?: 'f32' | 'f64' }): Tensor {
+  const op = 'fcmae.patchMask';
+  if (!(scores instanceof Tensor) || scores.ndim !== 2 || !isFloat(scores.dtype)) {
+    throw new OpError(op, `scores must be a float (N, L) tensor, got ${scores instanceof Tensor ? `${scores.dtype}${fmtShape(scores.shape)}` : typeof scores}`);
+  }
+  const [n, L] = scores.shape as [number, number];
+  const side = checkGrid(op, opts.imgSize, opts.patch);
+  if (side * side !== L) throw new OpError(op, `scores ${fmtShape(scores.shape)} have ${L} patches; ${opts.imgSize}x${opts.imgSize} images in ${opts.patch}-pixel patches have ${side * side}`);
+  if (!(Number.isInteger(lenKeep) && lenKeep >= 0 && lenKeep <= L)) throw new OpError(op, `lenKeep must be an integer in [0, ${L}], got ${lenKeep}`);
+  const dtype = opts.dtype ?? 'f32';
+  const body = (s: Tensor): Tensor => {
+    const a = ops.reshape(s, [n, L, 1]); // s[l]
+    const b = ops.reshape(s, [n, 1, L]); // s[j]
+    const idx = ops.iota([L, L], 0, 'i32');
+    const jdx = ops.iota([L, L], 1, 'i32');
+    const before = ops.logicalOr(ops.less(b, a), ops.logicalAnd(ops.equal(b, a), ops.less(jdx, idx)));
+    const rank = ops.sum(ops.cast(before, 'i32'), 2);
+    return ops.cast(ops.greaterEqual(rank, lenKeep), dtype);
+  };
+  return region('fcmae.patch_mask', body, { n, L, lenKeep, imgSize: opts.imgSize, patch: opts.patch })(scores);
 }
 
 /**
  * (N, L) -> (N, side*scale, side*scale) with side = sqrt(L): each patch entry repeated `scale`
- * times along H and W (spec 3.2 `upsample_mask`).
+ * times along H and W (spec 3.2 `upsample_mask`). The named region `fcmae.upsample_mask`
+ * {scale}, so the sparse rewrite knows the result is the mask at `scale` cells per patch.
  */
 export function upsampleMask(mask: Tensor, scale: number): Tensor {
   const op = 'fcmae.upsampleMask';
@@ -181,9 +207,12 @@ export function upsampleMask(mask: Tensor, scale: number): Tensor {
   const [n, L] = mask.shape as [number, number];
   const side = Math.round(Math.sqrt(L));
   if (side * side !== L) throw new OpError(op, `mask has ${L} patches, not a square number`);
-  if (scale === 1) return ops.reshape(mask, [n, side, side]);
-  const m = ops.broadcastTo(ops.reshape(mask, [n, side, 1, side, 1]), [n, side, scale, side, scale]);
-  return ops.reshape(m, [n, side * scale, side * scale]);
+  const body = (m: Tensor): Tensor => {
+    if (scale === 1) return ops.reshape(m, [n, side, side]);
+    const b = ops.broadcastTo(ops.reshape(m, [n, side, 1, side, 1]), [n, side, scale, side, scale]);
+    return ops.reshape(b, [n, side * scale, side * scale]);
+  };
+  return region('fcmae.upsample_mask', body, { scale })(mask);
 }
 
 /**

@@ -15,6 +15,7 @@ import { mergeLoopKernels } from './merge_phases.js';
 import { splitToBufferLimit } from './buffer_limit.js';
 import { simplify } from './simplify.js';
 import { foldConstants } from './const_fold.js';
+import { sparsePass } from './sparse/index.js';
 
 export interface Pass {
   readonly name: string;
@@ -22,6 +23,8 @@ export interface Pass {
 }
 
 export const PASSES: readonly Pass[] = [
+  // before inlining: it matches regions (the patch mask, layer_norm, masked_grn, ...)
+  { name: 'masked-sparse', run: (p) => sparsePass(p) },
   { name: 'inline', run: (p, o) => inlineRegions(p, o) },
   { name: 'simplify', run: (p, o) => simplify(p, o) },
   { name: 'fold-constants', run: (p, o) => foldConstants(p, o) },
