@@ -15,7 +15,7 @@ import { treeLeaves } from '../../../src/ir/pytree.js';
 import type { Tensor } from '../../../src/ir/tensor.js';
 import { jit } from '../../../src/passes/jit.js';
 import { sparsePass } from '../../../src/passes/sparse/index.js';
-import { describeEachBackend, tolerance } from '../../helpers/backends.js';
+import { describeEachBackend } from '../../helpers/backends.js';
 import { build, type Built, type Case, countEqns, denseLoss, expectClose, sparseLoss } from './helpers.js';
 
 const CASES: Case[] = [
@@ -39,7 +39,10 @@ async function host(ts: unknown): Promise<Tensor[]> {
 }
 
 describeEachBackend('masked sparse FCMAE step', (backend) => {
-  const tol = tolerance(backend, 2e-4);
+  // GPU dialects compute every f32 operation in f32 (the CPU holds fused intermediates in f64): the
+  // dense-masked step itself is 4.3e-4 from float64 on wgsl here (image gradients through the
+  // normalised-pixel target), 7e-5 on the CPU
+  const tol = backend === 'cpu' ? 2e-4 : 1e-3;
   for (const c of CASES) {
     it(`${c.name}: jit(valueAndGrad) equals the dense-masked step`, async () => {
       const b = build(c);
