@@ -275,9 +275,11 @@ class CpuExecutableImpl implements CpuExecutable {
         const cuts = Array.from({ length: parts + 1 }, (_, i) => Math.round((i * total) / parts));
         return {
           run: () => {
+            // a broken pool (a dead worker, threads.ts) leaves the whole range to this thread
+            if (pool.broken) return call(0, total);
             for (let w = 1; w < parts; w++) pool.dispatch(w - 1, ki, cuts[w]!, cuts[w + 1]!);
             call(0, cuts[1]!);
-            for (let w = 1; w < parts; w++) pool.wait(w - 1);
+            for (let w = 1; w < parts; w++) if (!pool.wait(w - 1)) call(cuts[w]!, cuts[w + 1]!);
           },
         };
       }
