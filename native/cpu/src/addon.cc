@@ -77,6 +77,13 @@ class Pool {
       if (++spins < 4096) NG_PAUSE();
       else std::this_thread::yield();
     }
+    // close the job, then wait for every worker that joined it to leave Work(): a late worker
+    // must never claim a part of the next job with this one's counters
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      done_ = gen_.load();
+    }
+    while (active_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
   }
 
  private:
@@ -99,8 +106,11 @@ class Pool {
         cv_.wait(lk, [&] { return gen_.load() != seen; });
         seen = gen_.load();
         if (stop_) return;
+        if (done_ == seen) continue;  // finished without us
+        active_.fetch_add(1);
       }
       Work();
+      active_.fetch_sub(1, std::memory_order_release);
     }
   }
   std::vector<std::thread> threads_;
@@ -114,6 +124,8 @@ class Pool {
   int parts_ = 0;
   std::atomic<int> next_{0};
   std::atomic<int> finished_{0};
+  std::atomic<int> active_{0};
+  uint64_t done_ = 0;
 };
 
 constexpr int kAbi = 2;
