@@ -17,6 +17,7 @@
 import { nodeModule } from '../../ir/node_builtins.js';
 import { NexgradError } from '../../ir/errors.js';
 import { createNativeCpuDevice, nativeSupport } from './native/device.js';
+import { graphWork, NATIVE_MIN_WORK } from './native/graph_work.js';
 import { castScalar, type DType, type HostData, roundBf16, roundF16 } from '../../ir/dtype.js';
 import { HostArray } from '../../ir/host.js';
 import { erf } from '../../ir/hostmath.js';
@@ -446,6 +447,7 @@ let nativeNotice = false;
  * cannot run here (no compiler, the addon did not build).
  */
 function nativeOrNotice(threads: number, forced: boolean): Device | undefined {
+  // auto mode keeps graphs with little work on the JavaScript path (a compile would not pay)
   const support = nativeSupport();
   if (typeof support === 'string') {
     if ((forced || nodeModule('child_process')) && !nativeNotice) {
@@ -459,6 +461,7 @@ function nativeOrNotice(threads: number, forced: boolean): Device | undefined {
   return {
     ...native,
     compile(graph: KernelGraph, plan: MemoryPlan): Executable {
+      if (!forced && graphWork(graph) < NATIVE_MIN_WORK) return fallback.compile(graph, plan);
       try {
         return native.compile(graph, plan);
       } catch (e) {
@@ -473,7 +476,8 @@ function nativeOrNotice(threads: number, forced: boolean): Device | undefined {
 /**
  * The CPU device for a dialect and thread count: NEXGRAD_CPU (wasm | native | auto, default
  * auto) picks the dialect; auto and native use the native C path where a compiler exists and
- * the addon builds, else WebAssembly (with a one-line notice). Threads default to
+ * the addon builds, else WebAssembly (with a one-line notice); auto runs graphs with little
+ * work (graph_work.ts) on the JavaScript path, native compiles every graph. Threads default to
  * NEXGRAD_CPU_THREADS, else 1 for WebAssembly and all cores for native.
  */
 export function cpuDeviceFor(threads?: number, dialect: CpuDialect = envDialect()): Device {

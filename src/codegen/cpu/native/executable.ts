@@ -24,6 +24,9 @@ function hostData(a: HostArray, d: DType): HostData {
   return a.data instanceof C ? a.data : C.from(a.data as ArrayLike<number>);
 }
 
+/** Estimated work (flops-ish) below which a graph is compiled at -O1. */
+const SMALL_GRAPH_WORK = 2e7;
+
 export class NativeExecutable implements CpuExecutable {
   readonly kernelCount: number;
   readonly sources: readonly string[];
@@ -57,7 +60,10 @@ export class NativeExecutable implements CpuExecutable {
     this.kernelNames = g.kernels.map((k) => k.name);
     this.sources = g.kernels.map((k) => k.source);
     this.kernelTimes = profile ? new Float64Array(this.kernelCount) : null;
-    const obj = compileObject(tc, g.source);
+    // graphs with little work (tests, small eager regions) compile at -O1: gcc's -O3 costs
+    // seconds on big expression DAGs and would not pay back
+    const work = g.kernels.reduce((a, k) => a + k.total * k.workPerItem, 0);
+    const obj = compileObject(tc, g.source, work < SMALL_GRAPH_WORK ? { extraFlags: ['-O1'] } : {});
     this.fromCache = obj.cached;
     try {
       this.handle = addon.load(obj.path);
