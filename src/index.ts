@@ -11,6 +11,7 @@ export {
   take, takeAlongAxis, scatterAdd, oneHot, broadcastTo, matmul, dotGeneral, conv2d, stopGradient, type ConvOptions, type TensorOptions,
 } from './ir/ops.js';
 export { trace, region } from './ir/functional.js';
+export { namedScope } from './ir/trace.js';
 export { interpret, type InterpretOptions } from './ir/interpreter.js';
 export { treeFlatten, treeUnflatten, treeMap, treeLeaves, type PyTree, type TreeDef } from './ir/pytree.js';
 export * as random from './ir/random.js';

@@ -12,18 +12,70 @@ import { vjpProgram } from './vjp_program.js';
 
 type Fn = (...args: any[]) => any;
 
+// ---------------------------------------------------------------------------------------
+// result types, derived from the function's signature (as JAX's typeshed does): the gradient
+// with respect to an argument has that argument's (pytree) type.
+
+/** The gradients for `argnums` A of F: one argument's type, or a tuple for an array of positions. */
+export type GradsOf<F extends Fn, A> = A extends number
+  ? Parameters<F>[A]
+  : A extends readonly number[]
+    ? { -readonly [K in keyof A]: Parameters<F>[A[K] & number] }
+    : Parameters<F>[0];
+
+type ArgnumsOf<O> = O extends { argnums: infer A } ? (A extends undefined ? 0 : A) : 0;
+type HasAux<O> = O extends { hasAux: true } ? true : false;
+/** With hasAux, F returns [value, aux]. */
+export type AuxOf<F extends Fn> = ReturnType<F> extends readonly [unknown, infer X] ? X : unknown;
+
+/** What grad(fn, opts)(...) returns: the gradients, or [gradients, aux] with hasAux. */
+export type GradResult<F extends Fn, O> = HasAux<O> extends true ? [GradsOf<F, ArgnumsOf<O>>, AuxOf<F>] : GradsOf<F, ArgnumsOf<O>>;
+
+/** What valueAndGrad(fn, opts)(...) returns: [value, gradients], or [[value, aux], gradients]. */
+export type ValueAndGradResult<F extends Fn, O> = HasAux<O> extends true
+  ? [[Tensor, AuxOf<F>], GradsOf<F, ArgnumsOf<O>>]
+  : [Tensor, GradsOf<F, ArgnumsOf<O>>];
+
+function describeValue(x: unknown): string {
+  if (x === null || x === undefined) return String(x);
+  if (typeof x === 'number') return `the number ${x}`;
+  if (typeof x === 'string') return `the string ${JSON.stringify(x)}`;
+  if (Array.isArray(x)) return 'an array';
+  return typeof x === 'object' ? `an instance of ${(x as object).constructor?.name ?? 'Object'}` : typeof x;
+}
+
+/** `ng.grad(5)` fails here, naming the transformation and what it was given. */
+function checkFn(op: string, fn: unknown, what = 'the function to transform', position = 'first'): void {
+  if (typeof fn !== 'function') throw new OpError(op, `the ${position} argument must be ${what}, got ${describeValue(fn)}`);
+}
+
+function checkOptions(op: string, opts: unknown): void {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
+    throw new OpError(op, `options must be an object {argnums?, hasAux?}, got ${describeValue(opts)}`);
+  }
+  const o = opts as GradOptions;
+  const a = o.argnums;
+  const okNum = (n: unknown) => Number.isInteger(n) && (n as number) >= 0;
+  if (a !== undefined && !(okNum(a) || (Array.isArray(a) && a.length > 0 && a.every(okNum)))) {
+    throw new OpError(op, `argnums must be a non-negative integer or a non-empty array of them, got ${JSON.stringify(a)}`);
+  }
+  if (o.hasAux !== undefined && typeof o.hasAux !== 'boolean') throw new OpError(op, `hasAux must be a boolean, got ${describeValue(o.hasAux)}`);
+}
+
 function zerosFor(ct: MaybeTensor, like: Tensor): Tensor {
   return ct ?? ops.zerosLike(like);
 }
 
 /** vjp(fn, ...primals) -> [out, vjpFn]; vjpFn(outCotangent) returns one cotangent per primal. */
-export function vjp(fn: Fn, ...primals: unknown[]): [any, (ct: unknown) => any[]] {
+export function vjp<F extends Fn>(fn: F, ...primals: Parameters<F>): [ReturnType<F>, (ct: ReturnType<F>) => Parameters<F>] {
+  checkFn('vjp', fn, 'the function to differentiate');
   const t = traceTree('vjp', fn, primals);
   const flats = primals.map((p, i) => treeFlatten(p, 'vjp', `argument ${i}`));
   const leaves = flats.flatMap((f) => f.leaves);
   const lin = vjpProgram(t.program, [...leaves, ...t.captured]);
   const out = treeUnflatten(t.outDef, lin.outputs);
-  const vjpFn = (ct: unknown): any[] => {
+  const vjpFn = (ct: unknown): Parameters<F> => {
     const fc = treeFlatten(ct, 'vjp', 'cotangent');
     if (fc.leaves.length !== lin.outputs.length) {
       throw new OpError('vjp', `the cotangent has ${fc.leaves.length} leaves, the output has ${lin.outputs.length}`);
@@ -36,13 +88,14 @@ export function vjp(fn: Fn, ...primals: unknown[]): [any, (ct: unknown) => any[]
     });
     const cts = lin.backward(fc.leaves);
     let k = 0;
-    return flats.map((f) => treeUnflatten(f.def, f.leaves.map((l) => zerosFor(cts[k++] ?? null, l))));
+    return flats.map((f) => treeUnflatten(f.def, f.leaves.map((l) => zerosFor(cts[k++] ?? null, l)))) as Parameters<F>;
   };
-  return [out, vjpFn];
+  return [out as ReturnType<F>, vjpFn];
 }
 
 /** jvp(fn, primals, tangents) -> [out, tangentOut]. */
-export function jvp(fn: Fn, primals: readonly unknown[], tangents: readonly unknown[]): [any, any] {
+export function jvp<F extends Fn>(fn: F, primals: Readonly<Parameters<F>>, tangents: Readonly<Parameters<F>>): [ReturnType<F>, ReturnType<F>] {
+  checkFn('jvp', fn, 'the function to differentiate');
   if (!Array.isArray(primals) || !Array.isArray(tangents) || primals.length !== tangents.length) {
     throw new OpError('jvp', 'primals and tangents must be arrays of the same length');
   }
@@ -57,7 +110,7 @@ export function jvp(fn: Fn, primals: readonly unknown[], tangents: readonly unkn
     }
   });
   const r = jvpProgram(t.program, [...pl, ...t.captured], [...tl, ...t.captured.map(() => null)]);
-  return [treeUnflatten(t.outDef, r.outputs), treeUnflatten(t.outDef, r.tangents.map((x, i) => zerosFor(x, r.outputs[i]!)))];
+  return [treeUnflatten<ReturnType<F>>(t.outDef, r.outputs), treeUnflatten<ReturnType<F>>(t.outDef, r.tangents.map((x, i) => zerosFor(x, r.outputs[i]!)))];
 }
 
 export interface GradOptions {
@@ -114,24 +167,34 @@ function gradCore(op: string, fn: Fn, opts: GradOptions, args: unknown[]): { val
   return { value, aux, grads: typeof argnums === 'number' ? gs[0] : gs };
 }
 
-/** grad(fn, {argnums, hasAux}) -> (...args) => gradients (and aux with hasAux). */
-export function grad(fn: Fn, opts: GradOptions = {}): (...args: any[]) => any {
+/**
+ * grad(fn, {argnums, hasAux}) -> (...args) => gradients (and aux with hasAux). The result is
+ * typed from fn: the gradient of argument i has argument i's type.
+ */
+export function grad<F extends Fn, const O extends GradOptions = {}>(fn: F, opts?: O): (...args: Parameters<F>) => GradResult<F, O> {
+  checkFn('grad', fn, 'the function to differentiate');
+  checkOptions('grad', opts);
+  const o: GradOptions = opts ?? {};
   return (...args) => {
-    const r = gradCore('grad', fn, opts, args);
-    return opts.hasAux ? [r.grads, r.aux] : r.grads;
+    const r = gradCore('grad', fn, o, args);
+    return (o.hasAux ? [r.grads, r.aux] : r.grads) as GradResult<F, O>;
   };
 }
 
-/** valueAndGrad(fn, opts) -> (...args) => [value, grads] (or [[value, aux], grads]). */
-export function valueAndGrad(fn: Fn, opts: GradOptions = {}): (...args: any[]) => [any, any] {
+/** valueAndGrad(fn, opts) -> (...args) => [value, grads] (or [[value, aux], grads]), typed from fn. */
+export function valueAndGrad<F extends Fn, const O extends GradOptions = {}>(fn: F, opts?: O): (...args: Parameters<F>) => ValueAndGradResult<F, O> {
+  checkFn('valueAndGrad', fn, 'the function to differentiate');
+  checkOptions('valueAndGrad', opts);
+  const o: GradOptions = opts ?? {};
   return (...args) => {
-    const r = gradCore('valueAndGrad', fn, opts, args);
-    return [opts.hasAux ? [r.value, r.aux] : r.value, r.grads];
+    const r = gradCore('valueAndGrad', fn, o, args);
+    return [o.hasAux ? [r.value, r.aux] : r.value, r.grads] as ValueAndGradResult<F, O>;
   };
 }
 
 /** checkpoint(fn): the same function, whose intermediates are recomputed in the backward pass. */
 export function checkpoint<F extends Fn>(fn: F): F {
+  checkFn('checkpoint', fn);
   return ((...args: unknown[]) => {
     const t = traceTree('checkpoint', fn, args);
     const leaves = args.flatMap((a, i) => treeFlatten(a, 'checkpoint', `argument ${i}`).leaves);
@@ -146,6 +209,9 @@ export function checkpoint<F extends Fn>(fn: F): F {
  * bwd(residuals, outCotangent) returns an array with one cotangent pytree per argument.
  */
 export function customVjp<F extends Fn>(fn: F, fwd: (...args: any[]) => [any, any], bwd: (res: any, ct: any) => any[]): F {
+  checkFn('customVjp', fn);
+  checkFn('customVjp', fwd, 'fwd, a function returning [output, residuals]', 'second');
+  checkFn('customVjp', bwd, 'bwd, a function (residuals, cotangent) => cotangents', 'third');
   return ((...args: unknown[]) => {
     const body = traceTree('customVjp', fn, args);
     const flats = args.map((a, i) => treeFlatten(a, 'customVjp', `argument ${i}`));

@@ -9,7 +9,7 @@ import type { MaybeTensor } from '../ir/primitive.js';
 import { defOf } from '../ir/primitives/index.js';
 import { Literal, type Program, type Var } from '../ir/program.js';
 import type { Tensor } from '../ir/tensor.js';
-import { bind, programEnv, readAtom, traceFlat } from '../ir/trace.js';
+import { bind, inScopeOf, programEnv, readAtom, traceFlat } from '../ir/trace.js';
 
 export function jvpProgram(p: Program, primals: readonly Tensor[], tangents: readonly MaybeTensor[]): { outputs: Tensor[]; tangents: MaybeTensor[] } {
   const env = programEnv(p, primals);
@@ -18,26 +18,24 @@ export function jvpProgram(p: Program, primals: readonly Tensor[], tangents: rea
   for (const e of p.eqns) {
     const ins = e.inputs.map((a) => readAtom(env, a));
     const tins = e.inputs.map((a) => (a instanceof Literal ? null : (tenv.get(a) ?? null)));
-    let outs: Tensor[];
-    let touts: MaybeTensor[];
-    if (tins.every((t) => !t)) {
-      outs = bind(e.prim, ins, e.params);
-      touts = outs.map(() => null);
-    } else if (e.prim === 'region' && e.params.name === 'stop_gradient') {
-      outs = bind('region', ins, e.params);
-      touts = outs.map(() => null);
-    } else if (e.prim === 'region') {
-      [outs, touts] = bodyJvpRegion(`${e.params.name}.jvp`, e.params.attrs, e.params.body, ins, tins);
-    } else if (e.prim === 'checkpoint') {
-      [outs, touts] = bodyJvpRegion('checkpoint.jvp', {}, e.params.body, ins, tins);
-    } else if (e.prim === 'custom_vjp') {
-      throw new NexgradError('jvp: forward-mode differentiation of a customVjp function is not supported; use grad/vjp');
-    } else {
+    // replayed (and differentiated) in the scope the equation was traced in
+    const [outs, touts] = inScopeOf(e.outputs[0], undefined, (): [Tensor[], MaybeTensor[]] => {
+      if (tins.every((t) => !t)) {
+        const o = bind(e.prim, ins, e.params);
+        return [o, o.map(() => null)];
+      }
+      if (e.prim === 'region' && e.params.name === 'stop_gradient') {
+        const o = bind('region', ins, e.params);
+        return [o, o.map(() => null)];
+      }
+      if (e.prim === 'region') return bodyJvpRegion(`${e.params.name}.jvp`, e.params.attrs, e.params.body, ins, tins);
+      if (e.prim === 'checkpoint') return bodyJvpRegion('checkpoint.jvp', {}, e.params.body, ins, tins);
+      if (e.prim === 'custom_vjp') throw new NexgradError('jvp: forward-mode differentiation of a customVjp function is not supported; use grad/vjp');
       const def = defOf(e);
       if (def.jvp === 'structural') throw new NexgradError(`internal: no structural JVP for ${e.prim}`);
-      outs = bind(e.prim, ins, e.params);
-      touts = def.jvp(ins, tins, e.params, outs);
-    }
+      const o = bind(e.prim, ins, e.params);
+      return [o, def.jvp(ins, tins, e.params, o)];
+    });
     e.outputs.forEach((v, i) => {
       env.set(v, outs[i]!);
       tenv.set(v, isFloat(v.aval.dtype) ? (touts[i] ?? null) : null);

@@ -12,7 +12,7 @@ import type { MaybeTensor } from '../ir/primitive.js';
 import { defOf } from '../ir/primitives/index.js';
 import { type Eqn, Literal, type Program, type Var } from '../ir/program.js';
 import type { Tensor } from '../ir/tensor.js';
-import { bind, evalProgram, programEnv, readAtom, traceFlat } from '../ir/trace.js';
+import { bind, evalProgram, inScopeOf, programEnv, readAtom, traceFlat } from '../ir/trace.js';
 
 interface Tape {
   readonly eqn: Eqn;
@@ -47,7 +47,7 @@ export function vjpProgram(p: Program, primals: readonly Tensor[]): Linearized {
       outputs = all.slice(0, all.length - prm.numResiduals);
       residuals = all.slice(all.length - prm.numResiduals);
     } else {
-      outputs = bind(e.prim, inputs, e.params);
+      outputs = inScopeOf(e.outputs[0], undefined, () => bind(e.prim, inputs, e.params));
     }
     e.outputs.forEach((v, i) => env.set(v, outputs[i]!));
     tape.push({ eqn: e, inputs, outputs, residuals });
@@ -68,7 +68,7 @@ export function vjpProgram(p: Program, primals: readonly Tensor[]): Linearized {
       const outCts = t.eqn.outputs.map((v) => ctEnv.get(v) ?? null);
       t.eqn.outputs.forEach((v) => ctEnv.delete(v));
       if (outCts.every((c) => !c)) continue;
-      const inCts = eqnVjp(t, outCts);
+      const inCts = inScopeOf(t.eqn.outputs[0], 'bwd', () => eqnVjp(t, outCts));
       t.eqn.inputs.forEach((a, i) => {
         if (!(a instanceof Literal) && isFloat(a.aval.dtype)) accum(a, inCts[i] ?? null);
       });

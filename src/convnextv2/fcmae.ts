@@ -17,6 +17,7 @@
  * mask_token (1,D,1,1), decoder: [block...], pred: {weight (p*p*C, D, 1, 1), bias} }, the
  * FCMAE state-dict names with the dense encoder layout.
  */
+import { namedScope } from '../ir/trace.js';
 import { isFloat } from '../ir/dtype.js';
 import { OpError } from '../ir/errors.js';
 import * as ops from '../ir/ops.js';
@@ -286,17 +287,23 @@ export function encode(params: EncoderParams, imgs: Tensor, mask: Tensor, opts: 
   let k = 0;
   for (let i = 0; i < enc.depths.length; i++) {
     const keep = keepAt(i);
-    x = i === 0 ? ops.mul(stem(params.downsample_layers[0]!, x, enc), keep) : downsample(params.downsample_layers[i]!, x, enc, prevKeep);
+    const xi = x;
+    const prev = prevKeep;
+    x = namedScope(`encoder.downsample_layers.${i}`, () => (i === 0 ? ops.mul(stem(params.downsample_layers[0]!, xi, enc), keep) : downsample(params.downsample_layers[i]!, xi, enc, prev)));
     for (let b = 0; b < enc.depths[i]!; b++, k++) {
       const rate = rates[k]!;
-      x = block(params.stages[i]![b]!, x, {
-        layerNormEps: enc.layerNormEps,
-        grnEps: enc.grnEps,
-        keep,
-        grnStats: opts.grnMode ?? cfg.grnStats,
-        grnSqrtEps: cfg.grnSqrtEps,
-        dropPath: train && rate > 0 ? { rate, train, key: random.foldIn(opts.key!, k) } : undefined,
-      });
+      const xb = x;
+      const kb = k;
+      x = namedScope(`encoder.stages.${i}.${b}`, () =>
+        block(params.stages[i]![b]!, xb, {
+          layerNormEps: enc.layerNormEps,
+          grnEps: enc.grnEps,
+          keep,
+          grnStats: opts.grnMode ?? cfg.grnStats,
+          grnSqrtEps: cfg.grnSqrtEps,
+          dropPath: train && rate > 0 ? { rate, train, key: random.foldIn(opts.key!, kb) } : undefined,
+        }),
+      );
     }
     prevKeep = keep;
   }
@@ -329,7 +336,10 @@ export function forward(params: FcmaeParams, imgs: Tensor, mask: Tensor, opts: F
   x = linear({ weight: ops.reshape(params.proj.weight, [d, c3]), bias: params.proj.bias }, x);
   const m4 = ops.reshape(m, [n, side, side, 1]);
   x = ops.add(ops.mul(x, ops.sub(1, m4)), ops.mul(ops.reshape(params.mask_token, [d]), m4));
-  for (const p of params.decoder) x = block(p, x, { layerNormEps: enc.layerNormEps, grnEps: enc.grnEps });
+  params.decoder.forEach((p, j) => {
+    const xd = x;
+    x = namedScope(`decoder.${j}`, () => block(p, xd, { layerNormEps: enc.layerNormEps, grnEps: enc.grnEps }));
+  });
   const k = cfg.patchSize * cfg.patchSize * enc.inChans;
   const predNHWC = linear({ weight: ops.reshape(params.pred.weight, [k, d]), bias: params.pred.bias }, x);
   const predPatches = ops.reshape(predNHWC, [n, side * side, k]);

@@ -13,6 +13,7 @@
  * throughout (convolutions with layout NHWC and OIHW kernels; the official channels_first
  * LayerNorm is LayerNorm over the last axis there).
  */
+import { namedScope } from '../ir/trace.js';
 import { isFloat } from '../ir/dtype.js';
 import { OpError } from '../ir/errors.js';
 import * as ops from '../ir/ops.js';
@@ -258,14 +259,20 @@ export function encodeNHWC(params: EncoderParams, x: Tensor, cfg: ConvNeXtV2Conf
   }
   let k = 0;
   for (let i = 0; i < cfg.depths.length; i++) {
-    x = i === 0 ? stem(params.downsample_layers[0]!, x, cfg) : downsample(params.downsample_layers[i]!, x, cfg);
+    // kernels are named after these scopes (the parameters' names)
+    const xi = x;
+    x = namedScope(`downsample_layers.${i}`, () => (i === 0 ? stem(params.downsample_layers[0]!, xi, cfg) : downsample(params.downsample_layers[i]!, xi, cfg)));
     for (let b = 0; b < cfg.depths[i]!; b++, k++) {
       const rate = rates[k]!;
-      x = block(params.stages[i]![b]!, x, {
-        layerNormEps: cfg.layerNormEps,
-        grnEps: cfg.grnEps,
-        dropPath: train && rate > 0 ? { rate, train, key: random.foldIn(opts.key!, k) } : undefined,
-      });
+      const xb = x;
+      const kb = k;
+      x = namedScope(`stages.${i}.${b}`, () =>
+        block(params.stages[i]![b]!, xb, {
+          layerNormEps: cfg.layerNormEps,
+          grnEps: cfg.grnEps,
+          dropPath: train && rate > 0 ? { rate, train, key: random.foldIn(opts.key!, kb) } : undefined,
+        }),
+      );
     }
     opts.onStage?.(i, x);
   }
@@ -285,8 +292,10 @@ export function apply(params: ConvNeXtV2Params, x: Tensor, opts: ApplyOptions = 
     throw new OpError(op, `images are ${x.dtype} but the params are ${params.downsample_layers[0]![0]!.weight.dtype}; cast one of them`);
   }
   const h = encodeNHWC(params, ops.transpose(x, [0, 2, 3, 1]), cfg, opts);
-  const pooled = globalAvgPool(h, { layout: 'NHWC' });
-  return linear(params.head, layerNorm(params.norm, pooled, { eps: cfg.layerNormEps }));
+  return namedScope('head', () => {
+    const pooled = globalAvgPool(h, { layout: 'NHWC' });
+    return linear(params.head, layerNorm(params.norm, pooled, { eps: cfg.layerNormEps }));
+  });
 }
 
 /** The output of every stage, NCHW: [(N,C0,H/4,W/4), ..., (N,C3,H/32,W/32)] (eval mode). */

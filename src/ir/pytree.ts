@@ -60,8 +60,10 @@ export function treeUnflatten<T = PyTree>(def: TreeDef, leaves: readonly unknown
       case 'array':
         return d.children.map(build);
       case 'object': {
+        // defineProperty: a key such as "__proto__" (read from a file) stays an own property
+        // and never reaches the object's prototype
         const o: Record<string, unknown> = {};
-        d.keys.forEach((k, j) => (o[k] = build(d.children[j]!)));
+        d.keys.forEach((k, j) => Object.defineProperty(o, k, { value: build(d.children[j]!), enumerable: true, writable: true, configurable: true }));
         return o;
       }
     }
@@ -82,15 +84,94 @@ export function treeLeafCount(def: TreeDef): number {
   }
 }
 
-/** Maps f over the Tensor leaves of one or more pytrees of the same structure. */
-export function treeMap<T = PyTree>(f: (...xs: Tensor[]) => Tensor, tree: unknown, ...rest: unknown[]): T {
+/** "a number", "a Tensor", "an array of 3", "an object with keys a, b", "null" (for structure messages). */
+function kindOf(x: unknown): string {
+  if (x instanceof Tensor) return 'a Tensor';
+  if (x === null || x === undefined) return String(x);
+  if (Array.isArray(x)) return `an array of ${x.length}`;
+  if (isPlainObject(x)) {
+    const keys = Object.keys(x);
+    return keys.length ? `an object with keys ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', ...' : ''}` : 'an empty object';
+  }
+  return describe(x);
+}
+
+/**
+ * The first place where `other` does not have the structure of `tree` (same node kinds, the
+ * same array lengths, the same object keys, in any order), as "at <path>: ...", or undefined
+ * when they match. Trees are matched by key, never by position, so {b} never stands in for {a}.
+ */
+export function treeStructureDiff(tree: unknown, other: unknown, names: readonly [string, string] = ['tree 1', 'tree 2'], root = ''): string | undefined {
+  const [a, b] = names;
+  const at = (p: string) => (p === '' ? 'at the root' : `at ${p}`);
+  const walk = (x: unknown, y: unknown, p: string): string | undefined => {
+    if (x instanceof Tensor) return y instanceof Tensor ? undefined : `${at(p)}: ${a} has a Tensor, ${b} has ${kindOf(y)}`;
+    if (x === null || x === undefined) return y === null || y === undefined ? undefined : `${at(p)}: ${a} has ${kindOf(x)}, ${b} has ${kindOf(y)}`;
+    if (Array.isArray(x)) {
+      if (!Array.isArray(y)) return `${at(p)}: ${a} has ${kindOf(x)}, ${b} has ${kindOf(y)}`;
+      if (x.length !== y.length) return `${at(p)}: ${a} has an array of ${x.length}, ${b} an array of ${y.length}`;
+      for (let i = 0; i < x.length; i++) {
+        const d = walk(x[i], y[i], `${p}[${i}]`);
+        if (d) return d;
+      }
+      return undefined;
+    }
+    if (isPlainObject(x)) {
+      if (!isPlainObject(y)) return `${at(p)}: ${a} has ${kindOf(x)}, ${b} has ${kindOf(y)}`;
+      const own = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+      for (const k of Object.keys(x)) if (!own(y, k)) return `${at(p)}: ${b} has no key ${JSON.stringify(k)} (${a} has keys ${Object.keys(x).join(', ')}; ${b} has ${Object.keys(y).join(', ') || 'none'})`;
+      for (const k of Object.keys(y)) if (!own(x, k)) return `${at(p)}: ${b} has a key ${JSON.stringify(k)} that ${a} lacks`;
+      for (const k of Object.keys(x)) {
+        const d = walk(x[k], y[k], `${p}.${k}`);
+        if (d) return d;
+      }
+      return undefined;
+    }
+    return `${at(p)}: ${a} has ${describe(x)}; pytree leaves must be Tensors`;
+  };
+  return walk(tree, other, root);
+}
+
+/** Throws an OpError naming the first difference when `other` does not have `tree`'s structure. */
+export function assertSameStructure(op: string, tree: unknown, other: unknown, names: readonly [string, string] = ['tree 1', 'tree 2']): void {
+  const d = treeStructureDiff(tree, other, names);
+  if (d) throw new OpError(op, `the trees do not match ${d}`);
+}
+
+/** The leaves of `other` in the order of `tree`'s leaves (matched by key); the structures must agree. */
+function leavesAlignedTo(tree: unknown, other: unknown): Tensor[] {
+  const out: Tensor[] = [];
+  const walk = (x: unknown, y: unknown): void => {
+    if (x instanceof Tensor) out.push(y as Tensor);
+    else if (Array.isArray(x)) x.forEach((c, i) => walk(c, (y as unknown[])[i]));
+    else if (isPlainObject(x)) for (const k of Object.keys(x)) walk(x[k], (y as Record<string, unknown>)[k]);
+  };
+  walk(tree, other);
+  return out;
+}
+
+/**
+ * Maps f over the Tensor leaves of one or more pytrees. Every further tree must have the first
+ * one's structure and keys (object keys are matched by name, not by position); otherwise an
+ * OpError names the first difference. The result has the first tree's structure and type.
+ */
+export function treeMap<T>(f: (...xs: Tensor[]) => Tensor, tree: T, ...rest: unknown[]): T {
   const { leaves, def } = treeFlatten(tree, 'treeMap');
   const others = rest.map((r, j) => {
-    const fl = treeFlatten(r, 'treeMap', `tree ${j + 2}`);
-    if (fl.leaves.length !== leaves.length) throw new OpError('treeMap', `tree ${j + 2} has ${fl.leaves.length} leaves, expected ${leaves.length}`);
-    return fl.leaves;
+    const d = treeStructureDiff(tree, r, ['tree 1', `tree ${j + 2}`]);
+    if (d) throw new OpError('treeMap', `tree ${j + 2} does not match tree 1 ${d}`);
+    return leavesAlignedTo(tree, r);
   });
   return treeUnflatten<T>(def, leaves.map((x, i) => f(x, ...others.map((o) => o[i]!))));
+}
+
+/**
+ * The leaves of `other` in the order of `tree`'s leaves, matched by key (never by position);
+ * an OpError names the first difference when the structures disagree.
+ */
+export function treeLeavesLike(op: string, tree: unknown, other: unknown, names: readonly [string, string] = ['tree 1', 'tree 2']): Tensor[] {
+  assertSameStructure(op, tree, other, names);
+  return leavesAlignedTo(tree, other);
 }
 
 export function treeLeaves(tree: unknown): Tensor[] {

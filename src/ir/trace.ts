@@ -45,6 +45,56 @@ export class TraceContext {
 
 const stack: TraceContext[] = [];
 
+// ---------------------------------------------------------------------------------------
+// named scopes
+
+/** The scope path of traced equations (`stages.1.0`), set by namedScope; '' outside any. */
+let scopePath = '';
+/** The scope each traced variable was created in (kernels are named after it; see passes/inline.ts). */
+const varScopes = new WeakMap<Var, string>();
+
+/** @internal The scope a traced variable was created in, if any. */
+export function scopeOf(v: Var): string | undefined {
+  return varScopes.get(v);
+}
+
+/** @internal Runs fn with the scope path set to `path` (autodiff replays equations in their own scope). */
+export function withScopePath<T>(path: string | undefined, fn: () => T): T {
+  const saved = scopePath;
+  scopePath = path ?? '';
+  try {
+    return fn();
+  } finally {
+    scopePath = saved;
+  }
+}
+
+/**
+ * @internal Runs fn in the scope `v` was traced in (with `.suffix` appended), or in the current
+ * one when v has none: autodiff replays forward equations and emits their backward there.
+ */
+export function inScopeOf<T>(v: Var | undefined, suffix: string | undefined, fn: () => T): T {
+  const sc = v && varScopes.get(v);
+  if (sc === undefined) return fn();
+  return withScopePath(suffix ? `${sc}.${suffix}` : sc, fn);
+}
+
+const SCOPE_NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+/**
+ * Runs fn with every equation it traces tagged with the scope `name` (nested scopes join with
+ * '.'), like jax.named_scope: kernels are named after their scope (`nexgrad ir --print
+ * kernels` groups by it; profiles show it), and nothing else changes. Names are letters,
+ * digits, _ and -, dot-separated.
+ */
+export function namedScope<T>(name: string, fn: () => T): T {
+  if (typeof name !== 'string' || !SCOPE_NAME.test(name) || name.length > 96) {
+    throw new OpError('namedScope', `a scope name is letters, digits, _ and - in dot-separated parts (at most 96 characters), got ${JSON.stringify(name)}`);
+  }
+  if (typeof fn !== 'function') throw new OpError('namedScope', 'the second argument must be a function');
+  return withScopePath(scopePath ? `${scopePath}.${name}` : name, fn);
+}
+
 /**
  * Runs one primitive eagerly on a device's arrays. Without an executor the CPU runs the
  * reference interpreter's implementation; the compiler installs executors per backend (single-op
@@ -84,6 +134,7 @@ export function bind<K extends PrimName>(prim: K, inputs: readonly Tensor[], par
   if (ctx) {
     const atoms = inputs.map((t) => ctx.atomFor(t));
     const outputs = outAvals.map((a) => new Var(a));
+    if (scopePath) for (const v of outputs) varScopes.set(v, scopePath);
     ctx.eqns.push(makeEqn(prim, params as AnyParams, atoms, outputs));
     return outputs.map((v) => Tensor._traced(ctx, v));
   }

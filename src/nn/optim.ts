@@ -15,7 +15,7 @@
 import { type DType } from '../ir/dtype.js';
 import { OpError } from '../ir/errors.js';
 import * as ops from '../ir/ops.js';
-import { treeFlatten, treeUnflatten, type TreeDef } from '../ir/pytree.js';
+import { treeFlatten, treeLeavesLike, treeUnflatten, type TreeDef } from '../ir/pytree.js';
 import { fmtShape } from '../ir/shape.js';
 import { Tensor } from '../ir/tensor.js';
 import { alignedMeta, namedLeaves } from './tree_paths.js';
@@ -155,6 +155,7 @@ function isGroupLeaf(x: unknown): x is Partial<LeafGroup> {
 }
 
 interface Flat {
+  tree: unknown;
   def: TreeDef;
   names: string[];
   params: Tensor[];
@@ -163,15 +164,13 @@ interface Flat {
 function flattenParams(op: string, params: unknown): Flat {
   const { def, leaves } = treeFlatten(params, op, 'params');
   const names = namedLeaves(params, op).map((l) => l.name);
-  return { def, names, params: leaves };
+  return { tree: params, def, names, params: leaves };
 }
 
 /** Leaves of `tree` (grads, a state tree), checked against the parameters one by one. */
 function leavesLike(op: string, what: string, tree: unknown, flat: Flat): Tensor[] {
-  const { leaves } = treeFlatten(tree, op, what);
-  if (leaves.length !== flat.params.length) {
-    throw new OpError(op, `${what} has ${leaves.length} tensors but params has ${flat.params.length}; they must have the same structure`);
-  }
+  // matched by key, never by position: {b: gb, a: ga} must not update a with gb
+  const leaves = treeLeavesLike(op, flat.tree, tree, ['params', what]);
   leaves.forEach((t, i) => {
     const p = flat.params[i]!;
     if (t.ndim !== p.ndim || t.shape.some((d, j) => d !== p.shape[j])) {

@@ -5,6 +5,8 @@
  * Calls run on the device: arguments on the host are uploaded, results stay on the device, and
  * donated arguments' buffers are reused for outputs.
  */
+// eager operations run compiled on their device wherever jit is in use (not only through src/index.ts)
+import './eager.js';
 import type { Executable, MemoryPlan } from '../codegen/kernel/device.js';
 import type { KernelGraph } from '../codegen/kernel/kernel_graph.js';
 import { NexgradError } from '../ir/errors.js';

@@ -4,12 +4,13 @@
  * the transposes into the neighbouring kernels' index expressions, and simplify cancels
  * back-to-back pairs between consecutive convolutions.
  */
+import type { Origins } from './inline.js';
 import { type Program, Var } from '../ir/program.js';
 import { ProgramBuilder } from './rewrite.js';
 
 const isChannelsLast = (d: readonly number[]): boolean => d[0] === 0 && d[1] === d.length - 1 && d.slice(2).every((x, i) => x === i + 1);
 
-export function layoutNHWC(p: Program, origins?: Map<Var, string>): Program {
+export function layoutNHWC(p: Program, origins?: Origins): Program {
   const b = new ProgramBuilder(origins);
   for (const e of p.eqns) {
     if (e.prim !== 'conv_general') {

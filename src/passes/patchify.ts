@@ -5,6 +5,7 @@
  * matmul's prologues (the LayerNorm before a downsampler is applied while the GEMM packs its
  * patches) and epilogues on every backend, and the views fuse into the operand reads.
  */
+import type { Origins } from './inline.js';
 import type { ConvParams } from '../ir/primitive.js';
 import { type Atom, type Program, Var } from '../ir/program.js';
 import { ProgramBuilder } from './rewrite.js';
@@ -24,7 +25,7 @@ export function isPatchifyConv(p: ConvParams, rhsShape: readonly number[]): bool
   );
 }
 
-export function patchifyConvs(p: Program, origins?: Map<Var, string>): Program {
+export function patchifyConvs(p: Program, origins?: Origins): Program {
   const b = new ProgramBuilder(origins);
   for (const e of p.eqns) {
     const rhs0 = e.inputs[1];

@@ -1,12 +1,13 @@
 /** A small builder for passes that rewrite a Program equation by equation. */
+import type { Origins } from './inline.js';
 import { type AnyParams, type Atom, type Eqn, Literal, makeEqn, paramsOf, Program, type ProgramConst, Var } from '../ir/program.js';
 
 export class ProgramBuilder {
   readonly eqns: Eqn[] = [];
   private readonly map = new Map<Var, Atom>();
 
-  /** `origins` (var -> region name, see inline.ts) is carried over to the vars that replace old ones. */
-  constructor(private readonly origins?: Map<Var, string>) {}
+  /** `origins` (var -> region and scope, see inline.ts) is carried over to the vars that replace old ones. */
+  constructor(private readonly origins?: Origins) {}
 
   /** Maps an atom of the source program to the atom that now stands for it. */
   read(a: Atom): Atom {

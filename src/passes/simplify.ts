@@ -2,6 +2,7 @@
  * simplify: identity and algebraic folding, reshape/transpose/broadcast composition, constant
  * folding of scalar literals, CSE and DCE. The folding rules are a pattern table (SIMPLIFY_RULES).
  */
+import type { Origins } from './inline.js';
 import { HostArray } from '../ir/host.js';
 import type { PrimName } from '../ir/primitive.js';
 import { PRIMS } from '../ir/primitives/index.js';
@@ -74,11 +75,12 @@ function swapDot(d: Eqn, perm: readonly number[]): { params: Params; inputs: Ato
   return { params: { contracting: [contracting[1], contracting[0]], batch: [batch[1], batch[0]] }, inputs: [rhs, lhs] };
 }
 
+/** An atom's CSE key: literals by their exact value (-0 is not 0; NaN is NaN), variables by id. */
 function literalKey(a: Atom): string {
-  return a instanceof Literal ? `L${a.value}:${a.dtype}` : `v${a.id}`;
+  return a instanceof Literal ? `L${Object.is(a.value, -0) ? '-0' : String(a.value)}:${a.dtype}` : `v${a.id}`;
 }
 
-function onePass(p: Program, origins?: Map<Var, string>): { program: Program; changed: boolean } {
+function onePass(p: Program, origins?: Origins): { program: Program; changed: boolean } {
   const b = new ProgramBuilder(origins);
   const producers = new Map<Var, Eqn>();
   const cse = new Map<string, Var[]>();
@@ -185,7 +187,7 @@ export function dce(p: Program): Program {
 }
 
 /** `origins` (optional) carries region names over to the rewritten program's vars. */
-export function simplify(p: Program, origins?: Map<Var, string>): Program {
+export function simplify(p: Program, origins?: Origins): Program {
   let cur = p;
   for (let round = 0; round < 4; round++) {
     const r = onePass(cur, origins);

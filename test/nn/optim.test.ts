@@ -236,9 +236,33 @@ describe('adamw', () => {
     const opt = adamw({ lr: 0.1 });
     const params = makeParams();
     expect(() => opt.update({ w: f64([1, 2, 3, 4], [4]), b: f64(B0) }, opt.init(params), params)).toThrow(/grads for parameter "w" has shape \[4\], the parameter \[2,2\]/);
-    expect(() => opt.update({ w: f64(W0, [2, 2]) } as never, opt.init(params), params)).toThrow(/grads has 1 tensors but params has 2/);
+    expect(() => opt.update({ w: f64(W0, [2, 2]) } as never, opt.init(params), params)).toThrow(/grads has no key "b"/);
     expect(() => adamw({ lr: 0.1, betas: [1, 0.9] })).toThrow(/beta1/);
     expect(() => adamw({ lr: 0.1, groups: { w: { wd: 0 } } }).update(makeGrads(0), opt.init(params), params)).toThrow(/no entry for parameter "b"/);
+  });
+});
+
+describe('optimizers match grads to parameters by key', () => {
+  it('grads given with their keys in another order update the same parameters', () => {
+    const params = { a: f64([1, 2]), b: f64([10, 20]) };
+    const ga = f64([0.5, -0.5]);
+    const gb = f64([3, -3]);
+    for (const opt of [adamw({ lr: 0.1, weightDecay: 0.01 }), sgd({ lr: 0.1, momentum: 0.9 })] as const) {
+      const inOrder = opt.update({ a: ga, b: gb }, opt.init(params) as never, params);
+      const reordered = opt.update({ b: gb, a: ga }, opt.init(params) as never, params);
+      expect(Array.from(reordered.params.a.dataSync())).toEqual(Array.from(inOrder.params.a.dataSync()));
+      expect(Array.from(reordered.params.b.dataSync())).toEqual(Array.from(inOrder.params.b.dataSync()));
+      // and the first parameter moved against its own gradient: a[0] goes down, a[1] up
+      const a = Array.from(reordered.params.a.dataSync());
+      expect(a[0]!).toBeLessThan(1);
+      expect(a[1]!).toBeGreaterThan(2);
+    }
+  });
+
+  it('a grads tree with a renamed key is refused, naming it', () => {
+    const params = { a: f64([1, 2]), b: f64([10, 20]) };
+    const opt = adamw({ lr: 0.1 });
+    expect(() => opt.update({ a: f64([1, 1]), c: f64([1, 1]) } as never, opt.init(params), params)).toThrow(/grads has no key "b"/);
   });
 });
 

@@ -58,7 +58,7 @@ describe('inline', () => {
       ),
     );
     // the innermost region that produced each value
-    expect(q.eqns.map((e) => origins.get(e.outputs[0]!) ?? '-')).toEqual(['square_plus', 'square_plus', 'outer', '-']);
+    expect(q.eqns.map((e) => origins.get(e.outputs[0]!)?.region ?? '-')).toEqual(['square_plus', 'square_plus', 'outer', '-']);
   });
 });
 

@@ -166,4 +166,14 @@ describe('mutation gaps', () => {
     }
     expect(ex.splitKernels.length).toBeGreaterThan(0);
   });
+
+  it('CSE keeps the literals 0 and -0 apart: x * -0 is not x * 0 (found by the CUDA helper)', () => {
+    const f = (x: ng.Tensor) => ng.stack([x.mul(0), x.mul(-0)], 0);
+    const x = ng.tensor([3, -2]);
+    const got = vals(ng.jit(f, { cacheDir: false })(x));
+    // IEEE: 3 * -0 = -0, -2 * 0 = -0, -2 * -0 = +0 (the interpreter agrees)
+    const want = vals(ng.interpret(ng.trace(f, x), [x])[0]!);
+    expect(want.map((v) => Object.is(v, -0))).toEqual([false, true, true, false]);
+    expect(got.map((v) => Object.is(v, -0))).toEqual(want.map((v) => Object.is(v, -0)));
+  });
 });

@@ -46,10 +46,14 @@ export class KernelBuilder {
     return id;
   }
 
-  /** A kernel name: a counter and the region (or primitive) it comes from, in [A-Za-z0-9_]. */
+  /**
+   * A kernel name: a counter, the region (or primitive) it comes from in [A-Za-z0-9_], and the
+   * named scope it was traced in after a dot (`k12_gelu.stages.1.0`; backward: `....bwd`).
+   */
   kname(v: Var | undefined, what: string): string {
-    const origin = (v && this.origins.get(v)) ?? what;
-    return `k${this.kcount++}_${origin.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 64)}`;
+    const o = v && this.origins.get(v);
+    const base = `k${this.kcount++}_${(o?.region ?? what).replace(/[^A-Za-z0-9_]/g, '_').slice(0, 64)}`;
+    return o?.scope ? `${base}.${o.scope.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 96)}` : base;
   }
 
   outKind(v: Var): BufferDecl['kind'] {
