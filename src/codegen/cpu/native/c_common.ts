@@ -7,11 +7,11 @@ import type { DType } from '../../../ir/dtype.js';
 import type { ReduceOp } from '../../kernel/kernel_graph.js';
 import { bufName } from '../../lower/dialect.js';
 import { ScopeBuilder } from '../../lower/scope_builder.js';
-import { C_DIALECT, cElemType } from './c_dialect.js';
+import { C_DIALECT, C_DIALECT_F32, cElemType } from './c_dialect.js';
 
 export class CBuilder extends ScopeBuilder {
-  constructor() {
-    super(C_DIALECT);
+  constructor(f32Regs = false) {
+    super(f32Regs ? C_DIALECT_F32 : C_DIALECT);
   }
 }
 

@@ -103,17 +103,23 @@ function castC(a: string, from: DType, to: DType): string {
   }
 }
 
-export const C_DIALECT: Dialect = {
+function cDialect(f32Regs: boolean): Dialect {
+  const reg = (d: DType): string => (f32Regs && d === 'f32' ? 'float' : cRegType(d));
+  const lit = (v: number, d: DType): string => {
+    const l = cLiteral(v, d);
+    return f32Regs && d === 'f32' && /^\(?-?[0-9]/.test(l) ? l.replace(/^(\(?)(-?[0-9.eE+-]+)(\)?)$/, '$1$2f$3') : l;
+  };
+  return {
   ...cStyleDialect({
     name: 'cpu-native',
-    type: cRegType,
+    type: reg,
     indexType: 'const int64_t',
-    literal: cLiteral,
+    literal: lit,
     declare: (name, type, src) => `${type.startsWith('const') ? type : `const ${type}`} ${name} = ${src};`,
-    mathUnary: (fn, a) => {
+    mathUnary: (fn, a, dtype) => {
       const f = MATH[fn];
       if (!f) throw new Error(`cpu-native codegen: unary ${fn} must be rewritten by expr_rules`);
-      return `${f}(${a})`;
+      return f32Regs && dtype === 'f32' ? `${f}f(${a})` : `${f}(${a})`;
     },
     pow: (a, b) => `ng_pow(${a}, ${b})`,
     frem: (a, b) => `fmod(${a}, ${b})`,
@@ -142,16 +148,25 @@ export const C_DIALECT: Dialect = {
       }
     },
     select: (c, a, b) => `(${c} ? ${a} : ${b})`,
-    cast: castC,
-    indexValue: (src, dtype) => (dtype === 'bool' ? `((${src}) != 0)` : `((${cRegType(dtype)})(${src}))`),
+    cast: (a, from, to) => (f32Regs && to === 'f32' && from !== 'f32' ? `((float)${a})` : f32Regs && from === 'f32' && to === 'f64' ? `((double)${a})` : castC(a, from, to)),
+    indexValue: (src, dtype) => (dtype === 'bool' ? `((${src}) != 0)` : `((${reg(dtype)})(${src}))`),
     load: (buf, index) => `${buf}[${index}]`,
     store: (buf, index, value, dtype) => `${buf}[${index}] = ${storeC(value, dtype)};`,
     atomicAdd: (buf, index, value, dtype) => `${buf}[${index}] = ${storeC(`${buf}[${index}] + ${value}`, dtype)};`,
   }),
   indexDiv: (a, d) => `((${a}) / ${d})`,
   indexMod: (a, d) => `((${a}) % ${d})`,
-  accValue: (src, dtype) => (dtype === 'f32' ? `((double)(float)(${src}))` : src),
-};
+  accValue: (src, dtype) => (dtype === 'f32' ? (f32Regs ? `((float)(${src}))` : `((double)(float)(${src}))`) : src),
+  };
+}
+
+/** Float values in double (the JavaScript path's numerics). */
+export const C_DIALECT: Dialect = cDialect(false);
+/**
+ * f32 values in float registers (twice the SIMD width, single-precision division and math):
+ * for f32 GEMM prologues and epilogues, as the WebAssembly path's f32x4 epilogue computes them.
+ */
+export const C_DIALECT_F32: Dialect = cDialect(true);
 
 /** The value stored into a buffer of `dtype` (f16/bf16 rounded; float arrays round to f32). */
 export function storeC(src: string, dtype: DType): string {

@@ -59,7 +59,7 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
   const bDependsOnBatch = spec.bExpr ? true : idxVars(spec.bIdx).has(AX.b);
   const packBOnce = singleK && singleN && (!bDependsOnBatch || batch === 1);
-  const cb = new CBuilder();
+  const cb = new CBuilder(!f64 && !process.env.NEXGRAD_CPU_NATIVE_F64_EPILOGUE);
   const aLoad: SExpr = spec.aExpr ?? { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype };
   const bLoad: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
   const esz = f64 ? 8 : 4;
@@ -118,7 +118,7 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     const nDepth = cb.depth;
     cb.accResolver = (id) => {
       if (id !== 0) throw new Error(`cpu-native codegen: matmul ${spec.name} epilogue reads acc ${id}`);
-      return { src: withAcc ? '(double)Ct[_cr + n]' : '0.0', depth: withAcc ? nDepth : 0 };
+      return { src: withAcc ? 'Ct[_cr + n]' : '0', depth: withAcc ? nDepth : 0 };
     };
     cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
     cb.close('for (int64_t n = _jc; n < _jc + _nc; n++)');
