@@ -151,6 +151,22 @@ describe.runIf(typeof support !== 'string')('native CPU dialect', () => {
     }
   });
 
+  it('a merged column-mode kernel with many reductions (more than the scratch slots)', () => {
+    const [M, N] = [37, 50];
+    const reds = Array.from({ length: 12 }, (_, i) => ({ id: i, op: 'sum' as const, expr: bin('mul', ld(0, lin(['r0', 'o0'], [M, N])), cst(i + 1)), dtype: 'f32' as const }));
+    const total = reds.slice(1).reduce((e, r) => bin('add', e, acc(r.id)), acc(0));
+    const k: LoopKernel = { kind: 'loop', name: 'colsums', outer: [N], row: [M], reductions: reds, outerOutputs: [{ buf: 1, index: v('o0'), expr: total }], rowOutputs: [] };
+    const g: KernelGraph = { buffers: [buf(0, 'f32', M * N, 'input'), buf(1, 'f32', N, 'output')], kernels: [k], inputs: [0], outputs: [{ kind: 'buffer', buf: 1, shape: [N], dtype: 'f32' }], consts: [] };
+    const x = randArray('f32', [M, N], mulberry32(4));
+    const got = cpuDeviceFor(1, 'native').compile(g, simplePlan(g)).run([x])[0]!.data;
+    // hand-derived: sum_i (i + 1) * colsum = 78 * colsum (each partial rounded to f32 when read)
+    for (let j = 0; j < N; j++) {
+      let c = 0;
+      for (let r = 0; r < M; r++) c += x.data[r * N + j]!;
+      expect(got[j]).toBeCloseTo(78 * c, 4);
+    }
+  });
+
   it('caches compiled objects by source and discards a tampered one', () => {
     const { g, inputs } = everyKind();
     const dev = cpuDeviceFor(1, 'native');

@@ -92,9 +92,11 @@ function emitLoopC(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: read
   } else {
     // column mode: per prefix, accumulator arrays over the range of the last outer variable
     const accName = new Map<number, string>();
+    // one scratch block for all the accumulator arrays (a merged kernel may have many)
+    cb.line(`double* const S_ = (double*)ng_scratch(0, ${NL * 8 * Math.max(1, k.reductions.length)});`);
     k.reductions.forEach((r, i) => {
       accName.set(r.id, `S${i}`);
-      cb.line(`double* const S${i} = (double*)ng_scratch(${i}, ${NL * 8});`);
+      cb.line(`double* const S${i} = S_ + ${i * NL};`);
     });
     const done = new Set<number>();
     cb.accResolver = (id) => {
