@@ -15,6 +15,9 @@
  * executable are shared, so feeding them back costs nothing).
  */
 import { nodeModule } from '../../ir/node_builtins.js';
+import { NexgradError } from '../../ir/errors.js';
+import { createNativeCpuDevice, nativeSupport } from './native/device.js';
+import { graphWork, NATIVE_MIN_WORK } from './native/graph_work.js';
 import { castScalar, type DType, type HostData, roundBf16, roundF16 } from '../../ir/dtype.js';
 import { HostArray } from '../../ir/host.js';
 import { erf } from '../../ir/hostmath.js';
@@ -24,6 +27,7 @@ import { type Device, type Executable, type MemoryPlan, type RunStats, UNLIMITED
 import type { KernelGraph } from '../kernel/kernel_graph.js';
 import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type KernelCode } from './emit.js';
 import { fastErf } from './math.js';
+import { typedCtor } from './host_arrays.js';
 import { workerPool, type WorkerPool } from './threads.js';
 import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateGemmEpilogue, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
 
@@ -31,24 +35,7 @@ import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateGemmEpilogue
 export const HELPERS = Object.freeze({ erf: fastErf, roundF16, roundBf16 });
 export const EXACT_HELPERS = Object.freeze({ erf, roundF16, roundBf16 });
 
-type TypedCtor = Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayConstructor | Uint32ArrayConstructor | Uint8ArrayConstructor;
-
-export function typedCtor(d: DType): TypedCtor {
-  switch (d) {
-    case 'f32':
-    case 'f16':
-    case 'bf16':
-      return Float32Array;
-    case 'f64':
-      return Float64Array;
-    case 'i32':
-      return Int32Array;
-    case 'u32':
-      return Uint32Array;
-    case 'bool':
-      return Uint8Array;
-  }
-}
+export { typedCtor };
 
 /** Bytes per element of the host storage of a dtype. */
 export const hostBytes = (d: DType): number => typedCtor(d).BYTES_PER_ELEMENT;
@@ -275,9 +262,11 @@ class CpuExecutableImpl implements CpuExecutable {
         const cuts = Array.from({ length: parts + 1 }, (_, i) => Math.round((i * total) / parts));
         return {
           run: () => {
+            // a broken pool (a dead worker, threads.ts) leaves the whole range to this thread
+            if (pool.broken) return call(0, total);
             for (let w = 1; w < parts; w++) pool.dispatch(w - 1, ki, cuts[w]!, cuts[w + 1]!);
             call(0, cuts[1]!);
-            for (let w = 1; w < parts; w++) pool.wait(w - 1);
+            for (let w = 1; w < parts; w++) if (!pool.wait(w - 1)) call(cuts[w]!, cuts[w + 1]!);
           },
         };
       }
@@ -431,4 +420,97 @@ export function createCpuDevice(opts: CpuDeviceOptions = {}): Device {
   };
 }
 
-export const cpuDevice: Device = createCpuDevice();
+/** Which CPU dialect: NEXGRAD_CPU=wasm (JavaScript + WebAssembly) or native (C), default native where it can run. */
+export type CpuDialect = 'wasm' | 'native' | 'auto';
+
+function envDialect(): CpuDialect {
+  const v = typeof process !== 'undefined' ? process.env.NEXGRAD_CPU : undefined;
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === 'wasm' || v === 'native') return v;
+  throw new NexgradError(`NEXGRAD_CPU must be 'wasm', 'native' or 'auto', got ${JSON.stringify(v)}`);
+}
+
+function envThreads(): number | undefined {
+  const t = typeof process !== 'undefined' ? process.env.NEXGRAD_CPU_THREADS : undefined;
+  if (!t) return undefined;
+  if (t === 'auto') return availableParallelism();
+  const n = Number(t);
+  if (!(Number.isInteger(n) && n >= 1)) throw new NexgradError(`NEXGRAD_CPU_THREADS must be a positive integer or 'auto', got ${JSON.stringify(t)}`);
+  return n;
+}
+
+let nativeNotice = false;
+
+/**
+ * The native device for `threads` (compile failures of a graph fall back to the WebAssembly
+ * executable with a one-line notice), or undefined with a one-line notice when the native path
+ * cannot run here (no compiler, the addon did not build).
+ */
+function nativeOrNotice(threads: number, forced: boolean): Device | undefined {
+  // auto mode keeps graphs with little work on the JavaScript path (a compile would not pay)
+  const support = nativeSupport();
+  if (typeof support === 'string') {
+    if ((forced || nodeModule('child_process')) && !nativeNotice) {
+      nativeNotice = true;
+      console.warn(`nexgrad: the native CPU backend is not available (${support}); using WebAssembly`);
+    }
+    return undefined;
+  }
+  const native = createNativeCpuDevice(support, { threads });
+  const fallback = createCpuDevice({ threads: 1 });
+  return {
+    ...native,
+    compile(graph: KernelGraph, plan: MemoryPlan): Executable {
+      if (!forced && graphWork(graph) < NATIVE_MIN_WORK) return fallback.compile(graph, plan);
+      try {
+        return native.compile(graph, plan);
+      } catch (e) {
+        const msg = (e as Error).message.split('\n').slice(0, 3).join(' | ');
+        console.warn(`nexgrad: a kernel graph did not compile natively (${msg}); running it with WebAssembly`);
+        return fallback.compile(graph, plan);
+      }
+    },
+  };
+}
+
+/**
+ * The CPU device for a dialect and thread count: NEXGRAD_CPU (wasm | native | auto, default
+ * auto) picks the dialect; auto and native use the native C path where a compiler exists and
+ * the addon builds, else WebAssembly (with a one-line notice); auto runs graphs with little
+ * work (graph_work.ts) on the JavaScript path, native compiles every graph. Threads default to
+ * NEXGRAD_CPU_THREADS, else 1 for WebAssembly and all cores for native.
+ */
+export function cpuDeviceFor(threads?: number, dialect: CpuDialect = envDialect()): Device {
+  const t = threads ?? envThreads();
+  if (dialect !== 'wasm') {
+    const d = nativeOrNotice(t ?? Math.min(availableParallelism(), 8), dialect === 'native');
+    if (d) return d;
+  }
+  return createCpuDevice({ threads: t ?? 1 });
+}
+
+/** A device that picks its implementation (cpuDeviceFor) when first used, so importing nexgrad never compiles or probes anything. */
+function lazyCpuDevice(): Device {
+  let dev: Device | undefined;
+  const get = (): Device => (dev ??= cpuDeviceFor());
+  return {
+    name: 'cpu',
+    syncRead: true,
+    get id() {
+      return get().id;
+    },
+    get caps() {
+      return get().caps;
+    },
+    alloc: (dtype, shape) => get().alloc(dtype, shape),
+    upload: (host) => get().upload(host),
+    read: (a) => get().read(a),
+    free: (a) => get().free(a),
+    copy: (a) => get().copy(a),
+    compile: (graph, plan) => get().compile(graph, plan),
+    sync: () => get().sync(),
+  };
+}
+
+/** The default CPU device (see cpuDeviceFor). */
+export const cpuDevice: Device = lazyCpuDevice();

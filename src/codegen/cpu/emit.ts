@@ -47,7 +47,7 @@ function finishAcc(a: string, dtype: DType): string | null {
  * contiguous in that variable rather than in the innermost row variable (a sum over leading
  * axes such as a bias gradient), with one accumulator array per reduction.
  */
-function preferColumns(k: LoopKernel, lastOuter: Axis | undefined, lastRow: Axis | undefined): boolean {
+export function preferColumns(k: LoopKernel, lastOuter: Axis | undefined, lastRow: Axis | undefined): boolean {
   if (!lastOuter || !lastRow || k.reductions.some((r) => r.op === 'argmax')) return false;
   let col = 0;
   let row = 0;

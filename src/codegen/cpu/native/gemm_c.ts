@@ -1,0 +1,190 @@
+/**
+ * The GEMM anchor in C: C[b, m, n] = sum_k A[b, m, k] * B[b, k, n] with generated packing (any
+ * operand index expression, im2col gathers and prologue expressions evaluated while packing),
+ * the hand-written micro-kernel of the prelude (runtime_c.ts: AVX-512 / AVX2 / portable, f32
+ * products accumulated in f32 with FMA) and a generated epilogue reading the product tile as
+ * `acc 0`. The blocking is matmul.ts's (Goto style: per chunk of rows, column blocks NC, K
+ * blocks KC, row blocks MC), with the block sizes multiples of every micro-kernel's tile. The
+ * range is the flattened (batch, row) space.
+ */
+import type { DType } from '../../../ir/dtype.js';
+import { AX, type Axis } from '../../kernel/axis.js';
+import { affineStrides, type Idx, idxVars } from '../../kernel/index_expr.js';
+import type { SExpr } from '../../kernel/kernel_graph.js';
+import { bufName } from '../../lower/dialect.js';
+import type { GemmSpec } from '../../lower/gemm_spec.js';
+import { CBuilder, type CKernelCode, cNestedLoops, cRangeLoops, wrapRange } from './c_common.js';
+
+/** Multiples of every micro-kernel's MR (8, 6, 4) and NR (32, 16, 8). */
+const MR_ALL = 24;
+const NR_ALL = 32;
+
+const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
+
+function strideOf(x: Idx, v: Axis): number {
+  const a = affineStrides(x);
+  if (!a) return Infinity;
+  return Math.abs(a.strides.get(v) ?? 0);
+}
+
+export interface CGemmTiles {
+  readonly mc: number;
+  readonly nc: number;
+  readonly kc: number;
+}
+
+export function gemmTilesC(spec: GemmSpec): CGemmTiles {
+  const kc = spec.k <= 512 ? Math.max(spec.k, 1) : 384;
+  const ncp = roundUp(spec.n, NR_ALL);
+  // an A prologue is evaluated once per column block: one block while the packed B panel fits in L2
+  const maxNc = spec.aExpr && kc * ncp * 4 <= 1 << 21 ? 4096 : 1024;
+  return { mc: 96, nc: ncp <= maxNc ? ncp : 512, kc };
+}
+
+export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+  if (spec.dtype === 'i32' || spec.dtype === 'u32' || spec.dtype === 'bool') return emitIntGemmC(spec, dtypes, bufs, fn);
+  const f64 = spec.dtype === 'f64';
+  const T = f64 ? 'double' : 'float';
+  const micro = f64 ? 'ng_gemm_f64' : 'ng_gemm_f32';
+  const { batch, m: M, n: N, k: K } = spec;
+  const t = gemmTilesC(spec);
+  const MC = roundUp(t.mc, MR_ALL);
+  const NC = roundUp(t.nc, NR_ALL);
+  const KC = Math.max(1, Math.min(t.kc, Math.max(K, 1)));
+  const NCP = NC;
+  const singleK = K <= KC;
+  const singleN = N <= NC;
+  const RCH = singleK ? MC : Math.max(MC, Math.floor(Math.max(1, (1 << 20) / NCP) / MC) * MC);
+  const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
+  const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
+  const bDependsOnBatch = spec.bExpr ? true : idxVars(spec.bIdx).has(AX.b);
+  const packBOnce = singleK && singleN && (!bDependsOnBatch || batch === 1);
+  const cb = new CBuilder(!f64 && !process.env.NEXGRAD_CPU_NATIVE_F64_EPILOGUE);
+  const aLoad: SExpr = spec.aExpr ?? { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype };
+  const bLoad: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
+  const esz = f64 ? 8 : 4;
+
+  const packB = (): void => {
+    // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]; ragged columns zeroed
+    const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
+    if (nInner) {
+      cb.open('k');
+      cb.line('const int64_t _bd = (k - _pc) * NG_NR;');
+      cb.open('n');
+      const v = cb.value(bLoad);
+      cb.line(`Bp[_bd + ((n - _jc) / NG_NR) * _kcNR + (n - _jc) % NG_NR] = (${T})(${v});`);
+      cb.close('for (int64_t n = _jc; n < _jc + _nc; n++)');
+      cb.line(`for (int64_t _j = _nc; _j < _ncp; _j++) Bp[_bd + (_j / NG_NR) * _kcNR + _j % NG_NR] = 0;`);
+      cb.close('for (int64_t k = _pc; k < _pc + _kc; k++)');
+    } else {
+      cb.open('n');
+      cb.line('const int64_t _bd = ((n - _jc) / NG_NR) * _kcNR + (n - _jc) % NG_NR - _pc * NG_NR;');
+      cb.open('k');
+      const v = cb.value(bLoad);
+      cb.line(`Bp[_bd + k * NG_NR] = (${T})(${v});`);
+      cb.close('for (int64_t k = _pc; k < _pc + _kc; k++)');
+      cb.close('for (int64_t n = _jc; n < _jc + _nc; n++)');
+      cb.line('for (int64_t _j = _nc; _j < _ncp; _j++) for (int64_t _k = 0; _k < _kc; _k++) Bp[(_j / NG_NR) * _kcNR + _k * NG_NR + _j % NG_NR] = 0;');
+    }
+  };
+
+  const packA = (): void => {
+    // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]; ragged rows zeroed
+    const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
+    if (mInner) {
+      cb.open('k');
+      cb.line('const int64_t _ad = (k - _pc) * NG_MR;');
+      cb.open('m');
+      const v = cb.value(aLoad);
+      cb.line(`Ap[_ad + ((m - _ic) / NG_MR) * _kcMR + (m - _ic) % NG_MR] = (${T})(${v});`);
+      cb.close('for (int64_t m = _ic; m < _ic + _mc; m++)');
+      cb.close('for (int64_t k = _pc; k < _pc + _kc; k++)');
+    } else {
+      cb.open('m');
+      cb.line('const int64_t _ad = ((m - _ic) / NG_MR) * _kcMR + (m - _ic) % NG_MR - _pc * NG_MR;');
+      cb.open('k');
+      const v = cb.value(aLoad);
+      cb.line(`Ap[_ad + k * NG_MR] = (${T})(${v});`);
+      cb.close('for (int64_t k = _pc; k < _pc + _kc; k++)');
+      cb.close('for (int64_t m = _ic; m < _ic + _mc; m++)');
+    }
+    cb.line('for (int64_t _i = _mc; _i < _mcp; _i++) for (int64_t _k = 0; _k < _kc; _k++) Ap[(_i / NG_MR) * _kcMR + _k * NG_MR + _i % NG_MR] = 0;');
+  };
+
+  const epilogue = (withAcc: boolean): void => {
+    cb.open('m');
+    if (withAcc) cb.line(`const int64_t _cr = (m - _c0) * ${NCP} - _jc;`);
+    cb.open('n');
+    const nDepth = cb.depth;
+    cb.accResolver = (id) => {
+      if (id !== 0) throw new Error(`cpu-native codegen: matmul ${spec.name} epilogue reads acc ${id}`);
+      return { src: withAcc ? 'Ct[_cr + n]' : '0', depth: withAcc ? nDepth : 0 };
+    };
+    cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
+    cb.close('for (int64_t n = _jc; n < _jc + _nc; n++)');
+    cb.close('for (int64_t m = _c0; m < _c1; m++)');
+  };
+
+  cb.line(`${T}* const Ap = (${T}*)ng_scratch(0, ${MC * KC * esz});`);
+  cb.line(`${T}* const Bp = (${T}*)ng_scratch(1, ${KC * NCP * esz});`);
+  cb.line(`${T}* const Ct = (${T}*)ng_scratch(2, ${RCH * NCP * esz});`);
+  if (packBOnce) cb.line('int64_t _bPacked = -1;');
+  cb.line('int64_t _r = start;');
+  cb.open('b');
+  cb.line(`const int64_t b = _r / ${M};`);
+  cb.line(`const int64_t _c0 = _r - b * ${M};`);
+  cb.line(`const int64_t _bEnd = end - b * ${M} < ${M} ? end - b * ${M} : ${M};`);
+  cb.line(`const int64_t _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
+  if (K === 0) {
+    cb.line(`const int64_t _jc = 0, _nc = ${N};`);
+    epilogue(false);
+  } else {
+    cb.open();
+    cb.line(`const int64_t _nc = ${N} - _jc < ${NC} ? ${N} - _jc : ${NC};`);
+    cb.line('const int64_t _ncp = (_nc + NG_NR - 1) / NG_NR * NG_NR;');
+    cb.open();
+    cb.line(`const int64_t _kc = ${K} - _pc < ${KC} ? ${K} - _pc : ${KC};`);
+    cb.line('const int64_t _kcNR = _kc * NG_NR, _kcMR = _kc * NG_MR;');
+    if (packBOnce) {
+      const key = bDependsOnBatch ? 'b' : '0';
+      cb.line(`if (_bPacked != ${key}) {`);
+      packB();
+      cb.line(`  _bPacked = ${key};`);
+      cb.line('}');
+    } else packB();
+    cb.open();
+    cb.line(`const int64_t _mc = _c1 - _ic < ${MC} ? _c1 - _ic : ${MC};`);
+    cb.line('const int64_t _mcp = (_mc + NG_MR - 1) / NG_MR * NG_MR;');
+    packA();
+    cb.line(`${micro}(Ap, Bp, Ct + (_ic - _c0) * ${NCP}, (int)_kc, (int)_mcp, (int)_ncp, ${NCP}, _pc > 0);`);
+    cb.close(`for (int64_t _ic = _c0; _ic < _c1; _ic += ${MC})`);
+    cb.close(`for (int64_t _pc = 0; _pc < ${K}; _pc += ${KC})`);
+    epilogue(true);
+    cb.close(`for (int64_t _jc = 0; _jc < ${N}; _jc += ${NC})`);
+  }
+  cb.line(`_r = b * ${M} + _c1;`);
+  cb.close('do', ' while (_r < end);');
+  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: batch * M, splittable: true, workPerItem: Math.max(1, 2 * N * K) };
+}
+
+/** Integer GEMM: exact 32-bit wrap-around like the host. */
+function emitIntGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+  const cb = new CBuilder();
+  const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
+  const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
+  cRangeLoops(cb, [spec.batch, spec.m], ['b', 'm'], () => {
+    cNestedLoops(cb, [spec.n], ['n'], () => {
+      cb.line('uint32_t _acc = 0;');
+      cNestedLoops(cb, [spec.k], ['k'], () => {
+        const a = cb.value(spec.aExpr ?? { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype });
+        const b = cb.value(spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype });
+        cb.line(`_acc += (uint32_t)(${a}) * (uint32_t)(${b});`);
+      });
+      const d = cb.depth;
+      cb.accResolver = () => ({ src: spec.dtype === 'u32' ? '_acc' : spec.dtype === 'bool' ? '(_acc != 0)' : '((int32_t)_acc)', depth: d });
+      cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
+    });
+  });
+  void bufName;
+  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: spec.batch * spec.m, splittable: true, workPerItem: Math.max(1, 2 * spec.n * spec.k) };
+}

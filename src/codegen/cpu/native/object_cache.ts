@@ -1,0 +1,204 @@
+/**
+ * The on-disk cache of compiled shared objects (kernel graphs and the addon itself), keyed by a
+ * sha256 of the source, the compiler's identity and the flags. Files are untrusted input (a
+ * shared cache directory, one restored from elsewhere): an object is used only when the
+ * directory is private (ours, mode 0700, not a link), the object and its record are regular
+ * files we own that nobody else can write, the object is under the size cap, the record names
+ * the key and the object's sha256, and the bytes match it. The verified bytes are then copied
+ * to a fresh private file, which is what gets loaded, so nothing can swap the file between the
+ * check and dlopen. Writes are atomic (temporary name + rename); the directory is trimmed to a
+ * size cap, least recently used first. Anything wrong is a one-line warning and a recompile.
+ */
+import { nodeModule } from '../../../ir/node_builtins.js';
+
+const MAX_OBJECT_BYTES = 64 * 2 ** 20;
+const FORMAT = 'nexgrad-cpu-object-1';
+
+const node = () => {
+  const fs = nodeModule('fs');
+  const path = nodeModule('path');
+  const os = nodeModule('os');
+  const crypto = nodeModule('crypto');
+  return fs && path && os && crypto ? { fs, path, os, crypto } : undefined;
+};
+
+const warned = new Set<string>();
+export function warnOnce(key: string, message: string): void {
+  if (warned.has(key)) return;
+  warned.add(key);
+  console.warn(`nexgrad: ${message}`);
+}
+
+export function sha256Hex(...parts: (string | Uint8Array)[]): string {
+  const h = node()!.crypto.createHash('sha256');
+  for (const p of parts) h.update(p).update('\0');
+  return h.digest('hex');
+}
+
+/** The directory for compiled objects (NEXGRAD_CACHE_DIR or ~/.cache/nexgrad, then cpu-native). */
+export function objectCacheDir(): string | undefined {
+  const n = node();
+  if (!n) return undefined;
+  const base = process.env.NEXGRAD_CACHE_DIR ?? n.path.join(process.env.XDG_CACHE_HOME ?? n.path.join(n.os.homedir(), '.cache'), 'nexgrad');
+  return n.path.join(base, 'cpu-native');
+}
+
+const myUid = (): number | undefined => (typeof process.getuid === 'function' ? process.getuid() : undefined);
+
+/** Whether `dir` is (made) a private directory; the reason when not. */
+export function privateDir(dir: string): true | string {
+  const { fs } = node()!;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = fs.lstatSync(dir);
+    const uid = myUid();
+    if (!st.isDirectory()) return 'it is not a directory';
+    if (uid !== undefined && st.uid !== uid) return `it belongs to another user (uid ${st.uid})`;
+    if (st.mode & 0o077) return `others can use it (mode ${(st.mode & 0o777).toString(8)}); chmod 700 it`;
+    return true;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** The bytes of a private regular file under the cap; '' when missing; the reason otherwise. */
+function readPrivate(file: string, cap: number): Uint8Array | string {
+  const { fs } = node()!;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? '' : `cannot open it (${code})`;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    const uid = myUid();
+    if (!st.isFile()) return 'it is not a regular file';
+    if (uid !== undefined && st.uid !== uid) return `it belongs to another user (uid ${st.uid})`;
+    if (st.mode & 0o022) return 'others can write to it';
+    if (st.size > cap) return `it is larger than ${cap} bytes`;
+    const buf = Buffer.alloc(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const r = fs.readSync(fd, buf, off, st.size - off, off);
+      if (r <= 0) break;
+      off += r;
+    }
+    return off === st.size ? buf : 'it changed while being read';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function writeAtomic(file: string, data: Uint8Array | string, mode: number): void {
+  const { fs } = node()!;
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    fs.writeFileSync(tmp, data, { mode, flag: 'wx' });
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
+    throw e;
+  }
+}
+
+const paths = (dir: string, key: string, ext: string): { obj: string; rec: string } => {
+  if (!/^[0-9a-f]{64}$/.test(key)) throw new Error('cpu-native cache: malformed key');
+  const { path } = node()!;
+  return { obj: path.join(dir, `${key}.${ext}`), rec: path.join(dir, `${key}.json`) };
+};
+
+/**
+ * The verified object under `key`, copied to a fresh private file ready to load (the caller
+ * loads it; the copy lives in `dir`/load), or undefined when missing or discarded.
+ */
+export function readObject(dir: string, key: string, ext: string): string | undefined {
+  const { fs, path } = node()!;
+  const { obj, rec } = paths(dir, key, ext);
+  const discard = (why: string): undefined => {
+    warnOnce(`obj:${obj}:${why}`, `discarding compiled CPU object ${obj}: ${why}; recompiling`);
+    for (const f of [obj, rec]) {
+      try {
+        fs.unlinkSync(f);
+      } catch {
+        /* not ours to remove, or gone */
+      }
+    }
+    return undefined;
+  };
+  const recBytes = readPrivate(rec, 4096);
+  if (recBytes === '') return undefined;
+  if (typeof recBytes === 'string') return discard(recBytes);
+  let record: { format?: unknown; key?: unknown; sha256?: unknown; size?: unknown };
+  try {
+    record = JSON.parse(new TextDecoder().decode(recBytes)) as typeof record;
+  } catch {
+    return discard('its record is not JSON');
+  }
+  if (record === null || typeof record !== 'object' || record.format !== FORMAT) return discard('unknown record format');
+  if (record.key !== key) return discard('its record belongs to another object');
+  const bytes = readPrivate(obj, MAX_OBJECT_BYTES);
+  if (bytes === '') return discard('the object is missing');
+  if (typeof bytes === 'string') return discard(bytes);
+  if (record.size !== bytes.length || record.sha256 !== sha256Hex(bytes)) return discard('its bytes do not match their digest');
+  const loadDir = path.join(dir, 'load');
+  const ok = privateDir(loadDir);
+  if (ok !== true) return discard(`no private directory to load from (${ok})`);
+  const copy = path.join(loadDir, `${key}-${process.pid}-${Math.random().toString(36).slice(2)}.${ext}`);
+  fs.writeFileSync(copy, bytes, { mode: 0o500, flag: 'wx' });
+  const now = new Date();
+  try {
+    fs.utimesSync(rec, now, now);
+  } catch {
+    /* the LRU order is a hint */
+  }
+  return copy;
+}
+
+/** Stores a freshly compiled object under `key` (atomic), then trims the directory. */
+export function writeObject(dir: string, key: string, ext: string, bytes: Uint8Array): void {
+  const { obj, rec } = paths(dir, key, ext);
+  try {
+    writeAtomic(obj, bytes, 0o600);
+    writeAtomic(rec, JSON.stringify({ format: FORMAT, key, sha256: sha256Hex(bytes), size: bytes.length }), 0o600);
+    trimObjects(dir);
+  } catch (e) {
+    warnOnce(`write:${dir}`, `could not write to the CPU object cache at ${dir}: ${(e as Error).message}`);
+  }
+}
+
+function cacheCap(): number {
+  const v = Number(process.env.NEXGRAD_CACHE_MAX_BYTES);
+  return Number.isFinite(v) && v >= 0 ? v : 512 * 2 ** 20;
+}
+
+/** Removes least recently used objects until the directory holds at most the cap. */
+export function trimObjects(dir: string, max = cacheCap()): void {
+  const { fs, path } = node()!;
+  const entries: { key: string; files: string[]; size: number; mtime: number }[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const m = /^([0-9a-f]{64})\.json$/.exec(name);
+    if (!m) continue;
+    const files = fs.readdirSync(dir).filter((f) => f.startsWith(m[1]!) && !f.includes('.tmp-')).map((f) => path.join(dir, f));
+    let size = 0;
+    let mtime = 0;
+    for (const f of files) {
+      const st = fs.lstatSync(f);
+      size += st.size;
+      if (f.endsWith('.json')) mtime = st.mtimeMs;
+    }
+    entries.push({ key: m[1]!, files, size, mtime });
+  }
+  let total = entries.reduce((a, e) => a + e.size, 0);
+  entries.sort((a, b) => a.mtime - b.mtime);
+  for (const e of entries) {
+    if (total <= max) break;
+    for (const f of e.files) fs.unlinkSync(f);
+    total -= e.size;
+  }
+}

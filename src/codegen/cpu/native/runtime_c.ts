@@ -1,0 +1,145 @@
+/**
+ * The C prelude every generated native CPU source starts with: the runtime interface the addon
+ * passes in (thread pool), per-thread scratch, the host-semantics scalar helpers the C dialect
+ * calls (ToInt32, pow, f16/bf16 rounding), a stable argsort, and the GEMM register tile of the
+ * object's target ISA (-march=native or NEXGRAD_CPU_ISA). The hand-written micro-kernels are in
+ * the addon (native/cpu/src/gemm.h): including immintrin.h would cost ~0.4 s of every compile.
+ */
+
+/** Bumped when the prelude's interface changes (part of every cache key through the source). */
+export const RUNTIME_VERSION = 'ng-cpu-native-2';
+
+export const C_PRELUDE = String.raw`/* ${RUNTIME_VERSION} */
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+typedef void (*ng_task)(void* ctx, int64_t start, int64_t end);
+/* What the addon passes to ng_run: a thread pool that runs fn over [0, total) split in parts. */
+typedef void (*ng_gemm_f32_fn)(const float* ap, const float* bp, float* c, int kc, int mcp, int ncp, int64_t ldc, int accumulate);
+typedef void (*ng_gemm_f64_fn)(const double* ap, const double* bp, double* c, int kc, int mcp, int ncp, int64_t ldc, int accumulate, int mr, int nr);
+typedef struct ng_rt {
+  int threads;
+  void (*par)(void* pool, int64_t total, int parts, ng_task fn, void* ctx);
+  void* pool;
+  ng_gemm_f32_fn gemm_f32[3]; /* portable, AVX2 + FMA, AVX-512 (null where the CPU lacks it) */
+  ng_gemm_f64_fn gemm_f64;
+} ng_rt;
+/* The runtime of the current ng_run call (calls into one object never overlap). */
+static const ng_rt* NG_RT;
+
+static void ng_parallel(const ng_rt* rt, int64_t total, double work, ng_task fn, void* ctx) {
+  if (total <= 0) return;
+  int parts = rt->threads;
+  if (parts > total) parts = (int)total;
+  if (parts > 1 && total * work >= 200000.0) rt->par(rt->pool, total, parts, fn, ctx);
+  else fn(ctx, 0, total);
+}
+
+/* Per-thread scratch (grow-only, 64-byte aligned): slot i of every kernel shares one block. */
+static _Thread_local void* ng_scr[8];
+static _Thread_local size_t ng_scr_n[8];
+static void* ng_scratch(int slot, size_t bytes) {
+  if (bytes > ng_scr_n[slot]) {
+    free(ng_scr[slot]);
+    size_t n = (bytes + 63) & ~(size_t)63;
+    ng_scr[slot] = aligned_alloc(64, n);
+    if (!ng_scr[slot]) abort();
+    ng_scr_n[slot] = n;
+  }
+  return ng_scr[slot];
+}
+
+/* ToInt32: truncate, wrap modulo 2^32; NaN and infinities give 0 (C's cast is undefined there). */
+static inline int32_t ng_toi32(double x) {
+  if (!isfinite(x)) return 0;
+  double t = trunc(x);
+  if (t >= -2147483648.0 && t <= 2147483647.0) return (int32_t)t;
+  double m = fmod(t, 4294967296.0);
+  if (m < 0) m += 4294967296.0;
+  return (int32_t)(uint32_t)m;
+}
+
+/* The host's Math.pow: NaN exponents give NaN, and (+-1)^(+-inf) is NaN (C's pow says 1). */
+static inline double ng_pow(double a, double b) {
+  if (isnan(b)) return NAN;
+  if (isinf(b) && fabs(a) == 1.0) return NAN;
+  return pow(a, b);
+}
+
+/* f16 rounding, as the host computes it (round to nearest even on the value's own grid). */
+static inline double ng_round_f16(double x) {
+  if (!isfinite(x) || x == 0) return x;
+  double a = fabs(x);
+  if (a >= 65520.0) return x > 0 ? INFINITY : -INFINITY;
+  double e = floor(log2(a));
+  if (e < -14) e = -14;
+  double ulp = ldexp(1.0, (int)e - 10);
+  double q = a / ulp;
+  double r = floor(q + 0.5);
+  if (fabs(q - trunc(q) - 0.5) < 1e-12 && fmod(r, 2.0) == 1.0) r -= 1.0;
+  return (x < 0 ? -1.0 : 1.0) * r * ulp;
+}
+
+/* bf16 rounding of the f32 value (the host rounds to f32 first). */
+static inline double ng_round_bf16(double x) {
+  float f = (float)x;
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return f;
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* The host's sort order: ascending (or descending) by value, NaN last, ties by index. */
+static inline int ng_before(const double* v, int32_t a, int32_t b, int desc) {
+  double x = v[a], y = v[b];
+  if (isnan(x) || isnan(y)) return isnan(x) ? (isnan(y) ? a < b : 0) : 1;
+  if (x == y) return a < b;
+  return desc ? x > y : x < y;
+}
+
+/* Stable merge sort of idx[0..n) by v (tmp: n ints). */
+static void ng_argsort(const double* v, int32_t n, int32_t* idx, int32_t* tmp, int desc) {
+  for (int32_t i = 0; i < n; i++) idx[i] = i;
+  for (int32_t w = 1; w < n; w *= 2) {
+    for (int32_t lo = 0; lo < n; lo += 2 * w) {
+      int32_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      int32_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) tmp[k++] = ng_before(v, idx[j], idx[i], desc) ? idx[j++] : idx[i++];
+      while (i < mid) tmp[k++] = idx[i++];
+      while (j < hi) tmp[k++] = idx[j++];
+    }
+    memcpy(idx, tmp, (size_t)n * 4);
+  }
+}
+
+/*
+ * The GEMM micro-kernels live in the addon (native/cpu/src/gemm.h, compiled once, one variant per
+ * ISA): C tile (mcp x ncp, row stride ldc) = [C +] Ap * Bp over kc, Ap packed [mcp / NG_MR][kc][NG_MR],
+ * Bp packed [ncp / NG_NR][kc][NG_NR]. This object picks the variant its own target allows.
+ */
+#if defined(__AVX512F__)
+#define NG_ISA 2
+#define NG_MR 8
+#define NG_NR 32
+#elif defined(__AVX2__) && defined(__FMA__)
+#define NG_ISA 1
+#define NG_MR 6
+#define NG_NR 16
+#else
+#define NG_ISA 0
+#define NG_MR 4
+#define NG_NR 8
+#endif
+#define ng_gemm_f32(ap, bp, c, kc, mcp, ncp, ldc, acc) NG_RT->gemm_f32[NG_ISA](ap, bp, c, kc, mcp, ncp, ldc, acc)
+#define ng_gemm_f64(ap, bp, c, kc, mcp, ncp, ldc, acc) NG_RT->gemm_f64(ap, bp, c, kc, mcp, ncp, ldc, acc, NG_MR, NG_NR)
+
+int ng_abi_version(void) { return 2; }
+`;
+
+/** The register tile the prelude picks for an ISA (the packing code uses the macros; this is for reports). */
+export const GEMM_TILES: Readonly<Record<string, readonly [number, number]>> = { avx512: [8, 32], avx2: [6, 16], portable: [4, 8] };
