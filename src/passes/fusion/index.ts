@@ -16,14 +16,27 @@ import { findEpilogues, findPrologues } from './anchors.js';
 import { KernelBuilder } from './build.js';
 import { applyCostRule, structuralMaterialisation } from './materialise.js';
 import { ProgramView } from './program_view.js';
+import { attachReducing, findReducingEpilogues } from './reducing.js';
 
 export function fuse(p: Program, origins: Origins = new Map(), caps: DeviceCaps = UNLIMITED_CAPS): KernelGraph {
   const view = new ProgramView(p);
-  const M = structuralMaterialisation(view);
+  let M = structuralMaterialisation(view);
   applyCostRule(view, M, caps.recomputeCostLimit);
-  const ep = findEpilogues(view, M);
+  let ep = findEpilogues(view, M);
+  if (caps.reducingEpilogues) {
+    // Reductions accumulated by anchors have buffers of their own from the start, so the cost
+    // rule sees what they make cheap (GRN's norm is recomputed from its sum of squares, not stored).
+    const found = findReducingEpilogues(view, M, ep);
+    if (found.length) {
+      M = structuralMaterialisation(view);
+      for (const f of found) M.add(f.r);
+      applyCostRule(view, M, caps.recomputeCostLimit);
+      ep = findEpilogues(view, M);
+      attachReducing(ep, findReducingEpilogues(view, M, ep));
+    }
+  }
   findPrologues(view, M, ep);
-  const b = new KernelBuilder(view, M, ep, origins);
+  const b = new KernelBuilder(view, M, ep, origins, caps);
   const inputs = p.inputs.map((v) => b.newBuf(v, 'input'));
   const consts = p.consts.map((c) => ({ buf: b.newBuf(c.v, 'const'), value: c.value }));
   b.buildAll();
