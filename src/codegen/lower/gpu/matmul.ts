@@ -15,7 +15,8 @@
 import { affineStrides, type Idx } from '../../kernel/index_expr.js';
 import { AX, type Axis } from '../../kernel/axis.js';
 import type { SExpr } from '../../kernel/kernel_graph.js';
-import type { GemmSpec } from '../gemm_spec.js';
+import { NexgradError } from '../../../ir/errors.js';
+import { type GemmSpec, usesReducingFeatures } from '../gemm_spec.js';
 import { GpuCode, nextPow2 } from './code.js';
 import type { EmitContext } from './emit_context.js';
 import type { GpuKernelCode } from './kernel_code.js';
@@ -97,6 +98,9 @@ function stageTile(cb: GpuCode, s: Stage, t: GemmTiling, K: number, threads: num
 }
 
 export function emitGemm(spec: GemmSpec, ctx: EmitContext, tiling?: GemmTiling): GpuKernelCode {
+  // fusion gives these only to devices whose caps say so (the GPU devices do not yet): a graph
+  // with them (a cache entry from another device, say) is refused rather than run wrongly
+  if (usesReducingFeatures(spec)) throw new NexgradError(`${ctx.dialect.name}: matmul ${spec.name} has row statistics or reducing outputs, which this GPU GEMM does not implement; lower it for this device's caps`);
   const D = ctx.dialect;
   const cb = new GpuCode(D);
   const { batch, m: M, n: N, k: K } = spec;
