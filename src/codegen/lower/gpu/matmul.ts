@@ -12,15 +12,16 @@
  * stage as zero and their stores are skipped, so edge tiles need no padding; operand
  * expressions are evaluated only inside the bounds test, so a prologue never reads outside.
  */
+import type { DType } from '../../../ir/dtype.js';
 import { affineStrides, type Idx } from '../../kernel/index_expr.js';
 import { AX, type Axis } from '../../kernel/axis.js';
 import type { SExpr } from '../../kernel/kernel_graph.js';
 import { NexgradError } from '../../../ir/errors.js';
-import { type GemmSpec, usesReducingFeatures } from '../gemm_spec.js';
+import { type GemmSpec, hasReducingOutputs } from '../gemm_spec.js';
 import { GpuCode, nextPow2 } from './code.js';
 import type { EmitContext } from './emit_context.js';
 import type { GpuKernelCode } from './kernel_code.js';
-import { accType, finish, toAcc } from './reduce_ops.js';
+import { accType, finish, toAcc, update } from './reduce_ops.js';
 
 export interface GemmTiling {
   readonly tileM: number;
@@ -66,6 +67,8 @@ interface Stage {
   readonly tile: number;
   /** Whether consecutive threads take consecutive free-axis elements (else consecutive k). */
   readonly freeFast: boolean;
+  /** Shared arrays holding the tile rows' statistics, read by the value as `acc id` (A only). */
+  readonly stats?: readonly { readonly array: string; readonly dtype: DType }[];
 }
 
 /** Statements staging one operand tile: `threads` threads, element l -> (free, k). */
@@ -86,6 +89,11 @@ function stageTile(cb: GpuCode, s: Stage, t: GemmTiling, K: number, threads: num
         cb.line(D.declareIndex(s.free.name, 'ng_gf'));
         cb.line(D.declareIndex(AX.k.name, 'ng_gk'));
         cb.defineVars(s.free.name, AX.k.name);
+        const stats = s.stats;
+        if (stats) {
+          const depth = cb.depth;
+          cb.accResolver = (id) => ({ src: finish(D, 'sum', `${stats[id]!.array}[ng_fi]`, 'f32', stats[id]!.dtype), depth });
+        }
         cb.line(D.assign('ng_v', toAcc(D, cb.value(s.value), s.value.dtype)));
       });
       cb.line(`${s.array}[ng_ki * ${cb.int(s.tile)} + ng_fi] = ng_v;`);
@@ -97,10 +105,51 @@ function stageTile(cb: GpuCode, s: Stage, t: GemmTiling, K: number, threads: num
   }
 }
 
+/**
+ * The row statistics of the tile's rows (spec.aStats: LayerNorm's mean and variance before the
+ * first pointwise matmul): one thread per row runs the reductions in order over r0 = 0..k-1 and
+ * leaves each in a shared array the A staging reads; then a barrier. A row is k values, read
+ * twice (from cache) and again when staged.
+ */
+function emitRowStats(cb: GpuCode, spec: GemmSpec, t: GemmTiling, threads: number): { array: string; dtype: DType }[] {
+  const D = cb.gpu;
+  const st = spec.aStats!;
+  if (st.row.length !== 1 || st.row[0] !== spec.k) throw new NexgradError(`${D.name}: matmul ${spec.name}: row statistics must run over one axis of extent k`);
+  const arrays = st.reductions.map((r, j) => {
+    if (r.op !== 'sum' || r.id !== j) throw new NexgradError(`${D.name}: matmul ${spec.name}: row statistic ${j} must be a sum with id ${j}`);
+    return { array: `ng_St${j}`, dtype: r.dtype };
+  });
+  for (let r = 0; r * threads < t.tileM; r++) {
+    cb.open();
+    cb.line(D.declareIndex('ng_sl', `${D.localIndex} + ${cb.int(r * threads)}`));
+    cb.when(`ng_sl < ${cb.int(t.tileM)} && ng_m0 + ng_sl < ${cb.int(spec.m)}`, () => {
+      cb.line(D.declareIndex(AX.m.name, 'ng_m0 + ng_sl'));
+      cb.defineVars(AX.m.name);
+      const depth = cb.depth;
+      const regs = arrays.map((_, j) => `ng_s${j}`);
+      cb.accResolver = (id) => {
+        if (regs[id] === undefined) throw new NexgradError(`${D.name}: matmul ${spec.name} reads row statistic ${id}, which it lacks`);
+        return { src: finish(D, 'sum', regs[id]!, 'f32', arrays[id]!.dtype), depth };
+      };
+      st.reductions.forEach((red, j) => {
+        cb.line(D.declareMutable(regs[j]!, 'f32', D.literal(0, 'f32')));
+        cb.loop(AX.row(0).name, cb.int(0), spec.k, 1, () => {
+          cb.line(update(D, 'sum', regs[j]!, toAcc(D, cb.value(red.expr), red.expr.dtype), accType(red.expr.dtype), ''));
+        });
+        cb.line(`${arrays[j]!.array}[ng_sl] = ${regs[j]};`);
+      });
+    });
+    cb.close('');
+  }
+  cb.line(D.barrier());
+  return arrays;
+}
+
 export function emitGemm(spec: GemmSpec, ctx: EmitContext, tiling?: GemmTiling): GpuKernelCode {
-  // fusion gives these only to devices whose caps say so (the GPU devices do not yet): a graph
-  // with them (a cache entry from another device, say) is refused rather than run wrongly
-  if (usesReducingFeatures(spec)) throw new NexgradError(`${ctx.dialect.name}: matmul ${spec.name} has row statistics or reducing outputs, which this GPU GEMM does not implement; lower it for this device's caps`);
+  // fusion gives reducing outputs only to devices whose caps say so (not the GPUs yet: they need
+  // the buffer zeroed before the dispatch): a graph with them (a cache entry from another
+  // device, say) is refused rather than run wrongly
+  if (hasReducingOutputs(spec)) throw new NexgradError(`${ctx.dialect.name}: matmul ${spec.name} has reducing outputs, which this GPU GEMM does not implement; lower it for this device's caps`);
   const D = ctx.dialect;
   const cb = new GpuCode(D);
   const { batch, m: M, n: N, k: K } = spec;
@@ -124,7 +173,8 @@ export function emitGemm(spec: GemmSpec, ctx: EmitContext, tiling?: GemmTiling):
     cb.line(D.declareIndex('ng_col0', `${D.indexMod(D.localIndex, cols)} * ${cb.int(t.threadN)}`));
     for (let i = 0; i < t.threadM; i++) for (let j = 0; j < t.threadN; j++) cb.line(D.declareMutable(`ng_acc${i}_${j}`, acc, D.literal(0, acc)));
     if (K > 0) {
-      const stageA: Stage = { array: 'ng_As', value: aValue, free: AX.m, origin: 'ng_m0', extent: M, tile: t.tileM, freeFast: !spec.aExpr && strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k) };
+      const stats = spec.aStats ? emitRowStats(cb, spec, t, threads) : undefined;
+      const stageA: Stage = { array: 'ng_As', value: aValue, free: AX.m, origin: 'ng_m0', extent: M, tile: t.tileM, freeFast: !spec.aExpr && strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k), ...(stats ? { stats } : {}) };
       const stageB: Stage = { array: 'ng_Bs', value: bValue, free: AX.n, origin: 'ng_n0', extent: N, tile: t.tileN, freeFast: spec.bExpr !== undefined || strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k) };
       cb.loop('ng_k0', cb.int(0), K, t.tileK, () => {
         stageTile(cb, stageA, t, K, threads, acc);
@@ -140,7 +190,8 @@ export function emitGemm(spec: GemmSpec, ctx: EmitContext, tiling?: GemmTiling):
     }
     emitEpilogue(cb, spec, ctx, t, acc);
   }
-  const shared = K > 0 && total > 0 ? [{ name: 'ng_As', dtype: acc, size: t.tileK * t.tileM }, { name: 'ng_Bs', dtype: acc, size: t.tileK * t.tileN }] : [];
+  const statsShared = (spec.aStats?.reductions ?? []).map((_, j) => ({ name: `ng_St${j}`, dtype: 'f32' as const, size: t.tileM }));
+  const shared = K > 0 && total > 0 ? [{ name: 'ng_As', dtype: acc, size: t.tileK * t.tileM }, { name: 'ng_Bs', dtype: acc, size: t.tileK * t.tileN }, ...statsShared] : [];
   return ctx.finish(cb, { workgroupSize: threads, shared, groups: total });
 }
 
