@@ -18,6 +18,8 @@ import { treeFlatten } from '../../../src/ir/pytree.js';
 import * as random from '../../../src/ir/random.js';
 import type { Tensor } from '../../../src/ir/tensor.js';
 import { initFromSpec } from '../../../src/nn/init.js';
+import { SM90_PROPERTIES, cudaCaps, cudaTarget } from '../../../src/codegen/cuda/device.js';
+import { emitGraphKernels } from '../../../src/codegen/cuda/executable.js';
 import { getDevice } from '../../../src/passes/backends.js';
 import { lower } from '../../../src/passes/pipeline.js';
 import { TEST_BACKENDS } from '../../helpers/backends.js';
@@ -78,5 +80,18 @@ describe.each(gpus.length ? gpus : ['(no GPU backend here)'])('GPU GEMM row stat
     const c = blockCase(8, 4, 1, 33);
     const { graph, plan } = lower(c.program, undefined, { ...dev.caps, reducingEpilogues: true });
     expect(() => dev.compile(graph, plan)).toThrow(/has reducing outputs/);
+  });
+});
+
+describe('CUDA without a device (sm_90)', () => {
+  it('the SIMT GEMM prints the row statistics (the nvcc corpus compiles this program; kernel_corpus.ts)', () => {
+    const caps = { ...cudaCaps(SM90_PROPERTIES), prologueStats: true };
+    const c = blockCase(16, 6, 2, 34);
+    const low = lower(c.program, undefined, caps);
+    const sources = emitGraphKernels(low.graph, low.plan, cudaTarget(caps, false)).map((k) => k.source);
+    const gemm = sources.find((s) => s.includes('ng_St1'));
+    expect(gemm).toBeDefined();
+    expect(gemm).toMatch(/__shared__ float ng_St0\[/);
+    expect(gemm).toContain('__syncthreads()');
   });
 });
