@@ -102,6 +102,23 @@ describe('tampered cache entries are discarded and recompiled, never run', () =>
     expect(back.graph.kernels.length).toBe(low.graph.kernels.length);
   });
 
+  it('a program with a zero-size output hits (regression: its empty kernel\'s store was judged outside its 0 elements)', () => {
+    const withEmpty = (a: ng.Tensor) => [a.sum(), ng.zeros([0, 3]).add(a.sum()), a.mul(2)];
+    const want = ng.jit(withEmpty, { cacheDir: false })(x).map((t) => Array.from(t.dataSync()));
+    const dir = tmp();
+    const first = ng.jit(withEmpty, { cacheDir: dir })(x).map((t) => Array.from(t.dataSync()));
+    expect(first).toEqual(want);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const j = ng.jit(withEmpty, { cacheDir: dir });
+      expect(j(x).map((t) => Array.from(t.dataSync()))).toEqual(want);
+      expect(warn.mock.calls).toEqual([]);
+      expect(j.stats.diskHits).toBe(1);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
   it('a padded operand (loads out of range only where a select discards them) hits, and a bare out-of-range load is still refused', () => {
     // regression: the validator refused every graph reading a padded view, so programs with pad
     // (the FCMAE step, convolutions lowered by hand) warned and recompiled in every process

@@ -11,7 +11,7 @@ import { PRIMS } from '../../ir/primitives/index.js';
 import type { ConvParams, PrimName } from '../../ir/primitive.js';
 import { type Axis, axis, AXIS_ROLES, type AxisRole } from './axis.js';
 import type { MemoryPlan } from './device.js';
-import { type Idx, type IdxAtom, idxRange } from './index_expr.js';
+import { type Idx, type IdxAtom, idxRange, idxVars } from './index_expr.js';
 import { childKeys, sexprChildren, type SExpr, type SExprOp, visitSExpr } from './sexpr.js';
 import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand } from './kernel_graph.js';
 
@@ -366,7 +366,8 @@ function checkIndexRanges(k: Kernel, buffers: readonly { size: number }[], where
   for (const o of outs) roots.push(o.expr, ...(o.dyn ? [o.dyn] : []), ...(o.when ? [o.when] : []));
   const inside = (buf: number, index: Idx, what: string, guarded = false): void => {
     const [lo, hi] = idxRange(index, ranges); // also: every axis it reads is one of the kernel's
-    if (guarded) return;
+    // an index inside a loop of no iterations is never computed (a zero-size tensor's kernel)
+    if (guarded || [...idxVars(index)].some((a) => ranges.get(a) === 0)) return;
     if (lo < 0 || hi >= buffers[buf]!.size) throw new CacheFormatError(where, `${what} of buffer ${buf} at [${lo}, ${hi}] is outside its ${buffers[buf]!.size} elements`);
   };
   const seen = { guarded: new Set<SExpr>(), open: new Set<SExpr>() };
