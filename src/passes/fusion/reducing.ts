@@ -6,7 +6,9 @@
  * the case this is for: the block's largest tensor is then read once fewer.
  *
  * The rule, as a table of conditions a candidate must meet (each names why):
- *   - the anchor is a dot_general whose root is stored at the anchor's own index (no views);
+ *   - the anchor is a dot_general with an epilogue whose root is stored at the anchor's own index
+ *     (no views; an anchor stored bare, its consumers recomputing what follows it, is left alone:
+ *     on a training step that costs a kernel);
  *   - the reduction is a reduce_sum whose input has the root's shape and is built from the root
  *     by elementwise ops only (plus literals), none of them materialised;
  *   - its reduced axes are a trailing run of the matmul's row (m) dims: the store index then

@@ -138,9 +138,10 @@ export function modelAndDataPrograms(): CorpusProgram[] {
     { label: 'atto ConvNeXt V2 training step', ...atto },
     { label: 'atto ConvNeXt V2 training step, bf16 mixed precision', program: mixedPrecision(atto.program, 'bf16'), donated: atto.donated },
     { label: 'tiny FCMAE training step', program: fcmaeStep() },
-    // the SIMT GEMM's row statistics (LayerNorm's mean and variance in pwconv1's prologue; f32
-    // without tf32 takes the SIMT GEMM, which implements them, the tensor-core one does not)
-    { label: 'tiny ConvNeXt V2 inference with prologue statistics', program: convnextInference(), caps: { prologueStats: true } },
+    // the SIMT GEMM's row statistics (LayerNorm's mean and variance in pwconv1's prologue) and
+    // reducing epilogue (GRN's sum of squares; with the CPU's recompute limit pwconv1 stores the
+    // GELU output it needs); f32 without tf32 takes the SIMT GEMM, the tensor-core one has neither
+    { label: 'tiny ConvNeXt V2 inference with prologue statistics and reducing epilogues', program: convnextInference(), caps: { prologueStats: true, reducingEpilogues: true, recomputeCostLimit: 6 } },
     ...dataPrograms(),
     ...halfPrograms(),
   ];

@@ -1,13 +1,12 @@
 /**
  * The GPU GEMM's row statistics (lower/gpu/matmul.ts, shared by WGSL and CUDA's SIMT GEMM):
  * a ConvNeXt V2 block lowered for a GPU device with prologueStats added to its caps is 5
- * kernels (the LayerNorm statistics kernel gone) and computes what the float64 interpreter
- * does, on every GPU backend that runs here. Reducing epilogues need the buffer zeroed before
- * the dispatch, which the GPU executables do not do yet: a graph that has them is refused with
- * a named error, never run.
+ * kernels (the LayerNorm statistics kernel gone), with reducingEpilogues too 4 (GRN's sum of
+ * squares accumulated by pwconv1: one workgroup owns all rows of an image), and computes what
+ * the float64 interpreter does, on every GPU backend that runs here.
  */
 import { describe, expect, it } from 'vitest';
-import type { Device, DeviceCaps } from '../../../src/codegen/kernel/device.js';
+import { CPU_CAPS, type Device, type DeviceCaps } from '../../../src/codegen/kernel/device.js';
 import { isExprOperand } from '../../../src/codegen/kernel/kernel_graph.js';
 import { block, type BlockParams, blockSpec } from '../../../src/convnextv2/model.js';
 import { traceTree } from '../../../src/ir/functional.js';
@@ -74,18 +73,27 @@ describe.each(gpus.length ? gpus : ['(no GPU backend here)'])('GPU GEMM row stat
     }
   }, 300_000);
 
-  it('refuses a graph with a reducing epilogue by name', () => {
+  it('reducing epilogues too (a workgroup per image and column tile): 4 kernels, equal to the interpreter, bit-identical across runs', async () => {
     if (!gpus.includes(backend)) return;
     const dev = getDevice(backend as 'wgsl');
-    const c = blockCase(8, 4, 1, 33);
-    const { graph, plan } = lower(c.program, undefined, { ...dev.caps, reducingEpilogues: true });
-    expect(() => dev.compile(graph, plan)).toThrow(/has reducing outputs/);
-  });
+    const caps = { ...dev.caps, prologueStats: true, reducingEpilogues: true };
+    // 49 and 100 rows per image: a group's last row tile is ragged, and tiles straddle groups
+    for (const c of [blockCase(24, 7, 3, 35), blockCase(8, 10, 2, 36)]) {
+      const want = Float64Array.from(interpret(c.program, c.leaves, { dtype: 'f64' })[0]!.dataSync() as ArrayLike<number>);
+      const a = await runOn(dev, caps, c);
+      const b = await runOn(dev, caps, c);
+      expect(a.graph.kernels.length).toBe(4);
+      expect(a.graph.kernels.some((k) => k.kind === 'matmul' && k.outputs.some((o) => o.init === 'zero'))).toBe(true);
+      expect(relDiff(a.out, want)).toBeLessThan(2e-4);
+      expect([...b.out]).toEqual([...a.out]);
+    }
+  }, 300_000);
 });
 
 describe('CUDA without a device (sm_90)', () => {
-  it('the SIMT GEMM prints the row statistics (the nvcc corpus compiles this program; kernel_corpus.ts)', () => {
-    const caps = { ...cudaCaps(SM90_PROPERTIES), prologueStats: true };
+  it('the SIMT GEMM prints the row statistics and reducing epilogue (the nvcc corpus compiles this program; kernel_corpus.ts)', () => {
+    // the CPU's recompute limit: pwconv1 stores the GELU output, the root a reducing epilogue needs
+    const caps = { ...cudaCaps(SM90_PROPERTIES), prologueStats: true, reducingEpilogues: true, recomputeCostLimit: CPU_CAPS.recomputeCostLimit };
     const c = blockCase(16, 6, 2, 34);
     const low = lower(c.program, undefined, caps);
     const sources = emitGraphKernels(low.graph, low.plan, cudaTarget(caps, false)).map((k) => k.source);
@@ -93,5 +101,7 @@ describe('CUDA without a device (sm_90)', () => {
     expect(gemm).toBeDefined();
     expect(gemm).toMatch(/__shared__ float ng_St0\[/);
     expect(gemm).toContain('__syncthreads()');
+    // and the reducing epilogue's group sums (ng_Rs), in the same GEMM
+    expect(gemm).toMatch(/__shared__ float ng_Rs\[/);
   });
 });
