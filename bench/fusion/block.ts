@@ -6,7 +6,9 @@
  * its epilogue: 4 kernels); "unfused" the same program lowered with those capabilities off (6
  * kernels). Both run on the same device with the same inputs; their outputs are compared before
  * anything is timed. Kernels and bytes moved come from the cost report (each kernel's buffers
- * read and written once); times are medians, repeats alternating between the two.
+ * read and written once); times are medians, repeats alternating between the two. Kernels and
+ * bytes of the block's forward + backward (gradients of <block(p, x), ct>) are reported too,
+ * without timing.
  *
  *   npm run bench:fusion
  *
@@ -29,6 +31,7 @@ import * as random from '../../src/ir/random.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import { initFromSpec } from '../../src/nn/init.js';
 import { lower } from '../../src/passes/pipeline.js';
+import { grad } from '../../src/autodiff/index.js';
 import { envInt, envList, formatTable, localDate, machineInfo, median, repoRoot } from '../harness.js';
 
 interface Workload {
@@ -77,6 +80,18 @@ function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d / (s + 1e-30);
 }
 
+/** Kernels and bytes moved of the block's forward + backward, lowered with `caps`. */
+function fwdBwdCost(w: Workload, batch: number, caps: DeviceCaps) {
+  const p = initFromSpec<BlockParams>(random.key(0), blockSpec(w.dim), 'f32');
+  const x = random.normal(random.key(1), [batch, w.hw, w.hw, w.dim]);
+  const ct = random.normal(random.key(2), [batch, w.hw, w.hw, w.dim]);
+  const g = grad((pp: BlockParams, xx: Tensor, c: Tensor) => ops.sum(ops.mul(block(pp, xx), c)), { argnums: [0, 1] });
+  const { program } = traceTree('block_grad', g, [p, x, ct]);
+  const graph = lower(program, undefined, caps).graph;
+  const c = graphCost(graph);
+  return { kernels: graph.kernels.length, bytes: c.bytesRead + c.bytesWritten };
+}
+
 async function run(dev: Device, w: Workload, batch: number, warmup: number, repeats: number, log: (s: string) => void) {
   const f = compile(dev, w, batch, dev.caps);
   const u = compile(dev, w, batch, { ...dev.caps, prologueStats: false, reducingEpilogues: false });
@@ -96,8 +111,9 @@ async function run(dev: Device, w: Workload, batch: number, warmup: number, repe
     const c = graphCost(g);
     return { kernels: g.kernels.length, bytes: c.bytesRead + c.bytesWritten, flops: c.flops };
   };
-  const r = { workload: w, fused: { ...cost(f.graph), medianMs: median(sides.fused.times), timesMs: sides.fused.times, compileMs: f.compileMs }, unfused: { ...cost(u.graph), medianMs: median(sides.unfused.times), timesMs: sides.unfused.times, compileMs: u.compileMs }, relDiff: diff };
-  log(`${w.id} (C=${w.dim}, ${w.hw}x${w.hw}): unfused ${r.unfused.kernels} kernels ${(r.unfused.bytes / 2 ** 20).toFixed(1)} MiB ${r.unfused.medianMs.toFixed(1)} ms; fused ${r.fused.kernels} kernels ${(r.fused.bytes / 2 ** 20).toFixed(1)} MiB ${r.fused.medianMs.toFixed(1)} ms`);
+  const fwdBwd = { fused: fwdBwdCost(w, batch, dev.caps), unfused: fwdBwdCost(w, batch, { ...dev.caps, prologueStats: false, reducingEpilogues: false }) };
+  const r = { workload: w, fwdBwd, fused: { ...cost(f.graph), medianMs: median(sides.fused.times), timesMs: sides.fused.times, compileMs: f.compileMs }, unfused: { ...cost(u.graph), medianMs: median(sides.unfused.times), timesMs: sides.unfused.times, compileMs: u.compileMs }, relDiff: diff };
+  log(`${w.id} (C=${w.dim}, ${w.hw}x${w.hw}): unfused ${r.unfused.kernels} kernels ${(r.unfused.bytes / 2 ** 20).toFixed(1)} MiB ${r.unfused.medianMs.toFixed(1)} ms; fused ${r.fused.kernels} kernels ${(r.fused.bytes / 2 ** 20).toFixed(1)} MiB ${r.fused.medianMs.toFixed(1)} ms; fwd+bwd ${fwdBwd.unfused.kernels} -> ${fwdBwd.fused.kernels} kernels, ${(fwdBwd.unfused.bytes / 2 ** 20).toFixed(1)} -> ${(fwdBwd.fused.bytes / 2 ** 20).toFixed(1)} MiB`);
   return r;
 }
 
@@ -122,8 +138,10 @@ async function main(): Promise<void> {
     r.unfused.medianMs.toFixed(1),
     r.fused.medianMs.toFixed(1),
     `${(r.unfused.medianMs / r.fused.medianMs).toFixed(2)}x`,
+    `${r.fwdBwd.unfused.kernels} -> ${r.fwdBwd.fused.kernels}`,
+    `${mib(r.fwdBwd.unfused.bytes)} -> ${mib(r.fwdBwd.fused.bytes)}`,
   ]);
-  log(formatTable([`block fwd, batch ${batch}`, 'C x H x W', 'kernels', 'MiB moved', 'unfused ms', 'fused ms', 'speed-up'], rows));
+  log(formatTable([`block fwd, batch ${batch}`, 'C x H x W', 'kernels', 'MiB moved', 'unfused ms', 'fused ms', 'speed-up', 'fwd+bwd kernels', 'fwd+bwd MiB'], rows));
   const out = process.env.BENCH_OUT ?? path.join(repoRoot(), 'bench', 'results', `fusion-${localDate()}.json`);
   if (out !== 'none') {
     const json = {
@@ -135,7 +153,7 @@ async function main(): Promise<void> {
       machine: { ...machineInfo(), loadAverageStart: (await import('node:os')).loadavg() },
       repeats,
       warmup,
-      results: results.map((r) => ({ workload: r.workload.id, dim: r.workload.dim, hw: r.workload.hw, relDiff: r.relDiff, unfused: r.unfused, fused: r.fused, speedup: r.unfused.medianMs / r.fused.medianMs })),
+      results: results.map((r) => ({ workload: r.workload.id, dim: r.workload.dim, hw: r.workload.hw, relDiff: r.relDiff, unfused: r.unfused, fused: r.fused, speedup: r.unfused.medianMs / r.fused.medianMs, forwardBackward: r.fwdBwd })),
       totalSeconds: Math.round((performance.now() - started) / 100) / 10,
     };
     writeFileAtomic(out, new TextEncoder().encode(`${JSON.stringify(json, null, 2)}\n`));
