@@ -8,6 +8,12 @@ import * as path from 'node:path';
 import * as os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, nexgrad, ROOT } from './helpers.js';
+import * as ng from '../../src/index.js';
+import { CPU_CAPS } from '../../src/codegen/kernel/device.js';
+import { config } from '../../src/convnextv2/config.js';
+import { paramSpec } from '../../src/convnextv2/model.js';
+import { specEntries, unflattenParams } from '../../src/nn/init.js';
+import { lower } from '../../src/passes/pipeline.js';
 
 beforeAll(() => ensureBuilt());
 
@@ -97,6 +103,19 @@ describe('ir and bench', () => {
     const eqns = (s: string) => Number(/traced: (\d+) equations/.exec(s)![1]);
     expect(count(tr.stdout)).toBeGreaterThan(2 * count(inf.stdout));
     expect(eqns(tr.stdout)).toBeGreaterThan(3 * eqns(inf.stdout));
+  });
+
+  it('ir compiles for the backend it names: the CPU\'s capabilities fuse LayerNorm statistics and GRN sums into the GEMMs', async () => {
+    const r = await nexgrad(['ir', '--model', 'custom', '--dims', '8,16', '--depths', '1,1', '--image-size', '32', '--batch-size', '2', '--classes', '10', '--backend', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/compiled for cpu/);
+    // the same model lowered here, with and without the CPU's capabilities
+    const cfg = config('custom', { dims: [8, 16], depths: [1, 1], numClasses: 10 });
+    const params = unflattenParams(specEntries(paramSpec(cfg)).map(([n, sp]) => [n, ng.zeros(sp.shape)] as const));
+    const prog = ng.trace((p: any, im: ng.Tensor) => ng.convnextv2.apply(p, im, { cfg }), params, ng.zeros([2, 3, 32, 32]));
+    const kernels = Number(/(\d+) kernels/.exec(r.stdout)![1]);
+    expect(kernels).toBe(lower(prog, undefined, CPU_CAPS).graph.kernels.length);
+    expect(kernels).toBeLessThan(lower(prog).graph.kernels.length);
   });
 
   it('bench times the FCMAE pretraining step', async () => {

@@ -41,6 +41,10 @@ export function wgslCaps(rt: WgslRuntime, f16: boolean): DeviceCaps {
     maxSharedMemoryBytes: l.maxComputeWorkgroupStorageSize,
     maxBufferBytes: Math.min(l.maxBufferSize, l.maxStorageBufferBindingSize),
     recomputeCostLimit: 6,
+    // LayerNorm statistics computed by the GEMM that normalises its rows (the shared GPU GEMM's
+    // row-statistics pre-pass); reducing epilogues stay off: the GPU GEMM serialises an image's
+    // rows within one workgroup for them, which pays only at large batches
+    prologueStats: true,
   });
 }
 

@@ -64,8 +64,10 @@ describe.each(gpus.length ? gpus : ['(no GPU backend here)'])('GPU GEMM row stat
     // 70 rows per image over 64-row tiles (a ragged last tile), 24 channels
     for (const c of [blockCase(24, 7, 2, 31), blockCase(8, 5, 1, 32)]) {
       const want = Float64Array.from(interpret(c.program, c.leaves, { dtype: 'f64' })[0]!.dataSync() as ArrayLike<number>);
-      const fused = await runOn(dev, { ...dev.caps, prologueStats: true }, c);
-      const unfused = await runOn(dev, dev.caps, c);
+      // the device declares prologue statistics (and not reducing epilogues): its default is the fused form
+      expect([dev.caps.prologueStats, dev.caps.reducingEpilogues ?? false]).toEqual([true, false]);
+      const fused = await runOn(dev, dev.caps, c);
+      const unfused = await runOn(dev, { ...dev.caps, prologueStats: false }, c);
       expect(fused.graph.kernels.length).toBe(unfused.graph.kernels.length - 1);
       expect(fused.graph.kernels.some((k) => k.kind === 'matmul' && isExprOperand(k.a) && k.a.stats?.reductions.length === 2)).toBe(true);
       expect(relDiff(fused.out, want)).toBeLessThan(2e-4);
