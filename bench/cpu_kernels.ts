@@ -6,10 +6,12 @@
  *   npm run build && node dist/bench/cpu_kernels.js
  *   (or: npx tsc -p tsconfig.json --outDir /tmp/nexgrad-build && node /tmp/nexgrad-build/bench/cpu_kernels.js)
  *
- * Options: --js (JavaScript micro-kernel instead of WebAssembly SIMD), --threads N (worker
+ * Options: --native (the native C dialect), --js (JavaScript micro-kernel instead of WebAssembly SIMD), --threads N (worker
  * threads, main included), --compare-threads (interleave 1 and N threads), --reps N, --only NAME.
  */
 import { createCpuDevice } from '../src/codegen/cpu/device.js';
+import { createNativeCpuDevice, nativeSupport } from '../src/codegen/cpu/native/device.js';
+import type { Device } from '../src/codegen/kernel/device.js';
 import type { MemoryPlan } from '../src/codegen/kernel/device.js';
 import { idx, type Idx, linearize } from '../src/codegen/kernel/index_expr.js';
 import { axisNamed } from '../src/codegen/kernel/axis.js';
@@ -26,8 +28,16 @@ const threads = args.includes('--threads') ? Number(args[args.indexOf('--threads
 /** Interleaves runs with 1 thread and with `threads` threads (same inputs) and reports both. */
 const compare = args.includes('--compare-threads');
 
-const dev = createCpuDevice({ wasm: !useJs, threads });
-const dev1 = createCpuDevice({ wasm: !useJs, threads: 1 });
+/** --native: the native C dialect (src/codegen/cpu/native) instead of JavaScript/WebAssembly. */
+const useNative = args.includes('--native');
+function device(t: number): Device {
+  if (!useNative) return createCpuDevice({ wasm: !useJs, threads: t });
+  const s = nativeSupport();
+  if (typeof s === 'string') throw new Error(`--native: ${s}`);
+  return createNativeCpuDevice(s, { threads: t });
+}
+const dev = device(threads);
+const dev1 = device(1);
 
 const v = (n: string): Idx => idx.var(axisNamed(n));
 const lin = (vars: string[], shape: number[]): Idx => linearize(vars.map(v), shape);
@@ -105,7 +115,7 @@ function conv(name: string, lhs: number[], rhs: number[], out: number[], params:
 const NHWC = { lhs: [0, 3, 1, 2], rhs: [3, 2, 0, 1], out: [0, 3, 1, 2] };
 const sq = <T>(x: T): T[] => [x, x];
 
-console.log(`nexgrad cpu kernels (${useJs ? 'JavaScript' : 'WebAssembly SIMD'} micro-kernels, ${threads} thread${threads > 1 ? 's' : ''}), median of ${reps}`);
+console.log(`nexgrad cpu kernels (${useNative ? 'native C' : useJs ? 'JavaScript' : 'WebAssembly SIMD'} micro-kernels, ${threads} thread${threads > 1 ? 's' : ''}), median of ${reps}`);
 matmul('mm512', 512, 512, 512, 'plain');
 matmul('pwconv1', 3136, 40, 160, 'plain');
 matmul('pwconv1', 3136, 40, 160, 'bias_gelu');

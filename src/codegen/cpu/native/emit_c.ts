@@ -16,6 +16,7 @@ import { matmulSpec } from '../../lower/gemm_spec.js';
 import { kernelBuffers, preferColumns } from '../emit.js';
 import { C_NATIVE, cElemType } from './c_dialect.js';
 import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLoops, cRangeLoops, cRangeLoopsPrefix, cReduceUpdate, wrapRange } from './c_common.js';
+import { emitDepthwiseFastC, emitDepthwiseWgradFastC, epilogueOverChannel } from './depthwise_c.js';
 import { emitGemmC } from './gemm_c.js';
 
 function rowIndexC(row: readonly number[]): string {
@@ -185,14 +186,6 @@ function windowLoopsC(cb: CBuilder, k: ConvKernel, g: ConvGeom, ySrc: readonly s
   rec(0, '0', '0');
 }
 
-function epilogueOverChannel(cb: CBuilder, k: ConvKernel, dtypes: ReadonlyMap<number, DType>, v: string, size: number, accOf: (c: string) => string): void {
-  cNestedLoops(cb, [size], [v], () => {
-    const d = cb.depth;
-    cb.accResolver = () => ({ src: accOf(v), depth: d });
-    cb.storeAll(k.outputs, (b) => dtypes.get(b) ?? k.dtype);
-  });
-}
-
 /** Depthwise conv: per output pixel, channels innermost (the compiler vectorises the constant-length channel loop). */
 function emitDepthwiseC(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
   const cb = new CBuilder();
@@ -328,9 +321,9 @@ function emitConvC(k: ConvKernel, original: ConvKernel, dtypes: ReadonlyMap<numb
     case 'gemm_transposed':
       return { ...emitGemmC(gemmSpecOfTransposed(k, g), dtypes, bufs, fn), name: k.name };
     case 'depthwise':
-      return emitDepthwiseC(k, g, dtypes, bufs, fn);
+      return emitDepthwiseFastC(k, g, dtypes, bufs, fn) ?? emitDepthwiseC(k, g, dtypes, bufs, fn);
     case 'depthwise_wgrad':
-      return emitDepthwiseWgradC(k, g, dtypes, bufs, fn);
+      return emitDepthwiseWgradFastC(k, g, dtypes, bufs, fn) ?? emitDepthwiseWgradC(k, g, dtypes, bufs, fn);
     case 'generic':
       void original;
       return emitGenericConvC(k, g, dtypes, bufs, fn);
