@@ -3,7 +3,7 @@
  * without tests or benches; `nexgrad` works from the installed tarball (a training run with
  * pictures included, so the runtime dependencies are declared).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -45,6 +45,12 @@ describe('npm pack and install', () => {
     // the library itself imports from the installed package
     const lib = execFileSync(process.execPath, ['--input-type=module', '-e', "import * as ng from 'nexgrad'; console.log(ng.grad((x) => x.mul(x).sum())(ng.tensor([3])).tolist())"], { cwd: app, encoding: 'utf8' });
     expect(lib.trim()).toBe('[ 6 ]');
+    // the native CPU addon's sources ship and build in the installed package (node-addon-api is a
+    // runtime dependency): forcing the native dialect runs without the fallback notice
+    for (const f of ['native/cpu/src/addon.cc', 'native/cpu/src/gemm.h']) expect(names).toContain(f);
+    const native = spawnSync(process.execPath, ['--input-type=module', '-e', "import * as ng from 'nexgrad'; console.log(ng.jit((x) => x.mul(x).sum())(ng.tensor([3, 4])).tolist())"], { cwd: app, encoding: 'utf8', env: childEnv({ NEXGRAD_CPU: 'native' }) });
+    expect(native.stdout.trim()).toBe('25');
+    expect(native.stderr).not.toMatch(/native CPU backend is not available/);
     // the Node-only training library is its own entry point (the core stays free of node: imports)
     const train = execFileSync(process.execPath, ['--input-type=module', '-e', "import * as t from 'nexgrad/train'; console.log(t.emaDecayAt(0, 0.999, true), typeof t.FinetuneTrainer)"], { cwd: app, encoding: 'utf8' });
     expect(train.trim()).toBe(`${Math.min(0.999, 1 / 10)} function`);

@@ -1,7 +1,8 @@
 /**
  * Every numerical suite runs once per available backend (like jax-js's `suite.each(devices)`).
  * NEXGRAD_REQUIRE=cpu,wgsl (CI sets it) makes a missing backend fail the run instead of being
- * left out: a backend is never skipped silently. NEXGRAD_BACKENDS=cpu narrows the list.
+ * left out: a backend is never skipped silently (cpu-native in the list: the native C dialect of
+ * the CPU backend must build, checked by test/codegen/cpu/native.test.ts). NEXGRAD_BACKENDS=cpu narrows the list.
  */
 import { describe } from 'vitest';
 import * as ng from '../../src/index.js';
@@ -11,7 +12,8 @@ const KNOWN = ['cpu', 'wgsl', 'cuda'] as const;
 const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
 const available = await ng.init(...KNOWN);
-const required = list(process.env.NEXGRAD_REQUIRE);
+// cpu-native (the CPU backend's C dialect) is required by test/codegen/cpu/native.test.ts
+const required = list(process.env.NEXGRAD_REQUIRE).filter((b) => b !== 'cpu-native');
 const reasons = ng.unavailableReasons();
 const missing = required.filter((b) => !available.includes(b));
 if (missing.length) {

@@ -101,6 +101,47 @@ describe('tampered cache entries are discarded and recompiled, never run', () =>
     const back = deserializeLowered(serializeLowered(low.graph, low.plan), prog.consts.map((c) => c.value));
     expect(back.graph.kernels.length).toBe(low.graph.kernels.length);
   });
+
+  it('a program with a zero-size output hits (regression: its empty kernel\'s store was judged outside its 0 elements)', () => {
+    const withEmpty = (a: ng.Tensor) => [a.sum(), ng.zeros([0, 3]).add(a.sum()), a.mul(2)];
+    const want = ng.jit(withEmpty, { cacheDir: false })(x).map((t) => Array.from(t.dataSync()));
+    const dir = tmp();
+    const first = ng.jit(withEmpty, { cacheDir: dir })(x).map((t) => Array.from(t.dataSync()));
+    expect(first).toEqual(want);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const j = ng.jit(withEmpty, { cacheDir: dir });
+      expect(j(x).map((t) => Array.from(t.dataSync()))).toEqual(want);
+      expect(warn.mock.calls).toEqual([]);
+      expect(j.stats.diskHits).toBe(1);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('a padded operand (loads out of range only where a select discards them) hits, and a bare out-of-range load is still refused', () => {
+    // regression: the validator refused every graph reading a padded view, so programs with pad
+    // (the FCMAE step, convolutions lowered by hand) warned and recompiled in every process
+    const padded = (a: ng.Tensor) => ng.pad(a.reshape([2, 2]), [[1, 1], [2, 2]]).mul(2).sum(1);
+    const want = Array.from(ng.jit(padded, { cacheDir: false })(x).dataSync());
+    const dir = tmp();
+    expect(run(dir, padded).y).toEqual(want);
+    const again = run(dir, padded);
+    expect(again.y).toEqual(want);
+    expect(again.warnings).toEqual([]);
+    expect(again.stats.diskHits).toBe(1);
+    // the same load taken out of its select is outside the buffer: discarded
+    const [file] = entries(dir);
+    rewrite(path.join(dir, file!), (p) => {
+      const sel = p.nodes.find((q: any) => q.op === 'select' && p.nodes[q.a]?.op === 'load');
+      expect(sel).toBeDefined();
+      Object.assign(sel, p.nodes[sel.a]);
+    });
+    const r = run(dir, padded);
+    expect(r.y).toEqual(want);
+    expect(r.stats.diskHits).toBe(0);
+    expect(r.warnings.some((w) => /discarding jit cache entry.*outside its 4 elements/.test(w))).toBe(true);
+  });
 });
 
 describe('cache files and directories', () => {

@@ -13,7 +13,7 @@ import { lowerExprs } from '../lower/expr_rules.js';
 import { type GemmSpec, matmulSpec } from '../lower/gemm_spec.js';
 import { kernelBindings } from '../lower/gpu/bindings.js';
 import { emitGpuKernel } from '../lower/gpu/emit.js';
-import { clampLoads } from '../lower/gpu/safe_loads.js';
+import { clampLoads } from '../lower/safe_loads.js';
 import type { GpuBuffers, GpuKernelCode, GpuTarget } from '../lower/gpu/kernel_code.js';
 import { CUDA_NATIVE } from './dialect.js';
 import type { CudaGpuDialect } from './gpu_dialect.js';

@@ -11,8 +11,8 @@ import { PRIMS } from '../../ir/primitives/index.js';
 import type { ConvParams, PrimName } from '../../ir/primitive.js';
 import { type Axis, axis, AXIS_ROLES, type AxisRole } from './axis.js';
 import type { MemoryPlan } from './device.js';
-import { type Idx, type IdxAtom, idxRange } from './index_expr.js';
-import { childKeys, type SExpr, type SExprOp, visitSExpr } from './sexpr.js';
+import { type Idx, type IdxAtom, idxRange, idxVars } from './index_expr.js';
+import { childKeys, sexprChildren, type SExpr, type SExprOp, visitSExpr } from './sexpr.js';
 import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand } from './kernel_graph.js';
 
 export const FORMAT = 'nexgrad-kernel-graph-3';
@@ -314,7 +314,26 @@ function checkExtents(k: Kernel, buffers: readonly { size: number }[], where: st
   checkIndexRanges(k, buffers, where);
 }
 
-/** Every load and store a kernel makes (their static index parts) stays inside its buffer. */
+/**
+ * Visits the static loads a kernel must keep inside their buffers. Loads under a select's
+ * branches are exempt: fusion reads padded and concatenated operands as `select(in bounds,
+ * x[i], fill)`, so x[i] is out of range exactly where the select throws it away, and every
+ * backend makes such reads safe (JavaScript reads `undefined`; the C, WGSL and CUDA emitters
+ * clamp each load that can leave its buffer: lower/safe_loads.ts). A load outside any select
+ * must be in range, and every store must.
+ */
+function checkLoads(e: SExpr, guarded: boolean, seen: { guarded: Set<SExpr>; open: Set<SExpr> }, check: (load: Extract<SExpr, { op: 'load' }>, guarded: boolean) => void): void {
+  if (seen.open.has(e) || (guarded && seen.guarded.has(e))) return; // a shared node is checked once per context
+  (guarded ? seen.guarded : seen.open).add(e);
+  if (e.op === 'load' && !e.dyn) check(e, guarded);
+  if (e.op === 'select') {
+    checkLoads(e.c, guarded, seen, check);
+    checkLoads(e.a, true, seen, check);
+    checkLoads(e.b, true, seen, check);
+  } else for (const c of sexprChildren(e)) checkLoads(c, guarded, seen, check);
+}
+
+/** Every load (outside a select: checkLoads) and store a kernel makes stays inside its buffer. */
 function checkIndexRanges(k: Kernel, buffers: readonly { size: number }[], where: string): void {
   const ranges = new Map<Axis, number>();
   const roots: SExpr[] = [];
@@ -345,13 +364,15 @@ function checkIndexRanges(k: Kernel, buffers: readonly { size: number }[], where
       return;
   }
   for (const o of outs) roots.push(o.expr, ...(o.dyn ? [o.dyn] : []), ...(o.when ? [o.when] : []));
-  const inside = (buf: number, index: Idx, what: string): void => {
-    const [lo, hi] = idxRange(index, ranges);
+  const inside = (buf: number, index: Idx, what: string, guarded = false): void => {
+    const [lo, hi] = idxRange(index, ranges); // also: every axis it reads is one of the kernel's
+    // an index inside a loop of no iterations is never computed (a zero-size tensor's kernel)
+    if (guarded || [...idxVars(index)].some((a) => ranges.get(a) === 0)) return;
     if (lo < 0 || hi >= buffers[buf]!.size) throw new CacheFormatError(where, `${what} of buffer ${buf} at [${lo}, ${hi}] is outside its ${buffers[buf]!.size} elements`);
   };
-  const seen = new Set<SExpr>();
+  const seen = { guarded: new Set<SExpr>(), open: new Set<SExpr>() };
   try {
-    for (const r of roots) visitSExpr(r, (n) => n.op === 'load' && !n.dyn && inside(n.buf, n.index, 'a load'), seen);
+    for (const r of roots) checkLoads(r, false, seen, (n, guarded) => inside(n.buf, n.index, 'a load', guarded));
     for (const o of outs) if (!o.dyn) inside(o.buf, o.index, 'a store');
   } catch (e) {
     if (e instanceof CacheFormatError) throw e;

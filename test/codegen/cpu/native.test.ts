@@ -14,6 +14,11 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { cpuDeviceFor, createCpuDevice } from '../../../src/codegen/cpu/device.js';
 import { nativeSupport } from '../../../src/codegen/cpu/native/device.js';
+import { emitKernelC } from '../../../src/codegen/cpu/native/emit_c.js';
+import { emitGraphC } from '../../../src/codegen/cpu/native/graph_c.js';
+import { bufferDtypes } from '../../../src/codegen/cpu/emit.js';
+import { lower } from '../../../src/passes/pipeline.js';
+import * as ng from '../../../src/index.js';
 import type { NativeExecutable } from '../../../src/codegen/cpu/native/executable.js';
 import { resetToolchain } from '../../../src/codegen/cpu/native/toolchain.js';
 import type { ConvKernel, KernelGraph, LoopKernel, MatmulKernel, SortKernel } from '../../../src/codegen/kernel/kernel_graph.js';
@@ -165,6 +170,20 @@ describe.runIf(typeof support !== 'string')('native CPU dialect', () => {
       for (let r = 0; r < M; r++) c += x.data[r * N + j]!;
       expect(got[j]).toBeCloseTo(78 * c, 4);
     }
+  });
+
+  it('a padded operand read in a select is clamped into its buffer (C evaluates the hoisted load unconditionally)', () => {
+    // regression: the load of the discarded branch read b0[-6..] outside the allocation
+    const padded = (a: ng.Tensor) => ng.pad(a.reshape([2, 2]), [[1, 1], [2, 2]]).mul(2).sum(1);
+    const x = ng.tensor([1, 2, 3, 4]);
+    const { graph, plan } = lower(ng.trace(padded, x));
+    const raw = emitKernelC(graph.kernels[0]!, 0, bufferDtypes(graph)).source;
+    const src = emitGraphC(graph).kernels[0]!.source;
+    expect(raw).toMatch(/= b0\[i\d+\];/); // unclamped: the index runs from -4 to 5 over a 4-element buffer
+    expect(src).not.toMatch(/= b0\[i\d+\];/);
+    expect(src).toMatch(/= b0\[\(\(int32_t\)0\) \+ t\d+\];/);
+    const got = cpuDeviceFor(1, 'native').compile(graph, plan).run([new HostArray('f32', [4], new Float32Array([1, 2, 3, 4]))])[0]!;
+    expect(Array.from(got.data)).toEqual([0, 6, 14, 0]); // 2 * (1 + 2), 2 * (3 + 4)
   });
 
   it('caches compiled objects by source and discards a tampered one', () => {

@@ -14,7 +14,7 @@ export interface CpuAddon {
   readonly abi: number;
 }
 
-type Require = (id: string) => unknown;
+type Require = ((id: string) => unknown) & { resolve(id: string): string };
 
 function requireHere(): Require | undefined {
   const mod = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:module') as { createRequire?: (u: string) => Require } | undefined;
@@ -71,8 +71,9 @@ export function cpuAddon(tc: Toolchain): CpuAddon | string {
     const source = fs.readFileSync(path.join(srcDir, 'addon.cc'), 'utf8').replace('#include "gemm.h"', () => fs.readFileSync(path.join(srcDir, 'gemm.h'), 'utf8'));
     let napiDir: string;
     try {
-      napiDir = (req('node-addon-api') as { include_dir: string }).include_dir;
-      if (!path.isAbsolute(napiDir)) napiDir = path.join(root, napiDir);
+      // napi.h sits at the package's root (its `include_dir` is relative to the working
+      // directory, which is not ours when nexgrad is an installed dependency)
+      napiDir = path.dirname(req.resolve('node-addon-api/package.json'));
     } catch {
       return (loaded = 'node-addon-api is not installed (npm install), and the addon is not built (npm run build:native-cpu)');
     }

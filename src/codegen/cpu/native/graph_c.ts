@@ -4,6 +4,7 @@
  * splittable ones through the thread pool (ng_parallel decides from the kernel's work).
  */
 import type { KernelGraph } from '../../kernel/kernel_graph.js';
+import { clampLoads } from '../../lower/safe_loads.js';
 import { bufferDtypes } from '../emit.js';
 import type { CKernelCode } from './c_common.js';
 import { emitKernelC } from './emit_c.js';
@@ -16,7 +17,11 @@ export interface GraphC {
 
 export function emitGraphC(graph: KernelGraph): GraphC {
   const dtypes = bufferDtypes(graph);
-  const kernels = graph.kernels.map((k, i) => emitKernelC(k, i, dtypes));
+  // loads that can leave their buffer (a select's discarded branch over padding) read clamped
+  // indices: C evaluates hoisted loads unconditionally, and an out-of-range read is undefined
+  const sizes = new Map(graph.buffers.map((b) => [b.id, b.size]));
+  const sizeOf = (b: number) => sizes.get(b) ?? 0;
+  const kernels = graph.kernels.map((k, i) => emitKernelC(clampLoads(k, sizeOf), i, dtypes));
   const cases = kernels.map((c, i) => {
     if (c.total === 0) return `    case ${i}: break;`;
     const call = c.splittable && c.total >= 2 ? `ng_parallel(rt, ${c.total}, ${c.workPerItem}, ${c.fn}, (void*)B);` : `${c.fn}((void*)B, 0, ${c.total});`;

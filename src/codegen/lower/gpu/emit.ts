@@ -1,6 +1,6 @@
 /**
  * One kernel of a KernelGraph -> a GPU module, for any GpuDialect: the edge-case rewrites of
- * ../expr_rules.ts, loads clamped into their buffers (./safe_loads.ts), the kernel's bindings,
+ * ../expr_rules.ts, loads clamped into their buffers (../safe_loads.ts), the kernel's bindings,
  * then the emitter of its kind.
  */
 import type { Kernel } from '../../kernel/kernel_graph.js';
@@ -12,7 +12,7 @@ import type { GpuBuffers, GpuKernelCode, GpuTarget } from './kernel_code.js';
 import { emitLoopKernel } from './loop.js';
 import { emitGemm } from './matmul.js';
 import { matmulSpec } from '../gemm_spec.js';
-import { clampLoads } from './safe_loads.js';
+import { clampLoads } from '../safe_loads.js';
 import { emitSortKernel } from './sort.js';
 
 export function emitGpuKernel(kernel: Kernel, target: GpuTarget, buffers: GpuBuffers): GpuKernelCode {

@@ -1,17 +1,18 @@
 /**
  * Loads that may fall outside their buffer are clamped into it. Fusion reads padded and
  * concatenated operands as `select(in bounds, x[i], fill)`, and both sides of a select are
- * evaluated, so x[i] is read at out-of-range i and its value thrown away. The CPU reads
- * `undefined` there; a GPU must not: WGSL rejects a constant negative index at compile time and
- * CUDA may fault. Each load whose index can leave [0, size) over the kernel's loop ranges reads
+ * evaluated, so x[i] is read at out-of-range i and its value thrown away. JavaScript reads
+ * `undefined` there; C, WGSL and CUDA must not: C and CUDA read outside the allocation
+ * (undefined behaviour, a fault at a page edge) and WGSL rejects a constant negative index at
+ * compile time. Each load whose index can leave [0, size) over the kernel's loop ranges reads
  * at the index clamped to the buffer instead (the value is discarded all the same); loads that
  * provably stay inside, the vast majority, are left alone. Gathers (loads with a data-dependent
  * offset) are clamped by fusion already.
  */
-import { AX, type Axis } from '../../kernel/axis.js';
-import { idx, idxRange, type Ranges } from '../../kernel/index_expr.js';
-import type { Kernel, SExpr } from '../../kernel/kernel_graph.js';
-import { rewriteKernel } from '../kernel_rewrite.js';
+import { AX, type Axis } from '../kernel/axis.js';
+import { idx, idxRange, type Ranges } from '../kernel/index_expr.js';
+import type { Kernel, SExpr } from '../kernel/kernel_graph.js';
+import { rewriteKernel } from './kernel_rewrite.js';
 
 /** The loop axes of a kernel and their extents. */
 export function kernelRanges(k: Kernel): Ranges {
