@@ -12,12 +12,13 @@ import { type ConvKernel, type Kernel, type LoopKernel, type SortKernel } from '
 import { type ConvGeom, convGeometry, convPath, gemmSpecOf, gemmSpecOfTransposed, windowTable } from '../../lower/conv_geometry.js';
 import { bufName } from '../../lower/dialect.js';
 import { lowerExprs } from '../../lower/expr_rules.js';
-import { matmulSpec } from '../../lower/gemm_spec.js';
+import { type GemmSpec, matmulSpec } from '../../lower/gemm_spec.js';
 import { kernelBuffers, preferColumns } from '../emit.js';
 import { C_NATIVE, cElemType } from './c_dialect.js';
 import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLoops, cRangeLoops, cRangeLoopsPrefix, cReduceUpdate, wrapRange } from './c_common.js';
 import { emitDepthwiseFastC, emitDepthwiseWgradFastC, epilogueOverChannel } from './depthwise_c.js';
 import { emitGemmC } from './gemm_c.js';
+import { emitGemmKSplitC, kSplitApplies } from './gemm_ksplit_c.js';
 
 function rowIndexC(row: readonly number[]): string {
   let stride = 1;
@@ -313,13 +314,18 @@ function emitGenericConvC(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number
   return { name: k.name, fn, source: `${table}\n${wrapRange(fn, bufs, dtypes, cb.finish())}`, total: 1, splittable: false, workPerItem: 2 * size * g.I * Pk };
 }
 
+/** A GEMM split by rows, or by K when it has few rows and a long reduction (gemm_ksplit_c.ts). */
+function emitGemmAnyC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+  return kSplitApplies(spec) ? emitGemmKSplitC(spec, dtypes, bufs, fn) : emitGemmC(spec, dtypes, bufs, fn);
+}
+
 function emitConvC(k: ConvKernel, original: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
   const g = convGeometry(k);
   switch (convPath(k)) {
     case 'gemm':
-      return { ...emitGemmC(gemmSpecOf(k, g), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(gemmSpecOf(k, g), dtypes, bufs, fn), name: k.name };
     case 'gemm_transposed':
-      return { ...emitGemmC(gemmSpecOfTransposed(k, g), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(gemmSpecOfTransposed(k, g), dtypes, bufs, fn), name: k.name };
     case 'depthwise':
       return emitDepthwiseFastC(k, g, dtypes, bufs, fn) ?? emitDepthwiseC(k, g, dtypes, bufs, fn);
     case 'depthwise_wgrad':
@@ -344,7 +350,7 @@ export function emitKernelC(kernel: Kernel, index: number, dtypes: ReadonlyMap<n
     case 'loop':
       return emitLoopC(k, dtypes, bufs, fn);
     case 'matmul':
-      return { ...emitGemmC(matmulSpec(k), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(matmulSpec(k), dtypes, bufs, fn), name: k.name };
     case 'conv':
       return emitConvC(k, kernel as ConvKernel, dtypes, bufs, fn);
     case 'sort':

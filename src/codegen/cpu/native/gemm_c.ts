@@ -41,7 +41,14 @@ export function gemmTilesC(spec: GemmSpec): CGemmTiles {
   return { mc: 96, nc: ncp <= maxNc ? ncp : 512, kc };
 }
 
-export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+/**
+ * 'rows': the range function over (batch, row). For a K-split (gemm_ksplit_c.ts): 'kpart', the
+ * task computing the partial product of part `p` of K into its own slice of `<fn>_P` (no epilogue),
+ * and 'kreduce', summing the partial products and running the epilogue.
+ */
+export type GemmMode = 'rows' | 'kpart' | 'kreduce';
+
+export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string, mode: GemmMode = 'rows'): CKernelCode {
   if (spec.dtype === 'i32' || spec.dtype === 'u32' || spec.dtype === 'bool') return emitIntGemmC(spec, dtypes, bufs, fn);
   const f64 = spec.dtype === 'f64';
   const T = f64 ? 'double' : 'float';
@@ -125,6 +132,40 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     cb.close('for (int64_t m = _c0; m < _c1; m++)');
   };
 
+  if (mode !== 'rows') {
+    // K-split (batch 1, one column block): partial products of rows [0, M) in slices of P, row stride NCP
+    const P = `${fn.replace(/_(part|reduce)$/, '')}_P`;
+    const slice = roundUp(Math.max(M, 1), MR_ALL) * NCP;
+    cb.line('const int64_t b = 0, _jc = 0;');
+    cb.defineVars('b');
+    cb.line(`const int64_t _nc = ${N}, _ncp = (_nc + NG_NR - 1) / NG_NR * NG_NR;`);
+    if (mode === 'kreduce') {
+      cb.line(`for (int64_t _p = 1; _p < ${P}_parts; _p++) for (int64_t _i = 0; _i < ${M * NCP}; _i++) ${P}[_i] += ${P}[_p * ${slice} + _i];`);
+      cb.line(`${T}* const Ct = ${P};`);
+      cb.line(`const int64_t _c0 = 0, _c1 = ${M};`);
+      epilogue(true);
+      return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: 1, splittable: false, workPerItem: Math.max(1, 2 * M * N * K) };
+    }
+    cb.line(`${T}* const Ap = (${T}*)ng_scratch(0, ${MC * KC * esz});`);
+    cb.line(`${T}* const Bp = (${T}*)ng_scratch(1, ${KC * NCP * esz});`);
+    cb.line('for (int64_t _p = start; _p < end; _p++) {');
+    cb.line(`  ${T}* const Ct = ${P} + _p * ${slice};`);
+    cb.line(`  const int64_t _kb = ${K} * _p / ${P}_parts, _ke = ${K} * (_p + 1) / ${P}_parts;`);
+    cb.line(`  if (_ke == _kb) memset(Ct, 0, ${slice * esz});`);
+    cb.open();
+    cb.line(`const int64_t _kc = _ke - _pc < ${KC} ? _ke - _pc : ${KC};`);
+    cb.line('const int64_t _kcNR = _kc * NG_NR, _kcMR = _kc * NG_MR;');
+    packB();
+    cb.open();
+    cb.line(`const int64_t _mc = ${M} - _ic < ${MC} ? ${M} - _ic : ${MC};`);
+    cb.line('const int64_t _mcp = (_mc + NG_MR - 1) / NG_MR * NG_MR;');
+    packA();
+    cb.line(`${micro}(Ap, Bp, Ct + _ic * ${NCP}, (int)_kc, (int)_mcp, (int)_ncp, ${NCP}, _pc > _kb);`);
+    cb.close(`for (int64_t _ic = 0; _ic < ${M}; _ic += ${MC})`);
+    cb.close('for (int64_t _pc = _kb; _pc < _ke; _pc += ' + `${KC})`);
+    cb.line('}');
+    return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: 1, splittable: false, workPerItem: Math.max(1, 2 * M * N * K) };
+  }
   cb.line(`${T}* const Ap = (${T}*)ng_scratch(0, ${MC * KC * esz});`);
   cb.line(`${T}* const Bp = (${T}*)ng_scratch(1, ${KC * NCP * esz});`);
   cb.line(`${T}* const Ct = (${T}*)ng_scratch(2, ${RCH * NCP * esz});`);
