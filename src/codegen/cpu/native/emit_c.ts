@@ -19,6 +19,7 @@ import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLo
 import { emitDepthwiseFastC, emitDepthwiseWgradFastC, epilogueOverChannel } from './depthwise_c.js';
 import { emitGemmC } from './gemm_c.js';
 import { emitGemmKSplitC, kSplitApplies } from './gemm_ksplit_c.js';
+import { emitTransposeC, transposeAxis } from './transpose_c.js';
 
 function rowIndexC(row: readonly number[]): string {
   let stride = 1;
@@ -31,6 +32,8 @@ function rowIndexC(row: readonly number[]): string {
 }
 
 function emitLoopC(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+  const tiled = transposeAxis(k);
+  if (tiled >= 0) return emitTransposeC(k, tiled, dtypes, bufs, fn);
   const cb = new CBuilder();
   const outerAll = k.outer.length ? [...k.outer] : [1];
   const total = outerAll.reduce((a, b) => a * b, 1);
