@@ -18,6 +18,7 @@ import { C_NATIVE, cElemType } from './c_dialect.js';
 import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLoops, cRangeLoops, cRangeLoopsPrefix, cReduceUpdate, wrapRange } from './c_common.js';
 import { emitDepthwiseFastC, emitDepthwiseWgradFastC, epilogueOverChannel } from './depthwise_c.js';
 import { emitGemmC } from './gemm_c.js';
+import { bCacheApplies, emitGemmBCacheC } from './gemm_bcache_c.js';
 import { emitGemmKSplitC, kSplitApplies } from './gemm_ksplit_c.js';
 import { emitTransposeC, transposeAxis } from './transpose_c.js';
 
@@ -317,18 +318,22 @@ function emitGenericConvC(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number
   return { name: k.name, fn, source: `${table}\n${wrapRange(fn, bufs, dtypes, cb.finish())}`, total: 1, splittable: false, workPerItem: 2 * size * g.I * Pk };
 }
 
-/** A GEMM split by rows, or by K when it has few rows and a long reduction (gemm_ksplit_c.ts). */
-function emitGemmAnyC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
-  return kSplitApplies(spec) ? emitGemmKSplitC(spec, dtypes, bufs, fn) : emitGemmC(spec, dtypes, bufs, fn);
+/**
+ * A GEMM split by rows, or by K when it has few rows and a long reduction (gemm_ksplit_c.ts); B
+ * packed once across calls when it is read from a buffer the graph never writes (gemm_bcache_c.ts).
+ */
+function emitGemmAnyC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string, stable: ReadonlySet<number>): CKernelCode {
+  if (kSplitApplies(spec)) return emitGemmKSplitC(spec, dtypes, bufs, fn);
+  return bCacheApplies(spec, stable) ? emitGemmBCacheC(spec, dtypes, bufs, fn) : emitGemmC(spec, dtypes, bufs, fn);
 }
 
-function emitConvC(k: ConvKernel, original: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+function emitConvC(k: ConvKernel, original: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string, stable: ReadonlySet<number>): CKernelCode {
   const g = convGeometry(k);
   switch (convPath(k)) {
     case 'gemm':
-      return { ...emitGemmAnyC(gemmSpecOf(k, g), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(gemmSpecOf(k, g), dtypes, bufs, fn, stable), name: k.name };
     case 'gemm_transposed':
-      return { ...emitGemmAnyC(gemmSpecOfTransposed(k, g), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(gemmSpecOfTransposed(k, g), dtypes, bufs, fn, stable), name: k.name };
     case 'depthwise':
       return emitDepthwiseFastC(k, g, dtypes, bufs, fn) ?? emitDepthwiseC(k, g, dtypes, bufs, fn);
     case 'depthwise_wgrad':
@@ -344,8 +349,11 @@ export function prepareKernelC(k: Kernel): Kernel {
   return lowerExprs(k, { native: C_NATIVE });
 }
 
-/** Generates the C of one kernel (its index in the graph names its function). */
-export function emitKernelC(kernel: Kernel, index: number, dtypes: ReadonlyMap<number, DType>): CKernelCode {
+/**
+ * Generates the C of one kernel (its index in the graph names its function). `stable`: buffers the
+ * graph never writes and the caller does not donate (GEMMs keep their packed copies across calls).
+ */
+export function emitKernelC(kernel: Kernel, index: number, dtypes: ReadonlyMap<number, DType>, stable: ReadonlySet<number> = new Set()): CKernelCode {
   const k = prepareKernelC(kernel);
   const bufs = kernelBuffers(k);
   const fn = cName(k.name, index);
@@ -353,9 +361,9 @@ export function emitKernelC(kernel: Kernel, index: number, dtypes: ReadonlyMap<n
     case 'loop':
       return emitLoopC(k, dtypes, bufs, fn);
     case 'matmul':
-      return { ...emitGemmAnyC(matmulSpec(k), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(matmulSpec(k), dtypes, bufs, fn, stable), name: k.name };
     case 'conv':
-      return emitConvC(k, kernel as ConvKernel, dtypes, bufs, fn);
+      return emitConvC(k, kernel as ConvKernel, dtypes, bufs, fn, stable);
     case 'sort':
       return emitSortC(k, dtypes, bufs, fn);
   }
