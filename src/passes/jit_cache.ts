@@ -3,6 +3,9 @@
  * donation, and a fingerprint of the compiler's own code), and reading and writing them.
  */
 import { nodeModule } from '../ir/node_builtins.js';
+import { cacheMaxBytes, privateDir, readPrivateFile, warnOnce, writeFileAtomic } from '../ir/private_files.js';
+
+export { cacheMaxBytes };
 import type { MemoryPlan } from '../codegen/kernel/device.js';
 import type { KernelGraph } from '../codegen/kernel/kernel_graph.js';
 import { deserializeLowered, serializeLowered } from '../codegen/kernel/serialize.js';
@@ -81,63 +84,12 @@ export function cacheKey(program: Program, backend: string, deviceId: string, do
 const MAX_ENTRY_BYTES = 256 * 2 ** 20;
 const HEADER = 'nexgrad-cache-1';
 
-const warned = new Set<string>();
-function warnOnce(key: string, message: string): void {
-  if (warned.has(key)) return;
-  warned.add(key);
-  console.warn(`nexgrad: ${message}`);
-}
-
-const myUid = (): number | undefined => (typeof process.getuid === 'function' ? process.getuid() : undefined);
-
 /** Checks (creating it 0700 if missing) that `dir` is a private directory; false (with one warning) if not. */
 export function usableCacheDir(dir: string): boolean {
-  const n = node();
-  if (!n) return false;
-  const { fs } = n;
-  try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const st = fs.lstatSync(dir);
-    const uid = myUid();
-    if (!st.isDirectory()) throw new Error('it is not a directory');
-    if (uid !== undefined && st.uid !== uid) throw new Error(`it belongs to another user (uid ${st.uid})`);
-    if (st.mode & 0o022) throw new Error(`others can write to it (mode ${(st.mode & 0o777).toString(8)}); chmod 700 it`);
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.R_OK);
-    return true;
-  } catch (e) {
-    warnOnce(`dir:${dir}`, `the jit disk cache at ${dir} is not used: ${(e as Error).message}`);
-    return false;
-  }
-}
-
-/** The bytes of a cache file if it is a private regular file under the cap; the reason otherwise. */
-function readPrivateFile(file: string): Uint8Array | string {
-  const { fs } = node()!;
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? '' : `cannot open it (${code})`;
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    const uid = myUid();
-    if (!st.isFile()) return 'it is not a regular file';
-    if (uid !== undefined && st.uid !== uid) return `it belongs to another user (uid ${st.uid})`;
-    if (st.mode & 0o022) return 'others can write to it';
-    if (st.size > MAX_ENTRY_BYTES) return `it is larger than ${MAX_ENTRY_BYTES} bytes`;
-    const buf = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const n = fs.readSync(fd, buf, off, st.size - off, off);
-      if (n <= 0) break;
-      off += n;
-    }
-    return off === st.size ? buf : 'it changed while being read';
-  } finally {
-    fs.closeSync(fd);
-  }
+  if (!node()) return false;
+  const ok = privateDir(dir, 0o022);
+  if (ok !== true) warnOnce(`dir:${dir}`, `the jit disk cache at ${dir} is not used: ${ok}`);
+  return ok === true;
 }
 
 /** Where an entry lives; `key` is a hex digest, so nothing else reaches the path. */
@@ -149,7 +101,7 @@ function entryPath(dir: string, key: string): string {
 /** The cached graph and plan under `key`, or undefined (missing, or discarded with a warning). */
 export function readCached(dir: string, key: string, consts: readonly HostArray[]): { graph: KernelGraph; plan: MemoryPlan } | undefined {
   const file = entryPath(dir, key);
-  const bytes = readPrivateFile(file);
+  const bytes = readPrivateFile(file, MAX_ENTRY_BYTES);
   if (bytes === '') return undefined;
   const { fs } = node()!;
   const discard = (why: string): undefined => {
@@ -184,28 +136,6 @@ export function readCached(dir: string, key: string, consts: readonly HostArray[
   }
 }
 
-function writeAtomic(file: string, text: string): void {
-  const { fs } = node()!;
-  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  try {
-    fs.writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try {
-      fs.unlinkSync(tmp);
-    } catch {
-      /* already gone */
-    }
-    throw e;
-  }
-}
-
-export function cacheMaxBytes(): number {
-  const v = process.env.NEXGRAD_CACHE_MAX_BYTES;
-  const n = v === undefined ? NaN : Number(v);
-  return Number.isFinite(n) && n >= 0 ? n : 512 * 2 ** 20;
-}
-
 /** Removes the least recently used entries until the directory holds at most `max` bytes. */
 export function trimCache(dir: string, max = cacheMaxBytes()): void {
   const { fs, path } = node()!;
@@ -229,7 +159,7 @@ export function writeCached(dir: string, key: string, graph: KernelGraph, plan: 
   try {
     const payload = serializeLowered(graph, plan);
     const header = JSON.stringify({ format: HEADER, key, sha256: sha256().update(payload).digest('hex') });
-    writeAtomic(entryPath(dir, key), `${header}\n${payload}`);
+    writeFileAtomic(entryPath(dir, key), `${header}\n${payload}`);
     trimCache(dir);
   } catch (e) {
     warnOnce(`write:${dir}`, `could not write to the jit disk cache at ${dir}: ${(e as Error).message}`);

@@ -10,6 +10,9 @@
  * size cap, least recently used first. Anything wrong is a one-line warning and a recompile.
  */
 import { nodeModule } from '../../../ir/node_builtins.js';
+import { cacheMaxBytes, privateDir as privateDirWith, readPrivateFile, warnOnce, writeFileAtomic } from '../../../ir/private_files.js';
+
+export { warnOnce };
 
 const MAX_OBJECT_BYTES = 64 * 2 ** 20;
 const FORMAT = 'nexgrad-cpu-object-1';
@@ -21,13 +24,6 @@ const node = () => {
   const crypto = nodeModule('crypto');
   return fs && path && os && crypto ? { fs, path, os, crypto } : undefined;
 };
-
-const warned = new Set<string>();
-export function warnOnce(key: string, message: string): void {
-  if (warned.has(key)) return;
-  warned.add(key);
-  console.warn(`nexgrad: ${message}`);
-}
 
 export function sha256Hex(...parts: (string | Uint8Array)[]): string {
   const h = node()!.crypto.createHash('sha256');
@@ -43,68 +39,9 @@ export function objectCacheDir(): string | undefined {
   return n.path.join(base, 'cpu-native');
 }
 
-const myUid = (): number | undefined => (typeof process.getuid === 'function' ? process.getuid() : undefined);
-
-/** Whether `dir` is (made) a private directory; the reason when not. */
+/** Whether `dir` is (made) a private directory closed to others; the reason when not. */
 export function privateDir(dir: string): true | string {
-  const { fs } = node()!;
-  try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const st = fs.lstatSync(dir);
-    const uid = myUid();
-    if (!st.isDirectory()) return 'it is not a directory';
-    if (uid !== undefined && st.uid !== uid) return `it belongs to another user (uid ${st.uid})`;
-    if (st.mode & 0o077) return `others can use it (mode ${(st.mode & 0o777).toString(8)}); chmod 700 it`;
-    return true;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
-/** The bytes of a private regular file under the cap; '' when missing; the reason otherwise. */
-function readPrivate(file: string, cap: number): Uint8Array | string {
-  const { fs } = node()!;
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? '' : `cannot open it (${code})`;
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    const uid = myUid();
-    if (!st.isFile()) return 'it is not a regular file';
-    if (uid !== undefined && st.uid !== uid) return `it belongs to another user (uid ${st.uid})`;
-    if (st.mode & 0o022) return 'others can write to it';
-    if (st.size > cap) return `it is larger than ${cap} bytes`;
-    const buf = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const r = fs.readSync(fd, buf, off, st.size - off, off);
-      if (r <= 0) break;
-      off += r;
-    }
-    return off === st.size ? buf : 'it changed while being read';
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function writeAtomic(file: string, data: Uint8Array | string, mode: number): void {
-  const { fs } = node()!;
-  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  try {
-    fs.writeFileSync(tmp, data, { mode, flag: 'wx' });
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try {
-      fs.unlinkSync(tmp);
-    } catch {
-      /* already gone */
-    }
-    throw e;
-  }
+  return privateDirWith(dir, 0o077);
 }
 
 const paths = (dir: string, key: string, ext: string): { obj: string; rec: string } => {
@@ -131,7 +68,7 @@ export function readObject(dir: string, key: string, ext: string): string | unde
     }
     return undefined;
   };
-  const recBytes = readPrivate(rec, 4096);
+  const recBytes = readPrivateFile(rec, 4096);
   if (recBytes === '') return undefined;
   if (typeof recBytes === 'string') return discard(recBytes);
   let record: { format?: unknown; key?: unknown; sha256?: unknown; size?: unknown };
@@ -142,7 +79,7 @@ export function readObject(dir: string, key: string, ext: string): string | unde
   }
   if (record === null || typeof record !== 'object' || record.format !== FORMAT) return discard('unknown record format');
   if (record.key !== key) return discard('its record belongs to another object');
-  const bytes = readPrivate(obj, MAX_OBJECT_BYTES);
+  const bytes = readPrivateFile(obj, MAX_OBJECT_BYTES);
   if (bytes === '') return discard('the object is missing');
   if (typeof bytes === 'string') return discard(bytes);
   if (record.size !== bytes.length || record.sha256 !== sha256Hex(bytes)) return discard('its bytes do not match their digest');
@@ -164,21 +101,17 @@ export function readObject(dir: string, key: string, ext: string): string | unde
 export function writeObject(dir: string, key: string, ext: string, bytes: Uint8Array): void {
   const { obj, rec } = paths(dir, key, ext);
   try {
-    writeAtomic(obj, bytes, 0o600);
-    writeAtomic(rec, JSON.stringify({ format: FORMAT, key, sha256: sha256Hex(bytes), size: bytes.length }), 0o600);
+    writeFileAtomic(obj, bytes, 0o600);
+    writeFileAtomic(rec, JSON.stringify({ format: FORMAT, key, sha256: sha256Hex(bytes), size: bytes.length }), 0o600);
     trimObjects(dir);
   } catch (e) {
     warnOnce(`write:${dir}`, `could not write to the CPU object cache at ${dir}: ${(e as Error).message}`);
   }
 }
 
-function cacheCap(): number {
-  const v = Number(process.env.NEXGRAD_CACHE_MAX_BYTES);
-  return Number.isFinite(v) && v >= 0 ? v : 512 * 2 ** 20;
-}
 
 /** Removes least recently used objects until the directory holds at most the cap. */
-export function trimObjects(dir: string, max = cacheCap()): void {
+export function trimObjects(dir: string, max = cacheMaxBytes()): void {
   const { fs, path } = node()!;
   const entries: { key: string; files: string[]; size: number; mtime: number }[] = [];
   for (const name of fs.readdirSync(dir)) {
