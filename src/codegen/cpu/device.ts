@@ -23,7 +23,7 @@ import { HostArray } from '../../ir/host.js';
 import { erf } from '../../ir/hostmath.js';
 import { sizeOf } from '../../ir/shape.js';
 import type { DeviceArray } from '../../ir/device_array.js';
-import { type Device, type Executable, type MemoryPlan, type RunStats, UNLIMITED_CAPS } from '../kernel/device.js';
+import { type Device, type Executable, type MemoryPlan, type RunStats, CPU_CAPS } from '../kernel/device.js';
 import type { KernelGraph } from '../kernel/kernel_graph.js';
 import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type KernelCode } from './emit.js';
 import { fastErf } from './math.js';
@@ -404,7 +404,7 @@ export function createCpuDevice(opts: CpuDeviceOptions = {}): Device {
     name: 'cpu',
     syncRead: true,
     id: `cpu:js${wasm ? '+wasm-simd' : ''}${opts.exactErf ? ':exact-erf' : ''}:${threads}thread${threads > 1 ? 's' : ''}${opts.maxStorageBuffers ? `:max${opts.maxStorageBuffers}buffers` : ''}`,
-    caps: opts.maxStorageBuffers ? { ...UNLIMITED_CAPS, maxStorageBuffers: opts.maxStorageBuffers } : UNLIMITED_CAPS,
+    caps: opts.maxStorageBuffers ? { ...CPU_CAPS, maxStorageBuffers: opts.maxStorageBuffers } : CPU_CAPS,
     alloc: (dtype, shape) => HostArray.zeros(dtype, shape),
     upload: (host) => host,
     read: (a) => Promise.resolve(own(a)),

@@ -20,7 +20,8 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import { affineStrides, type Idx, idxVars } from '../kernel/index_expr.js';
-import { type GemmSpec, matmulSpec } from '../lower/gemm_spec.js';
+import { type GemmSpec, hasReducingOutputs, matmulSpec, usesReducingFeatures } from '../lower/gemm_spec.js';
+import { emitReducingPrologue, emitRowStats, JS_LOOPS, rangeUnitRows } from '../lower/gemm_reducing.js';
 import { AX, type Axis } from '../kernel/axis.js';
 import type { MatmulKernel, SExpr } from '../kernel/kernel_graph.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
@@ -102,7 +103,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   // the epilogue in WebAssembly when expressible (wasm_epilogue.ts), with its staging area S
   const epiMode = opts.wasmEpilogue ?? true;
   const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
-  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
+  const epi = useWasm && K > 0 && epiMode !== false && !hasReducingOutputs(spec) ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
   const combined = epi?.func ? 1 : 0;
   const wasmBytes = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
   const scratch: ScratchSpec[] = useWasm
@@ -161,6 +162,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     } else {
       cb.open('m');
       cb.line(`const _ad = ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)} - _pc * ${MR};`);
+      emitRowStats(cb, spec, JS_LOOPS);
       cb.open('k');
       const v = cb.value(aLoad);
       cb.line(`Ap[_ad + k * ${MR}] = ${v};`);
@@ -222,6 +224,8 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   };
 
   // ---- the function body
+  const unitRows = rangeUnitRows(spec);
+  emitReducingPrologue(cb, spec, JS_LOOPS, (b) => dtypes.get(b) ?? spec.dtype);
   if (packBOnce) cb.line('let _bPacked = -1;');
   cb.line('let _r = start;');
   cb.open('b');
@@ -268,15 +272,16 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     bufs,
     scratch,
     tables: [],
-    total: batch * M,
+    total: (batch * M) / unitRows,
     splittable: true,
-    workPerItem: Math.max(1, 2 * N * K),
+    workPerItem: Math.max(1, 2 * N * K) * unitRows,
     ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}) } } : {}),
   };
 }
 
 /** Integer GEMM: exact 32-bit wrap-around like the host (Math.imul, | 0). */
 function emitIntGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[]): JsKernelCode {
+  if (usesReducingFeatures(spec)) throw new Error(`cpu codegen: integer matmul ${spec.name} with row statistics or reducing outputs`);
   const cb = new CodeBuilder();
   const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
   const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;

@@ -22,7 +22,7 @@ import type { DType } from '../../ir/dtype.js';
 import { NexgradError } from '../../ir/errors.js';
 import { AX } from '../kernel/axis.js';
 import type { SExpr } from '../kernel/kernel_graph.js';
-import type { GemmSpec } from '../lower/gemm_spec.js';
+import { type GemmSpec, usesReducingFeatures } from '../lower/gemm_spec.js';
 import type { GpuBinding } from '../lower/gpu/dialect.js';
 import type { GpuKernelCode } from '../lower/gpu/kernel_code.js';
 import { ScopeBuilder } from '../lower/scope_builder.js';
@@ -344,5 +344,6 @@ function freeFastest(value: SExpr, free: typeof AX.m | typeof AX.n): boolean {
 
 /** The tensor-core GEMM kernel of a spec (see the file comment). */
 export function emitMmaGemm(input: MmaGemmInput): GpuKernelCode {
+  if (usesReducingFeatures(input.spec)) throw new NexgradError(`cuda: matmul ${input.spec.name} has row statistics or reducing outputs, which the tensor-core GEMM does not implement`);
   return new MmaEmitter(input).emit();
 }

@@ -68,6 +68,8 @@ function kernelRanges(k: Kernel): Map<Axis, number> {
         [AX.m, k.m],
         [AX.n, k.n],
         [AX.k, k.k],
+        // the row statistics of an A prologue run over r0 = the flattened k
+        [AX.row(0), k.k],
       ]);
     case 'conv':
       return new Map<Axis, number>(k.outShape.map((n, i) => [AX.outer(i), n] as const));
@@ -114,7 +116,7 @@ class Traffic {
       this.loads(outputExprs(o), iterations);
       const n = this.reach(idxVars(o.index), iterations, o.dyn !== undefined);
       this.write(o.buf, n);
-      if (o.accumulate) this.read(o.buf, n);
+      if (o.accumulate && o.init !== 'zero') this.read(o.buf, n);
     }
   }
   bytes(elementBytes: (d: DType) => number): { bytesRead: number; bytesWritten: number } {
@@ -146,6 +148,10 @@ export function kernelCost(k: Kernel, g: KernelGraph, elementBytes: (d: DType) =
         if (isExprOperand(op)) {
           flops += n * exprOps([op.expr]);
           t.loads([op.expr], n);
+          // row statistics: each reduction's expression once per element of the row space
+          const stats = (op.stats?.reductions ?? []).map((r) => r.expr);
+          flops += n * (exprOps(stats) + stats.length);
+          t.loads(stats, n);
         } else {
           t.read(op.buf, n);
         }

@@ -62,6 +62,16 @@ export interface DeviceCaps {
    * per-element cost (fusion's op costs) is at most this, else stored once.
    */
   readonly recomputeCostLimit: number;
+  /**
+   * The GEMM computes per-row statistics of its A prologue (ExprOperand.stats: LayerNorm's mean
+   * and variance before the first pointwise matmul), so fusion need not give them a kernel.
+   */
+  readonly prologueStats?: boolean;
+  /**
+   * The GEMM can zero and accumulate reducing epilogue outputs (KernelOutput.init 'zero' with
+   * MatmulKernel.reduceRows: GRN's sum of squares in the first pointwise matmul's epilogue).
+   */
+  readonly reducingEpilogues?: boolean;
 }
 
 export interface Device extends RuntimeDevice {
@@ -98,3 +108,6 @@ export const UNLIMITED_CAPS: DeviceCaps = Object.freeze({
   maxBufferBytes: Infinity,
   recomputeCostLimit: 6,
 });
+
+/** The CPU's capabilities: unlimited, and its GEMMs (JavaScript and C) run row statistics and reducing epilogues. */
+export const CPU_CAPS: DeviceCaps = Object.freeze({ ...UNLIMITED_CAPS, prologueStats: true, reducingEpilogues: true });

@@ -32,6 +32,20 @@ export interface KernelOutput {
   readonly accumulate?: boolean;
   /** Store only where this bool expression holds (scatter drops out-of-range updates). */
   readonly when?: SExpr;
+  /**
+   * With `accumulate`: the kernel zeroes the buffer before it runs, so the output is the sum of
+   * every value the kernel adds into it (a reducing epilogue: GRN's sum of squares accumulated
+   * by the matmul that produces its input).
+   */
+  readonly init?: 'zero';
+}
+
+/** A reduction phase: `acc id` = op over the row space of expr (which may read earlier accs). */
+export interface Reduction {
+  readonly id: number;
+  readonly op: ReduceOp;
+  readonly expr: SExpr;
+  readonly dtype: DType;
 }
 
 /** The expressions an output evaluates (its value, offset and guard). */
@@ -49,7 +63,7 @@ export interface LoopKernel {
   readonly name: string;
   readonly outer: readonly number[];
   readonly row: readonly number[];
-  readonly reductions: readonly { readonly id: number; readonly op: ReduceOp; readonly expr: SExpr; readonly dtype: DType }[];
+  readonly reductions: readonly Reduction[];
   readonly outerOutputs: readonly KernelOutput[];
   readonly rowOutputs: readonly KernelOutput[];
   /** The full index space the loops cover (kept axes -> o vars, reduced axes -> r vars). */
@@ -72,6 +86,13 @@ export interface StridedOperand {
 export interface ExprOperand {
   readonly kind: 'expr';
   readonly expr: SExpr;
+  /**
+   * Row statistics the expression reads as `acc id` (the A operand only): for each (b, m), the
+   * reductions run in order over row variables r0.. of extents `row` (variables b, m, r0..; a
+   * reduction may read earlier ones) before the row is packed. LayerNorm's mean and variance
+   * before the first pointwise matmul, computed while the GEMM reads the rows anyway.
+   */
+  readonly stats?: { readonly row: readonly number[]; readonly reductions: readonly Reduction[] };
 }
 
 export type MatmulOperand = StridedOperand | ExprOperand;
@@ -95,6 +116,13 @@ export interface MatmulKernel {
   /** B as [batch, k, n]. */
   readonly b: MatmulOperand;
   readonly outputs: readonly KernelOutput[];
+  /**
+   * Rows per reduction group, with reducing epilogues (outputs with `init: 'zero'`): their store
+   * index depends on m only through floor(m / reduceRows), which divides m, so a backend may split
+   * the rows among threads at group boundaries and sum each group in row order (deterministic).
+   * GRN's per-sample sum of squares over the H*W rows of each image.
+   */
+  readonly reduceRows?: number;
 }
 
 /** conv_general over contiguous operands; epilogue outputs use loop variables o0.. over outShape. */
@@ -155,8 +183,10 @@ export function kernelIO(k: Kernel): { reads: number[]; writes: number[] } {
       break;
     case 'matmul':
       for (const op of [k.a, k.b]) {
-        if (isExprOperand(op)) visit(op.expr);
-        else reads.add(op.buf);
+        if (isExprOperand(op)) {
+          visit(op.expr);
+          op.stats?.reductions.forEach((r) => visit(r.expr));
+        } else reads.add(op.buf);
       }
       outs = k.outputs;
       break;
@@ -168,7 +198,7 @@ export function kernelIO(k: Kernel): { reads: number[]; writes: number[] } {
   }
   for (const o of outs) {
     outputExprs(o).forEach(visit);
-    if (o.accumulate) reads.add(o.buf);
+    if (o.accumulate && o.init !== 'zero') reads.add(o.buf);
   }
   return { reads: [...reads], writes: [...new Set(outs.map((o) => o.buf))] };
 }
@@ -180,7 +210,7 @@ function fmtOutputs(outs: readonly KernelOutput[], indent: string): string[] {
   return outs.map((o) => {
     const at = `buf${o.buf}[${idxSource(o.index)}${o.dyn ? ` + (${printSExpr(o.dyn)})` : ''}]`;
     const when = o.when ? ` when (${printSExpr(o.when)})` : '';
-    return `${indent}${at} ${o.accumulate ? '+=' : '='} ${printSExpr(o.expr)}${when}`;
+    return `${indent}${at} ${o.accumulate ? (o.init === 'zero' ? '+= (from 0)' : '+=') : '='} ${printSExpr(o.expr)}${when}`;
   });
 }
 
@@ -196,7 +226,8 @@ export function printKernel(k: Kernel): string {
     case 'matmul':
       {
         const op = (o: MatmulOperand): string => (isExprOperand(o) ? `(${printSExpr(o.expr)})` : `buf${o.buf}+${o.offset}[${o.strides.join(',')}]`);
-        lines.push(`matmul ${k.name} b=${k.batch} m=${k.m} n=${k.n} k=${k.k} A=${op(k.a)} B=${op(k.b)}`);
+        lines.push(`matmul ${k.name} b=${k.batch} m=${k.m} n=${k.n} k=${k.k}${k.reduceRows ? ` rows/group=${k.reduceRows}` : ''} A=${op(k.a)} B=${op(k.b)}`);
+        if (isExprOperand(k.a) && k.a.stats) for (const r of k.a.stats.reductions) lines.push(`  A row stat acc${r.id} = ${r.op} over row [${k.a.stats.row.join(',')}]: ${printSExpr(r.expr)}`);
       }
       lines.push(...fmtOutputs(k.outputs, '  '));
       break;

@@ -13,9 +13,9 @@ import { type Axis, axis, AXIS_ROLES, type AxisRole } from './axis.js';
 import type { MemoryPlan } from './device.js';
 import { type Idx, type IdxAtom, idxRange, idxVars } from './index_expr.js';
 import { childKeys, sexprChildren, type SExpr, type SExprOp, visitSExpr } from './sexpr.js';
-import { isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand } from './kernel_graph.js';
+import { type ExprOperand, isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type MatmulOperand, type Reduction } from './kernel_graph.js';
 
-export const FORMAT = 'nexgrad-kernel-graph-3';
+export const FORMAT = 'nexgrad-kernel-graph-4';
 
 /** Bounds on what a cache entry may describe. */
 const LIMITS = { elements: 2 ** 32, nodes: 5_000_000, idxDepth: 64, rank: 16, name: 200, work: 2 ** 44 };
@@ -63,13 +63,14 @@ export function serializeLowered(g: KernelGraph, plan: MemoryPlan): string {
     return id;
   };
   const outs = (os: readonly KernelOutput[]) =>
-    os.map((o) => ({ buf: o.buf, index: idxOut(o.index), expr: ref(o.expr), ...(o.dyn ? { dyn: ref(o.dyn) } : {}), ...(o.accumulate ? { accumulate: true } : {}), ...(o.when ? { when: ref(o.when) } : {}) }));
+    os.map((o) => ({ buf: o.buf, index: idxOut(o.index), expr: ref(o.expr), ...(o.dyn ? { dyn: ref(o.dyn) } : {}), ...(o.accumulate ? { accumulate: true } : {}), ...(o.when ? { when: ref(o.when) } : {}), ...(o.init ? { init: o.init } : {}) }));
   const kernels = g.kernels.map((k): unknown => {
     switch (k.kind) {
       case 'loop':
         return { ...k, reductions: k.reductions.map((r) => ({ ...r, expr: ref(r.expr) })), outerOutputs: outs(k.outerOutputs), rowOutputs: outs(k.rowOutputs) };
       case 'matmul': {
-        const op = (o: MatmulOperand) => (isExprOperand(o) ? { kind: 'expr', expr: ref(o.expr) } : { kind: 'strided', buf: o.buf, offset: o.offset, strides: o.strides });
+        const stats = (o: ExprOperand) => (o.stats ? { stats: { row: o.stats.row, reductions: o.stats.reductions.map((r) => ({ ...r, expr: ref(r.expr) })) } } : {});
+        const op = (o: MatmulOperand) => (isExprOperand(o) ? { kind: 'expr', expr: ref(o.expr), ...stats(o) } : { kind: 'strided', buf: o.buf, offset: o.offset, strides: o.strides });
         return { ...k, a: op(k.a), b: op(k.b), outputs: outs(k.outputs) };
       }
       case 'conv':
@@ -170,11 +171,27 @@ class Reader {
     return e as unknown as SExpr;
   }
 
-  outputs(x: J, where: string): KernelOutput[] {
+  /** Reduction phases: ids 0, 1, ... in order, of the given ops. */
+  reductions(x: J, where: string, ops: readonly Reduction['op'][] = ['sum', 'max', 'min', 'argmax']): Reduction[] {
+    return this.arr(x, where).map((v, j) => {
+      const w = `${where}[${j}]`;
+      const o = this.obj(v, w);
+      return { id: this.int(o.id, `${w}.id`, 0, LIMITS.nodes), op: this.oneOf(o.op, ops, `${w}.op`), expr: this.ref(o.expr, `${w}.expr`), dtype: this.dtype(o.dtype, `${w}.dtype`) };
+    });
+  }
+
+  /** Epilogue outputs; `reducing`: a matmul's, which may be reducing (init 'zero', accumulated). */
+  outputs(x: J, where: string, reducing = false): KernelOutput[] {
     return this.arr(x, where).map((v, i) => {
       const w = `${where}[${i}]`;
       const o = this.obj(v, w);
+      if (o.init !== undefined) {
+        if (!reducing) throw new CacheFormatError(`${w}.init`, 'only a matmul output may be zero-initialised');
+        this.oneOf(o.init, ['zero'] as const, `${w}.init`);
+        if (o.accumulate !== true || o.dyn !== undefined || o.when !== undefined) throw new CacheFormatError(`${w}.init`, 'a zero-initialised output must accumulate, with no offset or guard');
+      }
       return {
+        ...(o.init !== undefined ? { init: 'zero' as const } : {}),
         buf: this.buf(o.buf, `${w}.buf`),
         index: this.idx(o.index, `${w}.index`),
         expr: this.ref(o.expr, `${w}.expr`),
@@ -244,19 +261,21 @@ function kernel(r: Reader, x: J, i: number): Kernel {
         kind, name,
         outer: r.ints(k.outer, `${where}.outer`),
         row: r.ints(k.row, `${where}.row`),
-        reductions: r.arr(k.reductions, `${where}.reductions`).map((v, j) => {
-          const o = r.obj(v, `${where}.reductions[${j}]`);
-          return { id: r.int(o.id, `${where}.reductions[${j}].id`, 0, LIMITS.nodes), op: r.oneOf(o.op, ['sum', 'max', 'min', 'argmax'] as const, `${where}.reductions[${j}].op`), expr: r.ref(o.expr, `${where}.reductions[${j}].expr`), dtype: r.dtype(o.dtype, `${where}.reductions[${j}].dtype`) };
-        }),
+        reductions: r.reductions(k.reductions, `${where}.reductions`),
         outerOutputs: r.outputs(k.outerOutputs, `${where}.outerOutputs`),
         rowOutputs: r.outputs(k.rowOutputs, `${where}.rowOutputs`),
         ...(space ? { space: { F: r.ints(space.F, `${where}.space.F`), axes: r.ints(space.axes, `${where}.space.axes`) } } : {}),
       };
     }
     case 'matmul': {
-      const operand = (v: J, w: string): MatmulOperand => {
+      const operand = (v: J, w: string, isA: boolean): MatmulOperand => {
         const o = r.obj(v, w);
-        if (o.kind === 'expr') return { kind: 'expr', expr: r.ref(o.expr, `${w}.expr`) };
+        if (o.kind === 'expr') {
+          if (o.stats === undefined) return { kind: 'expr', expr: r.ref(o.expr, `${w}.expr`) };
+          if (!isA) throw new CacheFormatError(`${w}.stats`, 'only the A operand has row statistics');
+          const st = r.obj(o.stats, `${w}.stats`);
+          return { kind: 'expr', expr: r.ref(o.expr, `${w}.expr`), stats: { row: r.ints(st.row, `${w}.stats.row`, 1, LIMITS.elements, 1), reductions: r.reductions(st.reductions, `${w}.stats.reductions`, ['sum']) } };
+        }
         r.oneOf(o.kind, ['strided'] as const, `${w}.kind`);
         const s = r.ints(o.strides, `${w}.strides`, -LIMITS.elements, LIMITS.elements, 3);
         if (s.length !== 3) throw new CacheFormatError(w, 'expected three strides');
@@ -266,8 +285,9 @@ function kernel(r: Reader, x: J, i: number): Kernel {
         kind, name,
         batch: r.int(k.batch, `${where}.batch`), m: r.int(k.m, `${where}.m`), n: r.int(k.n, `${where}.n`), k: r.int(k.k, `${where}.k`),
         dtype: r.dtype(k.dtype, `${where}.dtype`),
-        a: operand(k.a, `${where}.a`), b: operand(k.b, `${where}.b`),
-        outputs: r.outputs(k.outputs, `${where}.outputs`),
+        a: operand(k.a, `${where}.a`, true), b: operand(k.b, `${where}.b`, false),
+        outputs: r.outputs(k.outputs, `${where}.outputs`, true),
+        ...(k.reduceRows !== undefined ? { reduceRows: r.int(k.reduceRows, `${where}.reduceRows`, 1) } : {}),
       };
     }
     case 'conv': {
@@ -299,6 +319,7 @@ function checkExtents(k: Kernel, buffers: readonly { size: number }[], where: st
       break;
     case 'matmul':
       work = k.batch * k.m * k.n * Math.max(1, k.k);
+      checkReducingMatmul(k, where);
       break;
     case 'conv':
       work = prod(k.outShape) * prod(k.rhs.shape);
@@ -312,6 +333,36 @@ function checkExtents(k: Kernel, buffers: readonly { size: number }[], where: st
   }
   if (!(work <= LIMITS.work)) throw new CacheFormatError(where, `iteration space of ${work} exceeds ${LIMITS.work}`);
   checkIndexRanges(k, buffers, where);
+}
+
+/** Acc ids an expression reads. */
+function accIds(e: SExpr): number[] {
+  const ids: number[] = [];
+  visitSExpr(e, (n) => {
+    if (n.op === 'acc') ids.push(n.id);
+  });
+  return ids;
+}
+
+/**
+ * Prologue statistics and reducing epilogues hold together: statistics run over one row axis
+ * of the k extent, numbered 0.. in order, each reading only earlier ones (the prologue reads
+ * any); zero-initialised outputs come with reduceRows, a divisor of m, and it with them.
+ */
+function checkReducingMatmul(k: Extract<Kernel, { kind: 'matmul' }>, where: string): void {
+  for (const [name, op] of [['a', k.a], ['b', k.b]] as const) {
+    if (!isExprOperand(op)) continue;
+    const red = op.stats?.reductions ?? [];
+    if (op.stats && (op.stats.row.length !== 1 || op.stats.row[0] !== k.k || red.length === 0)) throw new CacheFormatError(`${where}.${name}.stats`, `expected one row axis of extent k = ${k.k} and at least one reduction`);
+    red.forEach((r, j) => {
+      if (r.id !== j) throw new CacheFormatError(`${where}.${name}.stats.reductions[${j}].id`, `expected ${j}`);
+      if (accIds(r.expr).some((i) => i >= j)) throw new CacheFormatError(`${where}.${name}.stats.reductions[${j}].expr`, 'reads a statistic not computed before it');
+    });
+    if (accIds(op.expr).some((i) => i >= red.length)) throw new CacheFormatError(`${where}.${name}.expr`, 'reads a row statistic that is not computed');
+  }
+  const reducing = k.outputs.some((o) => o.init === 'zero');
+  if (reducing !== (k.reduceRows !== undefined)) throw new CacheFormatError(`${where}.reduceRows`, 'must be given exactly when an output is zero-initialised');
+  if (k.reduceRows !== undefined && (k.m === 0 || k.m % k.reduceRows !== 0)) throw new CacheFormatError(`${where}.reduceRows`, `${k.reduceRows} does not divide m = ${k.m}`);
 }
 
 /**
@@ -348,6 +399,10 @@ function checkIndexRanges(k: Kernel, buffers: readonly { size: number }[], where
     case 'matmul':
       ([['batch', k.batch], ['m', k.m], ['n', k.n], ['k', k.k]] as const).forEach(([role, n]) => ranges.set(axis(role), n));
       for (const o of [k.a, k.b]) {
+        if (isExprOperand(o) && o.stats) {
+          ranges.set(axis('row', 0), o.stats.row[0]!);
+          o.stats.reductions.forEach((x) => roots.push(x.expr));
+        }
         if (isExprOperand(o)) roots.push(o.expr);
         else {
           const last = o.offset + o.strides[0] * (k.batch - 1) + Math.max(0, o.strides[1]) * ((o === k.a ? k.m : k.k) - 1) + Math.max(0, o.strides[2]) * ((o === k.a ? k.k : k.n) - 1);

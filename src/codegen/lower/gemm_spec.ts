@@ -7,7 +7,7 @@
 import type { DType } from '../../ir/dtype.js';
 import { AX, type Axis } from '../kernel/axis.js';
 import { idx, type Idx } from '../kernel/index_expr.js';
-import { isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand, type SExpr } from '../kernel/kernel_graph.js';
+import { type ExprOperand, isExprOperand, type KernelOutput, type MatmulKernel, type MatmulOperand, type SExpr } from '../kernel/kernel_graph.js';
 
 export interface GemmSpec {
   readonly name: string;
@@ -27,8 +27,12 @@ export interface GemmSpec {
   readonly aExpr?: SExpr;
   /** A prologue: B[b, k, n] as an expression (then bBuf/bIdx are unused). */
   readonly bExpr?: SExpr;
+  /** Row statistics of the A prologue (read there as `acc id`; see ExprOperand.stats). */
+  readonly aStats?: ExprOperand['stats'];
   /** Epilogue outputs over variables b, m, n with `acc 0`. */
   readonly outputs: readonly KernelOutput[];
+  /** Rows per reduction group of the reducing outputs (init 'zero'; see MatmulKernel.reduceRows). */
+  readonly reduceRows?: number;
   /**
    * The same outputs before the dialect's edge-case rewrites (for a hand-written epilogue that
    * implements max/min, erf and friends with their host meaning itself, like the CPU's WebAssembly one).
@@ -61,7 +65,15 @@ export function matmulSpec(k: MatmulKernel): GemmSpec {
     bIdx: b.idx,
     ...(a.expr ? { aExpr: a.expr } : {}),
     ...(b.expr ? { bExpr: b.expr } : {}),
+    ...(isExprOperand(k.a) && k.a.stats ? { aStats: k.a.stats } : {}),
     outputs: k.outputs,
+    ...(k.reduceRows ? { reduceRows: k.reduceRows } : {}),
   };
 }
 
+
+/** Whether a GEMM spec has reducing outputs (zeroed by the kernel, then accumulated). */
+export const hasReducingOutputs = (spec: Pick<GemmSpec, 'outputs'>): boolean => spec.outputs.some((o) => o.init === 'zero');
+
+/** Whether a GEMM spec uses the fields of prologue statistics or reducing epilogues. */
+export const usesReducingFeatures = (spec: Pick<GemmSpec, 'outputs' | 'aStats'>): boolean => spec.aStats !== undefined || hasReducingOutputs(spec);

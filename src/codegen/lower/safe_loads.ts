@@ -23,7 +23,8 @@ export function kernelRanges(k: Kernel): Ranges {
       k.row.forEach((n, i) => r.set(AX.row(i), n));
       break;
     case 'matmul':
-      r.set(AX.b, k.batch).set(AX.m, k.m).set(AX.n, k.n).set(AX.k, k.k);
+      // r0: the flattened k of an A prologue's row statistics
+      r.set(AX.b, k.batch).set(AX.m, k.m).set(AX.n, k.n).set(AX.k, k.k).set(AX.row(0), k.k);
       break;
     case 'conv':
       k.outShape.forEach((n, i) => r.set(AX.outer(i), n));

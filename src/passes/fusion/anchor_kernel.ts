@@ -5,12 +5,13 @@
  */
 import { AX, type Axis } from '../../codegen/kernel/axis.js';
 import { delinearize, type Idx, idx, linearize, type Ranges } from '../../codegen/kernel/index_expr.js';
-import type { ExprOperand, MatmulOperand } from '../../codegen/kernel/kernel_graph.js';
+import type { ExprOperand, KernelOutput, MatmulOperand } from '../../codegen/kernel/kernel_graph.js';
 import type { ConvParams, DotParams } from '../../ir/primitive.js';
 import { type Atom, Var } from '../../ir/program.js';
 import { sizeOf } from '../../ir/shape.js';
 import type { KernelBuilder } from './build.js';
 import { newCtx } from './context.js';
+import { reducedAxes } from './program_view.js';
 
 /** Maps an index of the anchor's output through the epilogue's leading views to the root's index. */
 function throughViews(b: KernelBuilder, root: Var, index: readonly Idx[], ranges: Ranges): Idx[] {
@@ -23,13 +24,39 @@ function throughViews(b: KernelBuilder, root: Var, index: readonly Idx[], ranges
   return cur;
 }
 
-/** The epilogue: the root's value at the anchor's output index (the anchor's value is `acc 0`). */
-function epilogue(b: KernelBuilder, a: Var, root: Var, outIdx: Idx[], ranges: Map<Axis, number>) {
+/**
+ * The epilogue: the root's value at the anchor's output index (the anchor's value is `acc 0`),
+ * then the reductions the anchor accumulates (reducing epilogues: their input at the same
+ * index, added into the reduction's element, which the kernel zeroes first).
+ */
+function epilogue(b: KernelBuilder, a: Var, root: Var, outIdx: Idx[], ranges: Map<Axis, number>): KernelOutput[] {
   const ctx = newCtx(ranges, { anchor: { v: a, index: outIdx }, root });
   const rootIdx = throughViews(b, root, outIdx, ranges);
   const expr = b.valueAt(root, rootIdx, ctx);
   const buf = b.newBuf(root, b.outKind(root));
-  return [{ buf, index: linearize(rootIdx, root.aval.shape), expr }];
+  const outs: KernelOutput[] = [{ buf, index: linearize(rootIdx, root.aval.shape), expr }];
+  for (const red of b.ep.reducing.get(root) ?? []) {
+    const re = b.view.producer.get(red.r)!;
+    const axes = reducedAxes(re);
+    const value = b.valueAt(re.inputs[0] as Var, rootIdx, ctx);
+    const index = linearize(rootIdx.filter((_, d) => !axes.includes(d)), red.r.aval.shape);
+    outs.push({ buf: b.newBuf(red.r, b.outKind(red.r)), index, expr: value, accumulate: true, init: 'zero' });
+  }
+  return outs;
+}
+
+/**
+ * The A prologue with its row statistics (caps.prologueStats): reductions of the lhs over
+ * exactly the contracting axes, read only here, become phases the GEMM runs per (b, m) row over
+ * r0 = the flattened k (LayerNorm's mean and variance before the first pointwise matmul).
+ */
+function statsPrologue(b: KernelBuilder, x: Var, index: Idx[], r: Map<Axis, number>, rowIndex: (r: Ranges) => Idx[], contracting: readonly number[], K: number): ExprOperand | undefined {
+  const ranges = new Map([...r, [AX.row(0), K] as const]);
+  const outerIdx = index.filter((_, d) => !contracting.includes(d));
+  const layout = { F: x.aval.shape, axes: [...contracting], outerIdx, fullIdx: rowIndex(ranges), ops: new Set(['sum'] as const) };
+  const ctx = newCtx(ranges, { layout });
+  const expr = b.valueAt(x, index, ctx);
+  return ctx.reductions.length ? { kind: 'expr', expr, stats: { row: [K], reductions: ctx.reductions } } : undefined;
 }
 
 export function buildAnchor(b: KernelBuilder, a: Var, root: Var): void {
@@ -63,10 +90,14 @@ function buildMatmul(b: KernelBuilder, a: Var, root: Var, [lhs, rhs]: [Atom, Ato
   const rhsIndex = operandIndex(rs.length, br, cr, fr, nShape);
   const rA = new Map([[AX.b, B], [AX.m, Mm], [AX.k, K]]);
   const rB = new Map([[AX.b, B], [AX.k, K], [AX.n, N]]);
-  const prologue = (x: Atom, index: Idx[], r: Map<Axis, number>): ExprOperand | undefined =>
-    x instanceof Var && !b.M.has(x) && !b.bufOf.has(x) && b.view.producer.has(x) ? { kind: 'expr', expr: b.valueAt(x, index, newCtx(r)) } : undefined;
+  const isPrologue = (x: Atom): x is Var => x instanceof Var && !b.M.has(x) && !b.bufOf.has(x) && b.view.producer.has(x);
+  const prologue = (x: Atom, index: Idx[], r: Map<Axis, number>): ExprOperand | undefined => (isPrologue(x) ? { kind: 'expr', expr: b.valueAt(x, index, newCtx(r)) } : undefined);
+  // tried before the strided probe, which would build the statistics as kernels of their own
+  const withStats = (x: Atom, index: Idx[], r: Map<Axis, number>): ExprOperand | undefined =>
+    b.caps.prologueStats && K > 0 && isPrologue(x) ? statsPrologue(b, x, index, r, (rr) => lhsIndex(AX.b, AX.m, AX.row(0), rr), cl, K) : undefined;
   const o = [AX.outer(0), AX.outer(1), AX.outer(2)] as const;
   const opA: MatmulOperand =
+    withStats(lhs, lhsIndex(AX.b, AX.m, AX.k, rA), rA) ??
     b.stridedOperand(lhs, lhsIndex(AX.b, AX.m, AX.k, rA), rA, [AX.b, AX.m, AX.k]) ??
     prologue(lhs, lhsIndex(AX.b, AX.m, AX.k, rA), rA) ??
     b.pack(lhs, [B, Mm, K], (r) => lhsIndex(o[0], o[1], o[2], r));
@@ -77,7 +108,8 @@ function buildMatmul(b: KernelBuilder, a: Var, root: Var, [lhs, rhs]: [Atom, Ato
   const rE = new Map([[AX.b, B], [AX.m, Mm], [AX.n, N]]);
   const outIdx = [...delinearize(idx.var(AX.b), batchShape, rE), ...delinearize(idx.var(AX.m), mShape, rE), ...delinearize(idx.var(AX.n), nShape, rE)];
   const outputs = epilogue(b, a, root, outIdx, rE);
-  b.kernels.push({ kind: 'matmul', name: b.kname(root, 'matmul'), batch: B, m: Mm, n: N, k: K, dtype: a.aval.dtype, a: opA, b: opB, outputs });
+  const reduceRows = b.ep.reducing.get(root)?.[0]?.rowsPerGroup;
+  b.kernels.push({ kind: 'matmul', name: b.kname(root, 'matmul'), batch: B, m: Mm, n: N, k: K, dtype: a.aval.dtype, a: opA, b: opB, outputs, ...(reduceRows ? { reduceRows } : {}) });
 }
 
 function buildConv(b: KernelBuilder, a: Var, root: Var, [lhs, rhs]: [Atom, Atom], pr: ConvParams): void {

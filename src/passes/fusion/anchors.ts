@@ -14,12 +14,17 @@
 import { type Eqn, Var } from '../../ir/program.js';
 import { shapeEq } from '../../ir/shape.js';
 import { isAnchor, isElementwise, isInlinable, type ProgramView } from './program_view.js';
+import type { ReducingEpilogue } from './reducing.js';
 
 export interface Epilogues {
   /** epilogue root -> the anchor it stores */
   readonly anchorOf: Map<Var, Var>;
   /** epilogue root -> the reshape/transpose chain from the anchor's output */
   readonly views: Map<Var, Eqn[]>;
+  /** epilogue root -> reductions its anchor accumulates as it stores it (reducing.ts) */
+  readonly reducing: Map<Var, ReducingEpilogue[]>;
+  /** reduction -> the reducing epilogue that computes it */
+  readonly reducedBy: Map<Var, ReducingEpilogue>;
 }
 
 export function findEpilogues(view: ProgramView, M: Set<Var>): Epilogues {
@@ -37,7 +42,7 @@ export function findEpilogues(view: ProgramView, M: Set<Var>): Epilogues {
     views.set(root, chain);
     M.delete(a);
   }
-  return { anchorOf, views };
+  return { anchorOf, views, reducing: new Map(), reducedBy: new Map() };
 }
 
 /** The single-use reshape/transpose chain after an anchor's output. */

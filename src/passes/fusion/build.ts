@@ -5,6 +5,7 @@
  */
 import { AX, type Axis } from '../../codegen/kernel/axis.js';
 import { affineStrides, type Idx, idx, idxKey, linearize } from '../../codegen/kernel/index_expr.js';
+import { type DeviceCaps, UNLIMITED_CAPS } from '../../codegen/kernel/device.js';
 import type { BufferDecl, Kernel, SExpr, StridedOperand } from '../../codegen/kernel/kernel_graph.js';
 import type { DType } from '../../ir/dtype.js';
 import { NexgradError } from '../../ir/errors.js';
@@ -32,6 +33,8 @@ export class KernelBuilder {
     readonly M: Set<Var>,
     readonly ep: Epilogues,
     private readonly origins: Origins,
+    /** What the device's kernels can do (prologue statistics, reducing epilogues). */
+    readonly caps: DeviceCaps = UNLIMITED_CAPS,
   ) {}
 
   newBuf(v: Var, kind: BufferDecl['kind']): number {
@@ -77,8 +80,10 @@ export class KernelBuilder {
     this.building.add(v);
     this.M.add(v);
     const anchor = this.ep.anchorOf.get(v);
+    const reducedBy = this.ep.reducedBy.get(v);
     const e = this.view.producer.get(v)!;
-    if (anchor) buildAnchor(this, anchor, v);
+    if (reducedBy) this.ensureBuilt(reducedBy.root); // the anchor kernel storing the root accumulates v
+    else if (anchor) buildAnchor(this, anchor, v);
     else if (isAnchor(e.prim)) buildAnchor(this, v, v);
     else if (isInlinable(e.prim) || isReducing(e.prim)) buildLoop(this, v);
     else if (loweringOf(e.prim) === 'sort') buildSort(this, e);

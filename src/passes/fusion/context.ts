@@ -17,7 +17,15 @@ export interface Ctx {
   readonly ranges: Map<Axis, number>;
   readonly memo: Map<string, SExpr>;
   /** Row layout: the full index space F and its reduced axes. */
-  readonly layout?: { readonly F: readonly number[]; readonly axes: readonly number[]; readonly outerIdx: readonly Idx[] };
+  readonly layout?: {
+    readonly F: readonly number[];
+    readonly axes: readonly number[];
+    readonly outerIdx: readonly Idx[];
+    /** Where a phase reads its input (default: outer axes at kept dims, row axes at reduced ones). */
+    readonly fullIdx?: readonly Idx[];
+    /** The reduction ops allowed as phases here (default: all). */
+    readonly ops?: ReadonlySet<ReduceOp>;
+  };
   /** Reduction phases registered in this kernel. */
   readonly reductions: Reduction[];
   readonly reduceIds: Map<Var, number>;

@@ -8,6 +8,7 @@
  * device's buffer limit) are listed in pipeline.ts.
  */
 import { UNLIMITED_CAPS, type DeviceCaps } from '../../codegen/kernel/device.js';
+import { graphCost } from '../../codegen/kernel/cost.js';
 import type { GraphOutput, KernelGraph } from '../../codegen/kernel/kernel_graph.js';
 import type { Program } from '../../ir/program.js';
 import { Literal } from '../../ir/program.js';
@@ -16,14 +17,41 @@ import { findEpilogues, findPrologues } from './anchors.js';
 import { KernelBuilder } from './build.js';
 import { applyCostRule, structuralMaterialisation } from './materialise.js';
 import { ProgramView } from './program_view.js';
+import { attachReducing, findReducingEpilogues } from './reducing.js';
 
 export function fuse(p: Program, origins: Origins = new Map(), caps: DeviceCaps = UNLIMITED_CAPS): KernelGraph {
   const view = new ProgramView(p);
-  const M = structuralMaterialisation(view);
+  const plain = build(view, origins, caps, false)!;
+  if (!caps.reducingEpilogues) return plain;
+  // Reducing epilogues pay when the reduction's re-read goes away; where the reduced value is
+  // needed elsewhere anyway (a training step's backward) they can cost a kernel: keep the graph
+  // with them only when it is no worse in kernels and moves fewer bytes.
+  const reducing = build(view, origins, caps, true);
+  if (!reducing) return plain;
+  const a = graphCost(plain);
+  const b = graphCost(reducing);
+  return reducing.kernels.length <= plain.kernels.length && b.bytesRead + b.bytesWritten < a.bytesRead + a.bytesWritten ? reducing : plain;
+}
+
+/** The phases, with reducing epilogues or without (undefined when none apply). */
+function build(view: ProgramView, origins: Origins, caps: DeviceCaps, withReducing: boolean): KernelGraph | undefined {
+  const p = view.program;
+  let M = structuralMaterialisation(view);
   applyCostRule(view, M, caps.recomputeCostLimit);
-  const ep = findEpilogues(view, M);
+  let ep = findEpilogues(view, M);
+  if (withReducing) {
+    // Reductions accumulated by anchors have buffers of their own from the start, so the cost
+    // rule sees what they make cheap (GRN's norm is recomputed from its sum of squares, not stored).
+    const found = findReducingEpilogues(view, M, ep);
+    if (found.length === 0) return undefined;
+    M = structuralMaterialisation(view);
+    for (const f of found) M.add(f.r);
+    applyCostRule(view, M, caps.recomputeCostLimit);
+    ep = findEpilogues(view, M);
+    attachReducing(ep, findReducingEpilogues(view, M, ep));
+  }
   findPrologues(view, M, ep);
-  const b = new KernelBuilder(view, M, ep, origins);
+  const b = new KernelBuilder(view, M, ep, origins, caps);
   const inputs = p.inputs.map((v) => b.newBuf(v, 'input'));
   const consts = p.consts.map((c) => ({ buf: b.newBuf(c.v, 'const'), value: c.value }));
   b.buildAll();

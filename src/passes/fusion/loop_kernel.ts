@@ -32,9 +32,10 @@ export function reductionPhase(b: KernelBuilder, v: Var, e: Eqn, index: readonly
   const axes = reducedAxes(e);
   const dtype = v.aval.dtype;
   if (!L || !shapeEq(x.aval.shape, L.F) || axes.join() !== L.axes.join() || !sameIndex(index, L.outerIdx, ctx.ranges)) return undefined;
+  if (L.ops && !L.ops.has(REDUCE_OP[e.prim]!)) return undefined;
   let id = ctx.reduceIds.get(v);
   if (id === undefined) {
-    const expr = b.valueAt(x, fullIndex(L.F, L.axes), ctx);
+    const expr = b.valueAt(x, L.fullIdx ?? fullIndex(L.F, L.axes), ctx);
     id = ctx.reductions.length;
     ctx.reductions.push({ id, op: REDUCE_OP[e.prim]!, expr, dtype });
     ctx.reduceIds.set(v, id);

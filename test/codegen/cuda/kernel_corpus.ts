@@ -9,6 +9,7 @@
 import fc from 'fast-check';
 import { SM90_PROPERTIES, cudaCaps, cudaTarget } from '../../../src/codegen/cuda/device.js';
 import { emitGraphKernels } from '../../../src/codegen/cuda/executable.js';
+import type { DeviceCaps } from '../../../src/codegen/kernel/device.js';
 import type { GpuKernelCode } from '../../../src/codegen/lower/gpu/kernel_code.js';
 import { config } from '../../../src/convnextv2/config.js';
 import type { FcmaeParams } from '../../../src/convnextv2/fcmae.js';
@@ -27,6 +28,8 @@ export interface CorpusProgram {
   /** Input positions donated (updated in place), as a training step donates params and state. */
   readonly donated?: readonly number[];
   readonly tf32?: boolean;
+  /** Capabilities beyond an sm_90 device's (a GEMM feature the CUDA caps do not turn on yet). */
+  readonly caps?: Partial<DeviceCaps>;
 }
 
 export interface CorpusKernel {
@@ -39,7 +42,7 @@ const caps = cudaCaps(SM90_PROPERTIES);
 
 /** Every kernel of a program, printed for an sm_90 device. */
 export function kernelsOf(p: CorpusProgram): CorpusKernel[] {
-  const low = lower(p.program, { donated: p.donated ?? [] }, caps);
+  const low = lower(p.program, { donated: p.donated ?? [] }, { ...caps, ...p.caps });
   return emitGraphKernels(low.graph, low.plan, cudaTarget(caps, p.tf32 ?? false)).map((code) => ({ label: `${p.label} / ${code.name}`, code }));
 }
 
@@ -64,6 +67,13 @@ function convnextStep(name: 'atto' | 'tiny', batch: number, image: number) {
   // params and optimizer state (every input but the batch) are donated
   const donated = Array.from({ length: program.inputs.length - 2 }, (_, i) => i);
   return { program, donated };
+}
+
+/** Inference of a tiny custom ConvNeXt V2 (every block's pwconv1 has a LayerNorm prologue). */
+function convnextInference(): Program {
+  const cfg = config('custom', { depths: [1, 1, 1, 1], dims: [8, 16, 32, 64], numClasses: 10 });
+  const params = unflattenParams(specEntries(paramSpec(cfg)).map(([n, s]) => [n, ng.random.normal(ng.random.key(n.length), s.shape).mul(0.1)] as const));
+  return ng.trace((p: any, xs: ng.Tensor) => ng.convnextv2.apply(p, xs, { cfg }), params, ng.random.normal(ng.random.key(7), [2, 3, 32, 32]));
 }
 
 function fcmaeStep() {
@@ -128,6 +138,10 @@ export function modelAndDataPrograms(): CorpusProgram[] {
     { label: 'atto ConvNeXt V2 training step', ...atto },
     { label: 'atto ConvNeXt V2 training step, bf16 mixed precision', program: mixedPrecision(atto.program, 'bf16'), donated: atto.donated },
     { label: 'tiny FCMAE training step', program: fcmaeStep() },
+    // the SIMT GEMM's row statistics (LayerNorm's mean and variance in pwconv1's prologue) and
+    // reducing epilogue (GRN's sum of squares; with the CPU's recompute limit pwconv1 stores the
+    // GELU output it needs); f32 without tf32 takes the SIMT GEMM, the tensor-core one has neither
+    { label: 'tiny ConvNeXt V2 inference with prologue statistics and reducing epilogues', program: convnextInference(), caps: { prologueStats: true, reducingEpilogues: true, recomputeCostLimit: 6 } },
     ...dataPrograms(),
     ...halfPrograms(),
   ];

@@ -5,7 +5,7 @@
  */
 import { HostArray } from '../../../ir/host.js';
 import type { DeviceArray } from '../../../ir/device_array.js';
-import { type Device, UNLIMITED_CAPS } from '../../kernel/device.js';
+import { type Device, CPU_CAPS } from '../../kernel/device.js';
 import { type CpuAddon, cpuAddon } from './addon.js';
 import { NativeExecutable } from './executable.js';
 import { type Toolchain, toolchain } from './toolchain.js';
@@ -39,7 +39,7 @@ export function createNativeCpuDevice(support: NativeSupport, opts: NativeDevice
     name: 'cpu',
     syncRead: true,
     id: `cpu:native-${support.tc.isa}:${threads}thread${threads > 1 ? 's' : ''}`,
-    caps: UNLIMITED_CAPS,
+    caps: CPU_CAPS,
     alloc: (dtype, shape) => HostArray.zeros(dtype, shape),
     upload: (host) => host,
     read: (a) => Promise.resolve(own(a)),

@@ -12,7 +12,7 @@ import type { DType } from '../../../ir/dtype.js';
 import { AX } from '../../kernel/axis.js';
 import { affineStrides } from '../../kernel/index_expr.js';
 import { bufName } from '../../lower/dialect.js';
-import type { GemmSpec } from '../../lower/gemm_spec.js';
+import { type GemmSpec, usesReducingFeatures } from '../../lower/gemm_spec.js';
 import type { CKernelCode } from './c_common.js';
 import { cachedBLayout, emitGemmC } from './gemm_c.js';
 
@@ -30,7 +30,8 @@ function bRegion(spec: GemmSpec): { lo: number; hi: number } | null {
 
 /** Whether the GEMM caches its packed B: one batch, B a plain read of a buffer in `stable`, at most 64 MiB packed. */
 export function bCacheApplies(spec: GemmSpec, stable: ReadonlySet<number>): boolean {
-  if (spec.dtype !== 'f32' && spec.dtype !== 'f64') return false;
+  // (row statistics of A and reducing outputs keep the plain path: its range is in units of rows)
+  if ((spec.dtype !== 'f32' && spec.dtype !== 'f64') || usesReducingFeatures(spec)) return false;
   return spec.batch === 1 && stable.has(spec.bBuf) && bRegion(spec) !== null && cachedBLayout(spec).elements * 8 <= 1 << 26;
 }
 

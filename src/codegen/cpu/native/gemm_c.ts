@@ -12,7 +12,8 @@ import { AX, type Axis } from '../../kernel/axis.js';
 import { affineStrides, type Idx, idxVars } from '../../kernel/index_expr.js';
 import type { SExpr } from '../../kernel/kernel_graph.js';
 import { bufName } from '../../lower/dialect.js';
-import type { GemmSpec } from '../../lower/gemm_spec.js';
+import { type GemmSpec, usesReducingFeatures } from '../../lower/gemm_spec.js';
+import { C_LOOPS, emitReducingPrologue, emitRowStats, rangeUnitRows } from '../../lower/gemm_reducing.js';
 import { CBuilder, type CKernelCode, cNestedLoops, cRangeLoops, wrapRange } from './c_common.js';
 
 /** Multiples of every micro-kernel's MR (8, 6, 4) and NR (32, 16, 8). */
@@ -127,6 +128,7 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     } else {
       cb.open('m');
       cb.line('const int64_t _ad = ((m - _ic) / NG_MR) * _kcMR + (m - _ic) % NG_MR - _pc * NG_MR;');
+      emitRowStats(cb, spec, C_LOOPS);
       cb.open('k');
       const v = cb.value(aLoad);
       cb.line(`Ap[_ad + k * NG_MR] = (${T})(${v});`);
@@ -159,6 +161,8 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   const cachedB = opts.cachedB !== undefined;
   if (!cachedB) cb.line(`${T}* const Bp = (${T}*)ng_scratch(1, ${KC * NCP * esz});`);
   cb.line(`${T}* const Ct = (${T}*)ng_scratch(2, ${RCH * NCP * esz});`);
+  const unitRows = rangeUnitRows(spec);
+  emitReducingPrologue(cb, spec, C_LOOPS, (b) => dtypes.get(b) ?? spec.dtype);
   if (packBOnce && !cachedB) cb.line('int64_t _bPacked = -1;');
   cb.line('int64_t _r = start;');
   cb.open('b');
@@ -198,11 +202,12 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('do', ' while (_r < end);');
-  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: batch * M, splittable: true, workPerItem: Math.max(1, 2 * N * K) };
+  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: (batch * M) / unitRows, splittable: true, workPerItem: Math.max(1, 2 * N * K) * unitRows };
 }
 
 /** Integer GEMM: exact 32-bit wrap-around like the host. */
 function emitIntGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+  if (usesReducingFeatures(spec)) throw new Error(`cpu-native codegen: integer matmul ${spec.name} with row statistics or reducing outputs`);
   const cb = new CBuilder();
   const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
   const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;

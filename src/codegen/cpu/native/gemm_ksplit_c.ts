@@ -8,7 +8,7 @@
  * set by the driver before it starts the parts (calls into one object never overlap).
  */
 import type { DType } from '../../../ir/dtype.js';
-import type { GemmSpec } from '../../lower/gemm_spec.js';
+import { type GemmSpec, usesReducingFeatures } from '../../lower/gemm_spec.js';
 import type { CKernelCode } from './c_common.js';
 import { emitGemmC, gemmTilesC } from './gemm_c.js';
 
@@ -18,7 +18,8 @@ const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
 /** Whether a GEMM takes the K-split: float, one batch, one column block, K several blocks long, few rows. */
 export function kSplitApplies(spec: GemmSpec): boolean {
-  if (spec.dtype !== 'f32' && spec.dtype !== 'f64') return false;
+  // row statistics of A and reducing outputs assume whole rows of K and of the range per call
+  if ((spec.dtype !== 'f32' && spec.dtype !== 'f64') || usesReducingFeatures(spec)) return false;
   const t = gemmTilesC(spec);
   const ncp = roundUp(spec.n, NR_ALL);
   return spec.batch === 1 && ncp <= roundUp(t.nc, NR_ALL) && spec.k >= 4 * t.kc && spec.m <= 4 * 96 && spec.m * spec.n <= 1 << 20;
