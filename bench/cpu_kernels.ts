@@ -6,10 +6,12 @@
  *   npm run build && node dist/bench/cpu_kernels.js
  *   (or: npx tsc -p tsconfig.json --outDir /tmp/nexgrad-build && node /tmp/nexgrad-build/bench/cpu_kernels.js)
  *
- * Options: --js (JavaScript micro-kernel instead of WebAssembly SIMD), --threads N (worker
+ * Options: --native (the native C dialect), --js (JavaScript micro-kernel instead of WebAssembly SIMD), --threads N (worker
  * threads, main included), --compare-threads (interleave 1 and N threads), --reps N, --only NAME.
  */
 import { createCpuDevice } from '../src/codegen/cpu/device.js';
+import { createNativeCpuDevice, nativeSupport } from '../src/codegen/cpu/native/device.js';
+import type { Device } from '../src/codegen/kernel/device.js';
 import type { MemoryPlan } from '../src/codegen/kernel/device.js';
 import { idx, type Idx, linearize } from '../src/codegen/kernel/index_expr.js';
 import { axisNamed } from '../src/codegen/kernel/axis.js';
@@ -26,8 +28,16 @@ const threads = args.includes('--threads') ? Number(args[args.indexOf('--threads
 /** Interleaves runs with 1 thread and with `threads` threads (same inputs) and reports both. */
 const compare = args.includes('--compare-threads');
 
-const dev = createCpuDevice({ wasm: !useJs, threads });
-const dev1 = createCpuDevice({ wasm: !useJs, threads: 1 });
+/** --native: the native C dialect (src/codegen/cpu/native) instead of JavaScript/WebAssembly. */
+const useNative = args.includes('--native');
+function device(t: number): Device {
+  if (!useNative) return createCpuDevice({ wasm: !useJs, threads: t });
+  const s = nativeSupport();
+  if (typeof s === 'string') throw new Error(`--native: ${s}`);
+  return createNativeCpuDevice(s, { threads: t });
+}
+const dev = device(threads);
+const dev1 = device(1);
 
 const v = (n: string): Idx => idx.var(axisNamed(n));
 const lin = (vars: string[], shape: number[]): Idx => linearize(vars.map(v), shape);
@@ -86,13 +96,14 @@ function time(name: string, flops: number, g: KernelGraph, inputs: HostArray[]):
   else console.log(`${name.padEnd(52)} ${fmt(meds[0]!)}`);
 }
 
-function matmul(name: string, M: number, K: number, N: number, epi: 'plain' | 'bias_gelu'): void {
+/** aT: A stored transposed (K x M), as the weight gradient of a pointwise conv reads its activations. */
+function matmul(name: string, M: number, K: number, N: number, epi: 'plain' | 'bias_gelu', aT = false): void {
   const outIdx = lin(['m', 'n'], [M, N]);
   const expr = epi === 'plain' ? acc0 : gelu(bin('add', acc0, ld(2, v('n'))));
   const outputs: KernelOutput[] = [{ buf: 3, index: outIdx, expr }];
-  const k: Kernel = { kind: 'matmul', name, batch: 1, m: M, n: N, k: K, dtype: 'f32', a: { kind: 'strided', buf: 0, offset: 0, strides: [0, K, 1] }, b: { kind: 'strided', buf: 1, offset: 0, strides: [0, N, 1] }, outputs };
-  const ins = [rand([M, K]), rand([K, N]), rand([N])];
-  time(`matmul ${M}x${K} @ ${K}x${N} ${epi}`, 2 * M * N * K, graph(k, ins, { buf: 3, shape: [M, N] }), ins);
+  const k: Kernel = { kind: 'matmul', name, batch: 1, m: M, n: N, k: K, dtype: 'f32', a: { kind: 'strided', buf: 0, offset: 0, strides: aT ? [0, 1, M] : [0, K, 1] }, b: { kind: 'strided', buf: 1, offset: 0, strides: [0, N, 1] }, outputs };
+  const ins = [rand(aT ? [K, M] : [M, K]), rand([K, N]), rand([N])];
+  time(`matmul ${M}x${K}${aT ? ' (A^T)' : ''} @ ${K}x${N} ${epi}`, 2 * M * N * K, graph(k, ins, { buf: 3, shape: [M, N] }), ins);
 }
 
 function conv(name: string, lhs: number[], rhs: number[], out: number[], params: ConvParams, flops: number): void {
@@ -105,12 +116,15 @@ function conv(name: string, lhs: number[], rhs: number[], out: number[], params:
 const NHWC = { lhs: [0, 3, 1, 2], rhs: [3, 2, 0, 1], out: [0, 3, 1, 2] };
 const sq = <T>(x: T): T[] => [x, x];
 
-console.log(`nexgrad cpu kernels (${useJs ? 'JavaScript' : 'WebAssembly SIMD'} micro-kernels, ${threads} thread${threads > 1 ? 's' : ''}), median of ${reps}`);
+console.log(`nexgrad cpu kernels (${useNative ? 'native C' : useJs ? 'JavaScript' : 'WebAssembly SIMD'} micro-kernels, ${threads} thread${threads > 1 ? 's' : ''}), median of ${reps}`);
 matmul('mm512', 512, 512, 512, 'plain');
 matmul('pwconv1', 3136, 40, 160, 'plain');
 matmul('pwconv1', 3136, 40, 160, 'bias_gelu');
 matmul('pwconv2', 3136, 160, 40, 'plain');
 matmul('pwconv1 b8', 8 * 3136, 40, 160, 'plain');
+// weight gradients of the stage-1 pointwise convs at batch 8: dW1 = x^T dy, dW2 = h^T dy
+matmul('wgrad pw1 b8', 40, 8 * 3136, 160, 'plain', true);
+matmul('wgrad pw2 b8', 160, 8 * 3136, 40, 'plain', true);
 for (const B of [1, 8]) {
   conv(`dwconv 7x7 56x56x40 NHWC b${B}`, [B, 56, 56, 40], [7, 7, 1, 40], [B, 56, 56, 40], { windowStrides: sq(1), padding: sq([3, 3] as const), lhsDilation: sq(1), rhsDilation: sq(1), featureGroupCount: 40, batchGroupCount: 1, dims: NHWC }, 2 * B * 56 * 56 * 40 * 49);
 }

@@ -191,8 +191,14 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Value v = arr.Get(i);
     if (v.IsNull() || v.IsUndefined()) continue;
     if (!v.IsTypedArray()) throw Napi::TypeError::New(env, "run: buffer " + std::to_string(i) + " is not a typed array");
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    ptrs[i] = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    // the data pointer from napi_get_typedarray_info (already offset): TypedArray::ArrayBuffer()
+    // rejects a typed array over a SharedArrayBuffer (a threaded WebAssembly-path result)
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value ab;
+    if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) throw Napi::TypeError::New(env, "run: buffer " + std::to_string(i) + " has no readable storage");
+    ptrs[i] = data;
   }
   int threads = info[2].As<Napi::Number>().Int32Value();
   if (threads < 1) threads = 1;

@@ -12,11 +12,15 @@ import { type ConvKernel, type Kernel, type LoopKernel, type SortKernel } from '
 import { type ConvGeom, convGeometry, convPath, gemmSpecOf, gemmSpecOfTransposed, windowTable } from '../../lower/conv_geometry.js';
 import { bufName } from '../../lower/dialect.js';
 import { lowerExprs } from '../../lower/expr_rules.js';
-import { matmulSpec } from '../../lower/gemm_spec.js';
+import { type GemmSpec, matmulSpec } from '../../lower/gemm_spec.js';
 import { kernelBuffers, preferColumns } from '../emit.js';
 import { C_NATIVE, cElemType } from './c_dialect.js';
 import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLoops, cRangeLoops, cRangeLoopsPrefix, cReduceUpdate, wrapRange } from './c_common.js';
+import { emitDepthwiseFastC, emitDepthwiseWgradFastC, epilogueOverChannel } from './depthwise_c.js';
 import { emitGemmC } from './gemm_c.js';
+import { bCacheApplies, emitGemmBCacheC } from './gemm_bcache_c.js';
+import { emitGemmKSplitC, kSplitApplies } from './gemm_ksplit_c.js';
+import { emitTransposeC, transposeAxis } from './transpose_c.js';
 
 function rowIndexC(row: readonly number[]): string {
   let stride = 1;
@@ -29,6 +33,8 @@ function rowIndexC(row: readonly number[]): string {
 }
 
 function emitLoopC(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+  const tiled = transposeAxis(k);
+  if (tiled >= 0) return emitTransposeC(k, tiled, dtypes, bufs, fn);
   const cb = new CBuilder();
   const outerAll = k.outer.length ? [...k.outer] : [1];
   const total = outerAll.reduce((a, b) => a * b, 1);
@@ -185,14 +191,6 @@ function windowLoopsC(cb: CBuilder, k: ConvKernel, g: ConvGeom, ySrc: readonly s
   rec(0, '0', '0');
 }
 
-function epilogueOverChannel(cb: CBuilder, k: ConvKernel, dtypes: ReadonlyMap<number, DType>, v: string, size: number, accOf: (c: string) => string): void {
-  cNestedLoops(cb, [size], [v], () => {
-    const d = cb.depth;
-    cb.accResolver = () => ({ src: accOf(v), depth: d });
-    cb.storeAll(k.outputs, (b) => dtypes.get(b) ?? k.dtype);
-  });
-}
-
 /** Depthwise conv: per output pixel, channels innermost (the compiler vectorises the constant-length channel loop). */
 function emitDepthwiseC(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
   const cb = new CBuilder();
@@ -320,17 +318,26 @@ function emitGenericConvC(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number
   return { name: k.name, fn, source: `${table}\n${wrapRange(fn, bufs, dtypes, cb.finish())}`, total: 1, splittable: false, workPerItem: 2 * size * g.I * Pk };
 }
 
-function emitConvC(k: ConvKernel, original: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+/**
+ * A GEMM split by rows, or by K when it has few rows and a long reduction (gemm_ksplit_c.ts); B
+ * packed once across calls when it is read from a buffer the graph never writes (gemm_bcache_c.ts).
+ */
+function emitGemmAnyC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string, stable: ReadonlySet<number>): CKernelCode {
+  if (kSplitApplies(spec)) return emitGemmKSplitC(spec, dtypes, bufs, fn);
+  return bCacheApplies(spec, stable) ? emitGemmBCacheC(spec, dtypes, bufs, fn) : emitGemmC(spec, dtypes, bufs, fn);
+}
+
+function emitConvC(k: ConvKernel, original: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string, stable: ReadonlySet<number>): CKernelCode {
   const g = convGeometry(k);
   switch (convPath(k)) {
     case 'gemm':
-      return { ...emitGemmC(gemmSpecOf(k, g), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(gemmSpecOf(k, g), dtypes, bufs, fn, stable), name: k.name };
     case 'gemm_transposed':
-      return { ...emitGemmC(gemmSpecOfTransposed(k, g), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(gemmSpecOfTransposed(k, g), dtypes, bufs, fn, stable), name: k.name };
     case 'depthwise':
-      return emitDepthwiseC(k, g, dtypes, bufs, fn);
+      return emitDepthwiseFastC(k, g, dtypes, bufs, fn) ?? emitDepthwiseC(k, g, dtypes, bufs, fn);
     case 'depthwise_wgrad':
-      return emitDepthwiseWgradC(k, g, dtypes, bufs, fn);
+      return emitDepthwiseWgradFastC(k, g, dtypes, bufs, fn) ?? emitDepthwiseWgradC(k, g, dtypes, bufs, fn);
     case 'generic':
       void original;
       return emitGenericConvC(k, g, dtypes, bufs, fn);
@@ -342,8 +349,11 @@ export function prepareKernelC(k: Kernel): Kernel {
   return lowerExprs(k, { native: C_NATIVE });
 }
 
-/** Generates the C of one kernel (its index in the graph names its function). */
-export function emitKernelC(kernel: Kernel, index: number, dtypes: ReadonlyMap<number, DType>): CKernelCode {
+/**
+ * Generates the C of one kernel (its index in the graph names its function). `stable`: buffers the
+ * graph never writes and the caller does not donate (GEMMs keep their packed copies across calls).
+ */
+export function emitKernelC(kernel: Kernel, index: number, dtypes: ReadonlyMap<number, DType>, stable: ReadonlySet<number> = new Set()): CKernelCode {
   const k = prepareKernelC(kernel);
   const bufs = kernelBuffers(k);
   const fn = cName(k.name, index);
@@ -351,9 +361,9 @@ export function emitKernelC(kernel: Kernel, index: number, dtypes: ReadonlyMap<n
     case 'loop':
       return emitLoopC(k, dtypes, bufs, fn);
     case 'matmul':
-      return { ...emitGemmC(matmulSpec(k), dtypes, bufs, fn), name: k.name };
+      return { ...emitGemmAnyC(matmulSpec(k), dtypes, bufs, fn, stable), name: k.name };
     case 'conv':
-      return emitConvC(k, kernel as ConvKernel, dtypes, bufs, fn);
+      return emitConvC(k, kernel as ConvKernel, dtypes, bufs, fn, stable);
     case 'sort':
       return emitSortC(k, dtypes, bufs, fn);
   }

@@ -12,7 +12,7 @@ import { nodeModule } from '../../../ir/node_builtins.js';
 import { sizeOf } from '../../../ir/shape.js';
 import type { DeviceArray } from '../../../ir/device_array.js';
 import type { MemoryPlan } from '../../kernel/device.js';
-import type { KernelGraph } from '../../kernel/kernel_graph.js';
+import { type KernelGraph, kernelIO } from '../../kernel/kernel_graph.js';
 import type { CpuExecutable, CpuRunStats } from '../device.js';
 import { typedCtor } from '../host_arrays.js';
 import type { CpuAddon } from './addon.js';
@@ -54,7 +54,11 @@ export class NativeExecutable implements CpuExecutable {
   ) {
     this.dtypes = new Map(graph.buffers.map((b) => [b.id, b.dtype]));
     this.sizes = new Map(graph.buffers.map((b) => [b.id, b.size]));
-    const g = emitGraphC(graph);
+    // inputs that are not donated and constants: nothing in the graph writes them (GEMMs cache their packed B)
+    const donated = new Set([...plan.outputAliases.values()].map((i) => graph.inputs[i]));
+    const written = new Set(graph.kernels.flatMap((k) => kernelIO(k).writes));
+    const stable = new Set([...graph.inputs.filter((b) => !donated.has(b)), ...graph.consts.map((c) => c.buf)].filter((b) => !written.has(b)));
+    const g = emitGraphC(graph, stable);
     this.cSource = g.source;
     this.kernelCount = graph.kernels.length;
     this.kernelNames = g.kernels.map((k) => k.name);

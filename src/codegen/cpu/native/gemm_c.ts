@@ -42,7 +42,32 @@ export function gemmTilesC(spec: GemmSpec): CGemmTiles {
   return { mc: 96, nc: ncp <= maxNc ? ncp : 512, kc };
 }
 
-export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string): CKernelCode {
+/**
+ * 'rows': the range function over (batch, row). For a K-split (gemm_ksplit_c.ts): 'kpart', the
+ * task computing the partial product of part `p` of K into its own slice of `<fn>_P` (no epilogue),
+ * and 'kreduce', summing the partial products and running the epilogue.
+ */
+export type GemmMode = 'rows' | 'kpart' | 'kreduce' | 'bpack';
+
+export interface GemmOptions {
+  /** The name prefix of a cached packed B (`<prefix>_BPK`, gemm_bcache_c.ts): 'rows' reads it, 'bpack' fills it. */
+  readonly cachedB?: string;
+}
+
+/**
+ * The layout of a cached packed B: every (column block, K block) pair at its own offset, each
+ * KC x NC elements, so the rows read any block without packing it.
+ */
+export function cachedBLayout(spec: GemmSpec): { kc: number; nc: number; kBlocks: number; nBlocks: number; elements: number } {
+  const t = gemmTilesC(spec);
+  const nc = roundUp(t.nc, NR_ALL);
+  const kc = Math.max(1, Math.min(t.kc, Math.max(spec.k, 1)));
+  const kBlocks = Math.max(1, Math.ceil(spec.k / kc));
+  const nBlocks = Math.max(1, Math.ceil(spec.n / nc));
+  return { kc, nc, kBlocks, nBlocks, elements: kBlocks * nBlocks * kc * nc };
+}
+
+export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string, mode: GemmMode = 'rows', opts: GemmOptions = {}): CKernelCode {
   if (spec.dtype === 'i32' || spec.dtype === 'u32' || spec.dtype === 'bool') return emitIntGemmC(spec, dtypes, bufs, fn);
   const f64 = spec.dtype === 'f64';
   const T = f64 ? 'double' : 'float';
@@ -127,12 +152,18 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     cb.close('for (int64_t m = _c0; m < _c1; m++)');
   };
 
+  if (mode !== 'rows') {
+    emitSplitBody(mode, fn, { cb, packA, packB, epilogue, T, esz, micro, M, N, K, MC, KC, NCP, cachedB: opts.cachedB });
+    return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: 1, splittable: false, workPerItem: Math.max(1, 2 * M * N * K) };
+  }
   cb.line(`${T}* const Ap = (${T}*)ng_scratch(0, ${MC * KC * esz});`);
-  cb.line(`${T}* const Bp = (${T}*)ng_scratch(1, ${KC * NCP * esz});`);
+  // a cached packed B (gemm_bcache_c.ts) is packed by the driver before the rows run
+  const cachedB = opts.cachedB !== undefined;
+  if (!cachedB) cb.line(`${T}* const Bp = (${T}*)ng_scratch(1, ${KC * NCP * esz});`);
   cb.line(`${T}* const Ct = (${T}*)ng_scratch(2, ${RCH * NCP * esz});`);
   const unitRows = rangeUnitRows(spec);
   emitReducingPrologue(cb, spec, C_LOOPS, (b) => dtypes.get(b) ?? spec.dtype);
-  if (packBOnce) cb.line('int64_t _bPacked = -1;');
+  if (packBOnce && !cachedB) cb.line('int64_t _bPacked = -1;');
   cb.line('int64_t _r = start;');
   cb.open('b');
   cb.line(`const int64_t b = _r / ${M};`);
@@ -149,7 +180,10 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     cb.open();
     cb.line(`const int64_t _kc = ${K} - _pc < ${KC} ? ${K} - _pc : ${KC};`);
     cb.line('const int64_t _kcNR = _kc * NG_NR, _kcMR = _kc * NG_MR;');
-    if (packBOnce) {
+    if (cachedB) {
+      // packed by the driver (gemm_bcache_c.ts), block (jc, pc) at its own offset
+      cb.line(`${T}* const Bp = ${opts.cachedB}_BPK + ((_jc / ${NC}) * ${Math.ceil(K / KC)} + _pc / ${KC}) * ${KC * NC};`);
+    } else if (packBOnce) {
       const key = bDependsOnBatch ? 'b' : '0';
       cb.line(`if (_bPacked != ${key}) {`);
       packB();
@@ -192,4 +226,72 @@ function emitIntGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: 
   });
   void bufName;
   return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: spec.batch * spec.m, splittable: true, workPerItem: Math.max(1, 2 * spec.n * spec.k) };
+}
+
+interface SplitPieces {
+  readonly cb: CBuilder;
+  readonly packA: () => void;
+  readonly packB: () => void;
+  readonly epilogue: (withAcc: boolean) => void;
+  readonly T: string;
+  readonly esz: number;
+  readonly micro: string;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+  readonly MC: number;
+  readonly KC: number;
+  readonly NCP: number;
+  readonly cachedB: string | undefined;
+}
+
+/**
+ * The bodies of the non-row modes, batch 1 and one column block. K-split (gemm_ksplit_c.ts): the
+ * partial products of rows [0, M) in slices of `<fn>_P` (row stride NCP), 'kpart' computing part
+ * `p` of K, 'kreduce' summing the parts and running the epilogue. 'bpack': B packed whole (one K
+ * block) into the cached `<prefix>_BPK` (gemm_bcache_c.ts).
+ */
+function emitSplitBody(mode: Exclude<GemmMode, 'rows'>, fn: string, p: SplitPieces): void {
+  const { cb, T, esz, M, N, K, MC, KC, NCP } = p;
+  cb.line('const int64_t b = 0;');
+  cb.defineVars('b');
+  if (mode !== 'bpack') cb.line(`const int64_t _jc = 0, _nc = ${N}, _ncp = (_nc + NG_NR - 1) / NG_NR * NG_NR;`);
+  if (mode === 'bpack') {
+    cb.line(`for (int64_t _jc = 0; _jc < ${N}; _jc += ${NCP}) {`);
+    cb.line(`  const int64_t _nc = ${N} - _jc < ${NCP} ? ${N} - _jc : ${NCP}, _ncp = (_nc + NG_NR - 1) / NG_NR * NG_NR;`);
+    cb.open();
+    cb.line(`const int64_t _kc = ${K} - _pc < ${KC} ? ${K} - _pc : ${KC}, _kcNR = _kc * NG_NR;`);
+    cb.line(`${T}* const Bp = ${p.cachedB}_BPK + ((_jc / ${NCP}) * ${Math.ceil(K / KC)} + _pc / ${KC}) * ${KC * NCP};`);
+    p.packB();
+    cb.close(`for (int64_t _pc = 0; _pc < ${K}; _pc += ${KC})`);
+    cb.line('}');
+    return;
+  }
+  const P = `${fn.replace(/_(part|reduce)$/, '')}_P`;
+  const slice = roundUp(Math.max(M, 1), MR_ALL) * NCP;
+  if (mode === 'kreduce') {
+    cb.line(`for (int64_t _p = 1; _p < ${P}_parts; _p++) for (int64_t _i = 0; _i < ${M * NCP}; _i++) ${P}[_i] += ${P}[_p * ${slice} + _i];`);
+    cb.line(`${T}* const Ct = ${P};`);
+    cb.line(`const int64_t _c0 = 0, _c1 = ${M};`);
+    p.epilogue(true);
+    return;
+  }
+  cb.line(`${T}* const Ap = (${T}*)ng_scratch(0, ${MC * KC * esz});`);
+  cb.line(`${T}* const Bp = (${T}*)ng_scratch(1, ${KC * NCP * esz});`);
+  cb.line('for (int64_t _p = start; _p < end; _p++) {');
+  cb.line(`  ${T}* const Ct = ${P} + _p * ${slice};`);
+  cb.line(`  const int64_t _kb = ${K} * _p / ${P}_parts, _ke = ${K} * (_p + 1) / ${P}_parts;`);
+  cb.line(`  if (_ke == _kb) memset(Ct, 0, ${slice * esz});`);
+  cb.open();
+  cb.line(`const int64_t _kc = _ke - _pc < ${KC} ? _ke - _pc : ${KC};`);
+  cb.line('const int64_t _kcNR = _kc * NG_NR, _kcMR = _kc * NG_MR;');
+  p.packB();
+  cb.open();
+  cb.line(`const int64_t _mc = ${M} - _ic < ${MC} ? ${M} - _ic : ${MC};`);
+  cb.line('const int64_t _mcp = (_mc + NG_MR - 1) / NG_MR * NG_MR;');
+  p.packA();
+  cb.line(`${p.micro}(Ap, Bp, Ct + _ic * ${NCP}, (int)_kc, (int)_mcp, (int)_ncp, ${NCP}, _pc > _kb);`);
+  cb.close(`for (int64_t _ic = 0; _ic < ${M}; _ic += ${MC})`);
+  cb.close(`for (int64_t _pc = _kb; _pc < _ke; _pc += ${KC})`);
+  cb.line('}');
 }

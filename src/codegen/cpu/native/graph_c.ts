@@ -15,13 +15,14 @@ export interface GraphC {
   readonly kernels: readonly CKernelCode[];
 }
 
-export function emitGraphC(graph: KernelGraph): GraphC {
+/** `stable`: buffers the caller never writes between calls (inputs not donated, constants). */
+export function emitGraphC(graph: KernelGraph, stable: ReadonlySet<number> = new Set()): GraphC {
   const dtypes = bufferDtypes(graph);
   // loads that can leave their buffer (a select's discarded branch over padding) read clamped
   // indices: C evaluates hoisted loads unconditionally, and an out-of-range read is undefined
   const sizes = new Map(graph.buffers.map((b) => [b.id, b.size]));
   const sizeOf = (b: number) => sizes.get(b) ?? 0;
-  const kernels = graph.kernels.map((k, i) => emitKernelC(clampLoads(k, sizeOf), i, dtypes));
+  const kernels = graph.kernels.map((k, i) => emitKernelC(clampLoads(k, sizeOf), i, dtypes, stable));
   const cases = kernels.map((c, i) => {
     if (c.total === 0) return `    case ${i}: break;`;
     const call = c.splittable && c.total >= 2 ? `ng_parallel(rt, ${c.total}, ${c.workPerItem}, ${c.fn}, (void*)B);` : `${c.fn}((void*)B, 0, ${c.total});`;

@@ -114,10 +114,18 @@ export function writeObject(dir: string, key: string, ext: string, bytes: Uint8A
 export function trimObjects(dir: string, max = cacheMaxBytes()): void {
   const { fs, path } = node()!;
   const entries: { key: string; files: string[]; size: number; mtime: number }[] = [];
-  for (const name of fs.readdirSync(dir)) {
+  // one listing, grouped by key (a listing per record made every compile quadratic in the entries)
+  const names = fs.readdirSync(dir);
+  const byKey = new Map<string, string[]>();
+  for (const f of names) {
+    if (f.includes('.tmp-')) continue;
+    const k = /^([0-9a-f]{64})/.exec(f)?.[1];
+    if (k) byKey.set(k, [...(byKey.get(k) ?? []), f]);
+  }
+  for (const name of names) {
     const m = /^([0-9a-f]{64})\.json$/.exec(name);
     if (!m) continue;
-    const files = fs.readdirSync(dir).filter((f) => f.startsWith(m[1]!) && !f.includes('.tmp-')).map((f) => path.join(dir, f));
+    const files = (byKey.get(m[1]!) ?? []).map((f) => path.join(dir, f));
     let size = 0;
     let mtime = 0;
     for (const f of files) {

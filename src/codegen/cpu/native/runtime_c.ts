@@ -6,8 +6,10 @@
  * the addon (native/cpu/src/gemm.h): including immintrin.h would cost ~0.4 s of every compile.
  */
 
+import { DEPTHWISE_RUNTIME_C } from './depthwise_runtime_c.js';
+
 /** Bumped when the prelude's interface changes (part of every cache key through the source). */
-export const RUNTIME_VERSION = 'ng-cpu-native-2';
+export const RUNTIME_VERSION = 'ng-cpu-native-3';
 
 export const C_PRELUDE = String.raw`/* ${RUNTIME_VERSION} */
 #include <stdint.h>
@@ -68,6 +70,45 @@ static inline double ng_pow(double a, double b) {
   if (isinf(b) && fabs(a) == 1.0) return NAN;
   return pow(a, b);
 }
+
+/* exp(x) without a libm call, so that loops calling it vectorise: x = k ln2 + r with k the
+   nearest integer to x / ln2 (the 1.5 * 2^52 trick: the sum's low mantissa bits hold k),
+   r reduced in two parts of ln2 (Cody-Waite), e^r by its degree-13 Taylor polynomial
+   (|r| <= ln2 / 2: truncation under 5e-18 relative), then 2^k applied as two exact powers of two
+   (each in the normal range, so results that underflow round once). NaN propagates; inputs are
+   clamped to [-746, 710], beyond which exp is 0 or infinity anyway. */
+static inline double ng_exp(double x) {
+  const double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
+  const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
+  const double t = xc * 1.4426950408889634 + shift;
+  const double kd = t - shift;
+  const double r = (xc - kd * 0.6931471805598903) - kd * 5.497923018708371e-14;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  int64_t tb, sb;
+  memcpy(&tb, &t, 8);
+  memcpy(&sb, &shift, 8);
+  const int64_t k = tb - sb;
+  const int64_t k1 = ((k + 2048) >> 1) - 1024, k2 = k - k1;
+  const int64_t b1 = (k1 + 1023) << 52, b2 = (k2 + 1023) << 52;
+  double s1, s2;
+  memcpy(&s1, &b1, 8);
+  memcpy(&s2, &b2, 8);
+  return p * s1 * s2;
+}
+static inline float ng_expf(float x) { return (float)ng_exp((double)x); }
 
 /* f16 rounding, as the host computes it (round to nearest even on the value's own grid). */
 static inline double ng_round_f16(double x) {
@@ -139,7 +180,7 @@ static void ng_argsort(const double* v, int32_t n, int32_t* idx, int32_t* tmp, i
 #define ng_gemm_f64(ap, bp, c, kc, mcp, ncp, ldc, acc) NG_RT->gemm_f64(ap, bp, c, kc, mcp, ncp, ldc, acc, NG_MR, NG_NR)
 
 int ng_abi_version(void) { return 2; }
-`;
+${DEPTHWISE_RUNTIME_C}`;
 
 /** The register tile the prelude picks for an ISA (the packing code uses the macros; this is for reports). */
 export const GEMM_TILES: Readonly<Record<string, readonly [number, number]>> = { avx512: [8, 32], avx2: [6, 16], portable: [4, 8] };

@@ -31,7 +31,9 @@ export function toolchain(): Toolchain | string {
     if (r.status !== 0 || typeof r.stdout !== 'string') continue;
     const version = r.stdout.split('\n')[0]!.trim();
     const isaFlag = process.env.NEXGRAD_CPU_ISA ? `-march=${process.env.NEXGRAD_CPU_ISA.replace(/[^A-Za-z0-9_.-]/g, '')}` : '-march=native';
-    const cflags = ['-O3', isaFlag, '-std=gnu11', '-fPIC', '-shared', '-fno-math-errno', '-ffp-contract=fast', '-fno-semantic-interposition', '-w'];
+    // -fno-trapping-math: nothing reads the floating-point exception flags, and without it gcc
+    // will not if-convert selects over comparisons, which kept most fused loops scalar
+    const cflags = ['-O3', isaFlag, '-std=gnu11', '-fPIC', '-shared', '-fno-math-errno', '-fno-trapping-math', '-ffp-contract=fast', '-fno-semantic-interposition', '-w'];
     // which micro-kernel the prelude will pick on this target
     const probe = cp.spawnSync(cc, [isaFlag, '-dM', '-E', '-x', 'c', '-'], { input: '', encoding: 'utf8', timeout: 20000 });
     const macros = typeof probe.stdout === 'string' ? probe.stdout : '';
