@@ -25,7 +25,7 @@ export function benchCommand(): Command {
   return cmd
     .addOption(new Option('--steps <n>', 'timed calls').argParser(positiveInt(10)).default(10))
     .addOption(new Option('--backend <name>', `where to run: ${BACKEND_CHOICES.join(', ')}`).argParser(choice(BACKEND_CHOICES)).default('auto'))
-    .addOption(new Option('--threads <n>', "CPU worker threads per kernel (a number or 'auto')").argParser(threads));
+    .addOption(new Option('--threads <n>', "CPU threads (a number, or 'auto': every core up to 8)").argParser(threads));
 }
 
 export async function runBench(cmd: Command): Promise<number> {

@@ -41,7 +41,7 @@ export function evalCommand(): Command {
     .addOption(new Option('--batch-size <n>', 'images per forward pass').argParser(positiveInt(500)).default(500))
     .addOption(new Option('--out <dir>', 'where eval.json and confusion.png go').default('runs/eval'))
     .addOption(new Option('--backend <name>', `where to run: ${BACKEND_CHOICES.join(', ')}`).argParser(choice(BACKEND_CHOICES)).default('auto'))
-    .addOption(new Option('--threads <n>', "CPU worker threads per kernel (a number or 'auto')").argParser(threads))
+    .addOption(new Option('--threads <n>', "CPU threads (a number, or 'auto': every core up to 8)").argParser(threads))
     .addOption(new Option('--seed <n>', 'seed of synthetic data (as given to finetune)').argParser(nonNegativeInt(0)).default(0))
     .addOption(new Option('--quiet', 'print only the results'));
 }

@@ -56,7 +56,7 @@ export function inspectCommand(): Command {
     .addOption(new Option('--weights <which>', 'of a fine-tuning checkpoint: EMA or raw weights').argParser(choice(['ema', 'params'] as const)).default('ema'))
     .addOption(new Option('--out <dir>', 'where the pictures and feature-collapse.json go').default('runs/inspect'))
     .addOption(new Option('--backend <name>', `where to run: ${BACKEND_CHOICES.join(', ')}`).argParser(choice(BACKEND_CHOICES)).default('auto'))
-    .addOption(new Option('--threads <n>', "CPU worker threads per kernel (a number or 'auto')").argParser(threads))
+    .addOption(new Option('--threads <n>', "CPU threads (a number, or 'auto': every core up to 8)").argParser(threads))
     .addOption(new Option('--seed <n>', 'seed of synthetic data (as given to finetune)').argParser(nonNegativeInt(0)).default(0))
     .addOption(new Option('--quiet', 'print only the results'));
 }

@@ -4,9 +4,10 @@
  * length in steps.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { createCpuDevice } from '../../codegen/cpu/device.js';
+import { cpuDeviceFor } from '../../codegen/cpu/device.js';
 import type { Device } from '../../codegen/kernel/device.js';
 import { type BackendName, init as initBackends, registerBackend } from '../../passes/backends.js';
 import { CheckpointFileError, listCheckpoints, readTrainCheckpoint } from '../train/checkpoint_files.js';
@@ -19,10 +20,11 @@ import { UsageError } from './usage_error.js';
  * context; ng.init never throws for one that is missing) and resolves --backend.
  */
 export async function setupBackend(f: Pick<TrainFlags, 'backend' | 'threads'>): Promise<BackendName> {
-  if (f.threads !== undefined && f.threads !== 1) {
+  if (f.threads !== undefined) {
+    // the CPU backend's own choice of dialect (native C where a compiler exists), on these threads
     let dev: Device | undefined;
-    const threads = f.threads;
-    registerBackend('cpu', () => (dev ??= createCpuDevice({ threads })));
+    const threads = f.threads === 'auto' ? Math.min(os.availableParallelism(), 8) : f.threads;
+    registerBackend('cpu', () => (dev ??= cpuDeviceFor(threads)));
   }
   await initBackends(...(f.backend === 'auto' ? [] : [f.backend]));
   return resolveBackend(f.backend);

@@ -61,6 +61,6 @@ export function addTrainOptions(cmd: Command, d: TrainDefaults): Command {
     .addOption(new Option('--checkpoint-every <steps>', 'save a checkpoint every this many steps (0: only at the end and on Ctrl-C)').argParser(nonNegativeInt(200)).default(200))
     .addOption(new Option('--log-every <steps>', 'read the loss back and report every this many steps').argParser(positiveInt(10)).default(10))
     .addOption(new Option('--backend <name>', `where to run: ${BACKEND_CHOICES.join(', ')} (auto: cuda > wgsl > cpu)`).argParser(choice(BACKEND_CHOICES)).default('auto'))
-    .addOption(new Option('--threads <n>', "CPU worker threads per kernel (a number or 'auto'; default 1)").argParser(threads))
+    .addOption(new Option('--threads <n>', "CPU threads (a number, or 'auto': every core up to 8; default: NEXGRAD_CPU_THREADS, else every core for the native C dialect and one for WebAssembly)").argParser(threads))
     .addOption(new Option('--quiet', 'no progress output'));
 }
