@@ -2,6 +2,7 @@
  * Shared pieces of the CPU emitters: the kernel code record, scratch specs, the function
  * wrapper, and the range / nested loop builders (see emit.ts for the calling convention).
  */
+import { nestedLoops } from '../lower/scope_builder.js';
 import type { CodeBuilder } from './scope.js';
 import type { DwRowConfig, WasmFunc, WgRowConfig } from './wasm.js';
 import type { ReduceOp } from '../kernel/kernel_graph.js';
@@ -134,18 +135,6 @@ export function emitRangeLoopsPrefix(cb: CodeBuilder, dims: readonly number[], v
 
 /** Nested full loops over `dims` (vars at successive depths); an empty list is one block. */
 export function emitNestedLoops(cb: CodeBuilder, dims: readonly number[], vars: readonly string[], body: () => void): void {
-  if (dims.length === 0) {
-    cb.open();
-    body();
-    cb.close('');
-    return;
-  }
-  const rec = (d: number): void => {
-    cb.open(vars[d]!);
-    if (d === dims.length - 1) body();
-    else rec(d + 1);
-    cb.close(`for (let ${vars[d]} = 0; ${vars[d]} < ${dims[d]}; ${vars[d]}++)`);
-  };
-  rec(0);
+  nestedLoops(cb, dims, vars, 'let', body);
 }
 

@@ -268,3 +268,23 @@ export class ScopeBuilder {
     return dyn ? `${i} + ${this.valueAt(dyn, memo)}` : i;
   }
 }
+
+/**
+ * Nested full loops over `dims` (vars at successive depths; an empty list is one block), each
+ * variable declared with `decl` (`let` in JavaScript, `int64_t` in C).
+ */
+export function nestedLoops(cb: ScopeBuilder, dims: readonly number[], vars: readonly string[], decl: string, body: () => void): void {
+  if (dims.length === 0) {
+    cb.open();
+    body();
+    cb.close('');
+    return;
+  }
+  const rec = (d: number): void => {
+    cb.open(vars[d]!);
+    if (d === dims.length - 1) body();
+    else rec(d + 1);
+    cb.close(`for (${decl} ${vars[d]} = 0; ${vars[d]} < ${dims[d]}; ${vars[d]}++)`);
+  };
+  rec(0);
+}

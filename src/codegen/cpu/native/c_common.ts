@@ -3,6 +3,7 @@
  * the kernel function wrapper (a range function over [start, end) that ng_parallel splits
  * across the thread pool), buffer bindings and loop builders.
  */
+import { nestedLoops } from '../../lower/scope_builder.js';
 import type { DType } from '../../../ir/dtype.js';
 import type { ReduceOp } from '../../kernel/kernel_graph.js';
 import { bufName } from '../../lower/dialect.js';
@@ -119,17 +120,5 @@ export function cRangeLoops(cb: CBuilder, dims: readonly number[], vars: readonl
 
 /** Nested full loops over `dims` (an empty list is one block). */
 export function cNestedLoops(cb: CBuilder, dims: readonly number[], vars: readonly string[], body: () => void): void {
-  if (dims.length === 0) {
-    cb.open();
-    body();
-    cb.close('');
-    return;
-  }
-  const rec = (d: number): void => {
-    cb.open(vars[d]!);
-    if (d === dims.length - 1) body();
-    else rec(d + 1);
-    cb.close(`for (int64_t ${vars[d]} = 0; ${vars[d]} < ${dims[d]}; ${vars[d]}++)`);
-  };
-  rec(0);
+  nestedLoops(cb, dims, vars, 'int64_t', body);
 }
