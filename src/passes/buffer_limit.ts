@@ -7,14 +7,17 @@
  *      buffers is computed by a new loop kernel over just the axes it depends on into a
  *      temporary, and read back from it;
  *      (a matmul prologue's subexpressions included: over b, m, k or b, k, n).
+ *   (a matmul whose A prologue has row statistics first moves them, like step 1, to a loop kernel
+ *      over (b, m) that stores them, and the prologue loads them: the statistics read the same
+ *      buffers as the prologue at another index, so no extraction from one of them alone helps);
  * Every new kernel is split again if it must be. A kernel that cannot be brought under the
  * limit is a named error.
  */
-import { axis, type Axis } from '../codegen/kernel/axis.js';
+import { AX, axis, type Axis } from '../codegen/kernel/axis.js';
 import type { DeviceCaps } from '../codegen/kernel/device.js';
 import { type Idx, idx, idxSubst, idxVars, linearize } from '../codegen/kernel/index_expr.js';
 import {
-  type BufferDecl, isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type LoopKernel, outputExprs, rewriteSExpr, type SExpr, sexprChildren, visitSExpr,
+  type BufferDecl, type ExprOperand, isExprOperand, type Kernel, type KernelGraph, type KernelOutput, type LoopKernel, type MatmulKernel, outputExprs, rewriteSExpr, type SExpr, sexprChildren, visitSExpr,
 } from '../codegen/kernel/kernel_graph.js';
 import { rewriteKernel } from '../codegen/lower/kernel_rewrite.js';
 import type { DType } from '../ir/dtype.js';
@@ -37,7 +40,13 @@ function kernelRoots(k: Kernel): { roots: SExpr[]; ranges: Map<Axis, number> } {
       break;
     case 'matmul':
       [['batch', k.batch], ['m', k.m], ['n', k.n], ['k', k.k]].forEach(([r, n]) => ranges.set(axis(r as 'batch'), n as number));
-      for (const o of [k.a, k.b]) if (isExprOperand(o)) roots.push(o.expr);
+      for (const o of [k.a, k.b]) {
+        if (!isExprOperand(o)) continue;
+        roots.push(o.expr);
+        // row statistics read buffers too, over b, m and the row axes
+        o.stats?.row.forEach((n, i) => ranges.set(axis('row', i), n));
+        o.stats?.reductions.forEach((r) => roots.push(r.expr));
+      }
       outs.push(...k.outputs);
       break;
     case 'conv':
@@ -150,6 +159,29 @@ function splitReductions(k: LoopKernel, newBuffer: NewBuffer): Kernel[] {
   });
 }
 
+/**
+ * Step 1 for a matmul: the A prologue's row statistics in a loop kernel over (b, m) of their
+ * own (the row axes stay row axes), stored per row; the prologue loads them.
+ */
+function separateStats(k: MatmulKernel, newBuffer: NewBuffer): Kernel[] {
+  const a = k.a as ExprOperand;
+  const st = a.stats!;
+  const rows = k.batch * k.m;
+  const toOuter = new Map<Axis, Idx>([[AX.b, idx.var(AX.outer(0))], [AX.m, idx.var(AX.outer(1))]]);
+  const loopRanges = new Map<Axis, number>([[AX.outer(0), k.batch], [AX.outer(1), k.m], ...st.row.map((n, i) => [AX.row(i), n] as const)]);
+  const moved = (e: SExpr): SExpr => rewriteSExpr(e, (n) => (n.op === 'load' || n.op === 'index' ? { ...n, index: idxSubst(n.index, toOuter, loopRanges) } : n));
+  const temps = new Map(st.reductions.map((r) => [r.id, newBuffer(r.dtype, rows)] as const));
+  const outerIdx = linearize([idx.var(AX.outer(0)), idx.var(AX.outer(1))], [k.batch, k.m]);
+  const stats: LoopKernel = {
+    kind: 'loop', name: `${k.name}_stats`, outer: [k.batch, k.m], row: [...st.row],
+    reductions: st.reductions.map((r) => ({ ...r, expr: moved(r.expr) })),
+    outerOutputs: st.reductions.map((r) => ({ buf: temps.get(r.id)!, index: outerIdx, expr: { op: 'acc', id: r.id, dtype: r.dtype } })), rowOutputs: [],
+  };
+  const rowIdx = linearize([idx.var(AX.b), idx.var(AX.m)], [k.batch, k.m]);
+  const expr = rewriteSExpr(a.expr, (e) => (e.op === 'acc' ? { op: 'load', buf: temps.get(e.id)!, index: rowIdx, dtype: e.dtype } : e));
+  return [stats, { ...k, a: { kind: 'expr', expr } }];
+}
+
 function splitKernel(k: Kernel, limit: number, newBuffer: NewBuffer, depth = 0): Kernel[] {
   if (bufferCount(k) <= limit) return [k];
   const again = (ks: Kernel[]): Kernel[] => ks.flatMap((x) => splitKernel(x, limit, newBuffer, depth + 1));
@@ -157,6 +189,7 @@ function splitKernel(k: Kernel, limit: number, newBuffer: NewBuffer, depth = 0):
   if (k.kind === 'loop' && k.reductions.length && (k.outerOutputs.some((o) => o.expr.op !== 'acc') || k.rowOutputs.length)) {
     return again(separateReductions(k, newBuffer));
   }
+  if (k.kind === 'matmul' && isExprOperand(k.a) && k.a.stats) return again(separateStats(k, newBuffer));
   const sub = bestExtraction(k, limit);
   if (sub) {
     const { ranges } = kernelRoots(k);

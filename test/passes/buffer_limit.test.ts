@@ -3,8 +3,9 @@
 // training step compiled under the limit computes what the unlimited compile computes.
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice } from '../../src/codegen/cpu/device.js';
-import { UNLIMITED_CAPS } from '../../src/codegen/kernel/device.js';
-import { kernelIO } from '../../src/codegen/kernel/kernel_graph.js';
+import { CPU_CAPS, UNLIMITED_CAPS } from '../../src/codegen/kernel/device.js';
+import { isExprOperand, kernelIO } from '../../src/codegen/kernel/kernel_graph.js';
+import * as ops from '../../src/ir/ops.js';
 import * as ng from '../../src/index.js';
 import { config } from '../../src/convnextv2/config.js';
 import { paramSpec } from '../../src/convnextv2/model.js';
@@ -57,5 +58,32 @@ describe('the buffer-limit pass', () => {
       for (let j = 0; j < x.length; j++) worst = Math.max(worst, Math.abs(x[j]! - y[j]!) / scale);
     });
     expect(worst).toBeLessThan(1e-4); // temporaries stored in f32 instead of kept in registers; a wrong split is O(1)
+  });
+
+  // A matmul whose A prologue is a LayerNorm with its row statistics (caps.prologueStats): the
+  // statistics read x = a * b as the prologue does, at another index, so the buffers they bind
+  // must count, and no extraction from the prologue alone brings the kernel under the limit.
+  it('a matmul with prologue statistics over the limit is split, the statistics counted, and computes the same', () => {
+    const f = (a: ng.Tensor, b: ng.Tensor, g: ng.Tensor, c: ng.Tensor, d: ng.Tensor, w: ng.Tensor) =>
+      ops.matmul(ng.nn.layerNorm({ weight: g, bias: ops.mul(c, d) }, ops.mul(a, b)), w);
+    const r = (k: number, sh: number[]) => ng.random.normal(ng.random.key(k), sh);
+    const args = [r(1, [6, 8]), r(2, [6, 8]), r(3, [8]), r(4, [8]), r(5, [8]), r(6, [8, 5])] as const;
+    const prog = ng.trace(f, ...args);
+    const free = lower(prog, undefined, CPU_CAPS).graph;
+    // unlimited: one matmul kernel binding a, b, g, c, d, w and the output, with both statistics
+    expect(free.kernels.length).toBe(1);
+    const mm = free.kernels[0]!;
+    expect(mm.kind === 'matmul' && isExprOperand(mm.a) && mm.a.stats?.reductions.length).toBe(2);
+    expect(maxBuffers(free.kernels)).toBe(7);
+    const limited = lower(prog, undefined, { ...CPU_CAPS, maxStorageBuffers: 5 }).graph;
+    expect(maxBuffers(limited.kernels)).toBeLessThanOrEqual(5);
+    // the statistics got a kernel of their own; the matmul keeps no statistics
+    expect(limited.kernels.some((k) => k.kind === 'loop' && k.reductions.length === 2)).toBe(true);
+    expect(limited.kernels.some((k) => k.kind === 'matmul' && isExprOperand(k.a) && k.a.stats)).toBe(false);
+    ng.registerBackend('cpu-limit5', () => createCpuDevice({ maxStorageBuffers: 5 }));
+    const got = ng.jit(f, { backend: 'cpu-limit5', cacheDir: false })(...args).dataSync();
+    const want = ng.interpret(prog, [...args], { dtype: 'f64' })[0]!.dataSync();
+    expect(got.length).toBe(30);
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThan(1e-4 * (1 + Math.abs(want[i]!)));
   });
 });
