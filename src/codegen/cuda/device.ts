@@ -5,7 +5,7 @@
  *
  * Capabilities: every dtype (f16/bf16 stored in 2 bytes, bool in 1); no practical limit on the
  * buffers one kernel binds (kernel parameters hold 4 KiB of pointers); threads per block and
- * shared memory per block from the device's properties.
+ * shared memory per block from the device's properties; prologue statistics (on the SIMT GEMM).
  */
 import type { DType } from '../../ir/dtype.js';
 import { NexgradError } from '../../ir/errors.js';
@@ -83,6 +83,11 @@ export function cudaCaps(p: CudaCapsSource): DeviceCaps {
     maxBufferBytes: p.totalMemory,
     // arithmetic is cheap next to memory traffic on a GPU: recompute more before storing
     recomputeCostLimit: 12,
+    // LayerNorm statistics computed by the GEMM that normalises its rows: such a matmul runs on
+    // the shared SIMT GEMM (its row-statistics pre-pass), the tensor-core GEMM having none
+    // (kernels.ts gemmPath). Reducing epilogues stay off as on WGSL: the SIMT GEMM serialises an
+    // image's rows within one block for them, which pays only at large batches
+    prologueStats: true,
   });
 }
 

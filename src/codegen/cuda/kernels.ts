@@ -2,15 +2,17 @@
  * One kernel of a KernelGraph as CUDA modules: the dtype edge cases rewritten for CUDA
  * (lowerExprs with the operations CUDA has natively), the kernel's bindings, then its code:
  * matmuls and the GEMM paths of convolutions on bf16/f16 operands (and f32 ones with the tf32
- * option) take the tensor-core GEMM (mma_gemm.ts); every other kernel the dialect-generic GPU
- * layer (src/codegen/lower/gpu) prints with the CUDA GpuDialect.
+ * option) take the tensor-core GEMM (mma_gemm.ts), unless they use prologue statistics or
+ * reducing epilogues, which only the shared SIMT GEMM implements (a per-kernel fallback, so the
+ * device can declare prologueStats); every other kernel the dialect-generic GPU layer
+ * (src/codegen/lower/gpu) prints with the CUDA GpuDialect.
  */
 import type { DType } from '../../ir/dtype.js';
 import { NexgradError } from '../../ir/errors.js';
 import type { Kernel } from '../kernel/kernel_graph.js';
 import { convGeometry, convPath, gemmSpecOf, gemmSpecOfTransposed } from '../lower/conv_geometry.js';
 import { lowerExprs } from '../lower/expr_rules.js';
-import { type GemmSpec, matmulSpec } from '../lower/gemm_spec.js';
+import { type GemmSpec, matmulSpec, usesReducingFeatures } from '../lower/gemm_spec.js';
 import { kernelBindings } from '../lower/gpu/bindings.js';
 import { emitGpuKernel } from '../lower/gpu/emit.js';
 import { clampLoads } from '../lower/safe_loads.js';
@@ -35,6 +37,14 @@ export function gemmOf(k: Kernel): GemmSpec | undefined {
   return undefined;
 }
 
+/**
+ * Which GEMM a spec runs on: the tensor-core one for bf16/f16 operands (f32 with tf32) without
+ * row statistics or reducing outputs; the shared SIMT GEMM otherwise.
+ */
+export function gemmPath(spec: GemmSpec, target: Pick<CudaTarget, 'tf32'>): 'mma' | 'simt' {
+  return mmaKindFor(spec.dtype, target.tf32) !== undefined && !usesReducingFeatures(spec) ? 'mma' : 'simt';
+}
+
 /** The CUDA code of one kernel of a planned graph. */
 export function emitCudaKernel(kernel: Kernel, target: CudaTarget, buffers: GpuBuffers): GpuKernelCode {
   const f64 = f64Accumulation(kernel);
@@ -42,7 +52,7 @@ export function emitCudaKernel(kernel: Kernel, target: CudaTarget, buffers: GpuB
   // every subexpression is evaluated (a select's untaken side too): loads clamped into their buffers
   const low = clampLoads(lowerExprs(kernel, { native: CUDA_NATIVE }), buffers.sizeOf);
   const spec = gemmOf(low);
-  const kind = spec && mmaKindFor(spec.dtype, target.tf32);
+  const kind = spec && gemmPath(spec, target) === 'mma' ? mmaKindFor(spec.dtype, target.tf32) : undefined;
   if (spec && kind) {
     const bindings = kernelBindings(low, buffers);
     return emitMmaGemm({ spec, kind, dialect: target.dialect.forKernel(bindings), bindings, dtypeOf: buffers.dtypeOf });

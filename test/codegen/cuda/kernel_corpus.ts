@@ -28,7 +28,7 @@ export interface CorpusProgram {
   /** Input positions donated (updated in place), as a training step donates params and state. */
   readonly donated?: readonly number[];
   readonly tf32?: boolean;
-  /** Capabilities beyond an sm_90 device's (a GEMM feature the CUDA caps do not turn on yet). */
+  /** Capabilities beyond an sm_90 device's (a GEMM feature the CUDA caps do not turn on yet: reducing epilogues). */
   readonly caps?: Partial<DeviceCaps>;
 }
 
@@ -142,6 +142,11 @@ export function modelAndDataPrograms(): CorpusProgram[] {
     // reducing epilogue (GRN's sum of squares; with the CPU's recompute limit pwconv1 stores the
     // GELU output it needs); f32 without tf32 takes the SIMT GEMM, the tensor-core one has neither
     { label: 'tiny ConvNeXt V2 inference with prologue statistics and reducing epilogues', program: convnextInference(), caps: { prologueStats: true, reducingEpilogues: true, recomputeCostLimit: 6 } },
+    // bf16 and tf32 GEMMs with row statistics (the device's default caps) or reducing epilogues
+    // fall back from the tensor-core GEMM to the SIMT one, kernel by kernel (kernels.ts gemmPath)
+    { label: 'tiny ConvNeXt V2 inference, bf16 mixed precision', program: mixedPrecision(convnextInference(), 'bf16') },
+    { label: 'tiny ConvNeXt V2 inference, tf32', program: convnextInference(), tf32: true },
+    { label: 'tiny ConvNeXt V2 inference, bf16 mixed precision, reducing epilogues', program: mixedPrecision(convnextInference(), 'bf16'), caps: { reducingEpilogues: true, recomputeCostLimit: 6 } },
     ...dataPrograms(),
     ...halfPrograms(),
   ];
