@@ -13,6 +13,7 @@ import { patchifyConvs } from './patchify.js';
 import { type DonationInfo, planMemory } from './memory.js';
 import { mergeLoopKernels } from './merge_phases.js';
 import { splitToBufferLimit } from './buffer_limit.js';
+import { dropDeadStores } from './dead_stores.js';
 import { simplify } from './simplify.js';
 import { foldConstants } from './const_fold.js';
 import { sparsePass } from './sparse/index.js';
@@ -41,6 +42,7 @@ export interface KernelPass {
 
 export const KERNEL_PASSES: readonly KernelPass[] = [
   { name: 'merge-loop-kernels', run: mergeLoopKernels },
+  { name: 'dead-stores', run: (g) => dropDeadStores(g) },
   { name: 'buffer-limit', run: splitToBufferLimit },
 ];
 

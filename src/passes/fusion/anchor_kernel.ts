@@ -26,15 +26,21 @@ function throughViews(b: KernelBuilder, root: Var, index: readonly Idx[], ranges
 
 /**
  * The epilogue: the root's value at the anchor's output index (the anchor's value is `acc 0`),
- * then the reductions the anchor accumulates (reducing epilogues: their input at the same
+ * then the values it stores too (extra outputs of a bare anchor), then the reductions the anchor accumulates (reducing epilogues: their input at the same
  * index, added into the reduction's element, which the kernel zeroes first).
  */
 function epilogue(b: KernelBuilder, a: Var, root: Var, outIdx: Idx[], ranges: Map<Axis, number>): KernelOutput[] {
-  const ctx = newCtx(ranges, { anchor: { v: a, index: outIdx }, root });
+  const extras = b.ep.extras.get(a) ?? [];
+  const ctx = newCtx(ranges, { anchor: { v: a, index: outIdx }, root, inline: new Set(extras) });
   const rootIdx = throughViews(b, root, outIdx, ranges);
   const expr = b.valueAt(root, rootIdx, ctx);
   const buf = b.newBuf(root, b.outKind(root));
   const outs: KernelOutput[] = [{ buf, index: linearize(rootIdx, root.aval.shape), expr }];
+  // extra outputs (extra_outputs.ts): elementwise functions of the bare product, at its index
+  for (const x of extras) {
+    const value = b.valueAt(x, rootIdx, ctx);
+    outs.push({ buf: b.newBuf(x, b.outKind(x)), index: linearize(rootIdx, x.aval.shape), expr: value });
+  }
   for (const red of b.ep.reducing.get(root) ?? []) {
     const re = b.view.producer.get(red.r)!;
     const axes = reducedAxes(re);

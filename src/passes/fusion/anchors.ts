@@ -25,6 +25,10 @@ export interface Epilogues {
   readonly reducing: Map<Var, ReducingEpilogue[]>;
   /** reduction -> the reducing epilogue that computes it */
   readonly reducedBy: Map<Var, ReducingEpilogue>;
+  /** bare anchor -> materialised values its kernel stores too (extra_outputs.ts) */
+  readonly extras: Map<Var, Var[]>;
+  /** extra output -> the anchor whose kernel stores it */
+  readonly extraOf: Map<Var, Var>;
 }
 
 export function findEpilogues(view: ProgramView, M: Set<Var>): Epilogues {
@@ -42,7 +46,7 @@ export function findEpilogues(view: ProgramView, M: Set<Var>): Epilogues {
     views.set(root, chain);
     M.delete(a);
   }
-  return { anchorOf, views, reducing: new Map(), reducedBy: new Map() };
+  return { anchorOf, views, reducing: new Map(), reducedBy: new Map(), extras: new Map(), extraOf: new Map() };
 }
 
 /** The single-use reshape/transpose chain after an anchor's output. */

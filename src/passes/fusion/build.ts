@@ -81,8 +81,10 @@ export class KernelBuilder {
     this.M.add(v);
     const anchor = this.ep.anchorOf.get(v);
     const reducedBy = this.ep.reducedBy.get(v);
+    const storedBy = this.ep.extraOf.get(v);
     const e = this.view.producer.get(v)!;
     if (reducedBy) this.ensureBuilt(reducedBy.root); // the anchor kernel storing the root accumulates v
+    else if (storedBy) this.ensureBuilt(storedBy); // the anchor kernel stores v as an extra output
     else if (anchor) buildAnchor(this, anchor, v);
     else if (isAnchor(e.prim)) buildAnchor(this, v, v);
     else if (isInlinable(e.prim) || isReducing(e.prim)) buildLoop(this, v);
@@ -113,8 +115,9 @@ export class KernelBuilder {
       if (!sameIndex(index, ctx.anchor.index, ctx.ranges)) throw new NexgradError('fusion: internal: anchor read off its own index in an epilogue');
       return { op: 'acc', id: 0, dtype: v.aval.dtype };
     }
-    if (this.bufOf.has(v)) return this.load(v, index);
-    if ((this.M.has(v) || this.ep.anchorOf.has(v)) && v !== ctx.root) {
+    const inline = ctx.inline?.has(v) ?? false;
+    if (this.bufOf.has(v) && !inline) return this.load(v, index);
+    if ((this.M.has(v) || this.ep.anchorOf.has(v)) && v !== ctx.root && !inline) {
       this.ensureBuilt(v);
       return this.load(v, index);
     }

@@ -33,6 +33,8 @@ export interface Ctx {
   readonly anchor?: { readonly v: Var; readonly index: readonly Idx[] };
   /** The materialised variable this kernel computes (its value is inlined, not loaded). */
   readonly root?: Var;
+  /** Further materialised variables this kernel computes and stores (an anchor's extra outputs). */
+  readonly inline?: ReadonlySet<Var>;
 }
 
 export function newCtx(ranges: Map<Axis, number>, extra: Partial<Ctx> = {}): Ctx {

@@ -18,6 +18,9 @@ import { KernelBuilder } from './build.js';
 import { applyCostRule, structuralMaterialisation } from './materialise.js';
 import { ProgramView } from './program_view.js';
 import { attachReducing, findReducingEpilogues } from './reducing.js';
+import { findExtraOutputs } from './extra_outputs.js';
+import { splitToBufferLimit } from '../buffer_limit.js';
+import { NexgradError } from '../../ir/errors.js';
 
 export function fuse(p: Program, origins: Origins = new Map(), caps: DeviceCaps = UNLIMITED_CAPS): KernelGraph {
   const view = new ProgramView(p);
@@ -30,7 +33,24 @@ export function fuse(p: Program, origins: Origins = new Map(), caps: DeviceCaps 
   if (!reducing) return plain;
   const a = graphCost(plain);
   const b = graphCost(reducing);
-  return reducing.kernels.length <= plain.kernels.length && b.bytesRead + b.bytesWritten < a.bytesRead + a.bytesWritten ? reducing : plain;
+  const better = reducing.kernels.length <= plain.kernels.length && b.bytesRead + b.bytesWritten < a.bytesRead + a.bytesWritten;
+  return better && withinBufferLimit(reducing, caps) ? reducing : plain;
+}
+
+/**
+ * Whether the buffer-limit pass can bring every kernel under the device's limit: an anchor that
+ * accumulates reductions or stores extra outputs reading many buffers may not split (its
+ * epilogue reads the accumulator), and then the graph without them is used.
+ */
+function withinBufferLimit(g: KernelGraph, caps: DeviceCaps): boolean {
+  if (!Number.isFinite(caps.maxStorageBuffers)) return true;
+  try {
+    splitToBufferLimit(g, caps);
+    return true;
+  } catch (e) {
+    if (e instanceof NexgradError) return false;
+    throw e;
+  }
 }
 
 /** The phases, with reducing epilogues or without (undefined when none apply). */
@@ -42,12 +62,14 @@ function build(view: ProgramView, origins: Origins, caps: DeviceCaps, withReduci
   if (withReducing) {
     // Reductions accumulated by anchors have buffers of their own from the start, so the cost
     // rule sees what they make cheap (GRN's norm is recomputed from its sum of squares, not stored).
+    findExtraOutputs(view, M, ep);
     const found = findReducingEpilogues(view, M, ep);
     if (found.length === 0) return undefined;
     M = structuralMaterialisation(view);
     for (const f of found) M.add(f.r);
     applyCostRule(view, M, caps.recomputeCostLimit);
     ep = findEpilogues(view, M);
+    findExtraOutputs(view, M, ep);
     attachReducing(ep, findReducingEpilogues(view, M, ep));
   }
   findPrologues(view, M, ep);

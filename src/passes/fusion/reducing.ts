@@ -1,24 +1,33 @@
 /**
  * Reducing epilogues (a phase of fusion, on devices with caps.reducingEpilogues): a reduce_sum
- * over spatial axes of an elementwise function of a matmul's epilogue root is accumulated by
- * that matmul as it stores the root, instead of re-reading the root in a kernel of its own.
- * GRN's per-sample, per-channel sum of squares of the first pointwise matmul's GELU output is
- * the case this is for: the block's largest tensor is then read once fewer.
+ * over spatial axes of an elementwise function of a matmul's output is accumulated by that
+ * matmul as it stores the output, instead of re-reading it in a kernel of its own.
+ *   - forward: GRN's per-sample, per-channel sum of squares of the first pointwise matmul's GELU
+ *     output (the block's largest tensor is then read once fewer); in a training step, where
+ *     pwconv1 stores its bare product for the backward, the GELU is recomputed in its epilogue;
+ *   - backward: GRN's per-sample sum of dY * gamma * x (x its stored input) accumulated by the
+ *     GEMM that produces dY = dOut W2^T, which the GRN backward reads anyway.
  *
  * The rule, as a table of conditions a candidate must meet (each names why):
- *   - the anchor is a dot_general with an epilogue whose root is stored at the anchor's own index
- *     (no views; an anchor stored bare, its consumers recomputing what follows it, is left alone:
- *     on a training step that costs a kernel);
+ *   - the anchor is a dot_general whose result is stored at its own index: either an epilogue
+ *     root without views, or the anchor's bare output (it has several consumers);
  *   - the reduction is a reduce_sum whose input has the root's shape and is built from the root
- *     by elementwise ops only (plus literals), none of them materialised;
+ *     by same-shape elementwise ops (so the root is read at the stored index, as `acc 0`; values
+ *     the anchor stores as extra outputs, extra_outputs.ts, are recomputed there too), whose
+ *     other operands are literals, program inputs, or values materialised before the anchor (a
+ *     buffer the epilogue loads; never one that depends on the anchor: no cycle) and views or
+ *     elementwise functions of them (a broadcast parameter), none materialised after it;
  *   - its reduced axes are a trailing run of the matmul's row (m) dims: the store index then
- *     depends on m only through m / (rows per group), so each group's sum has one writer.
+ *     depends on m only through m / (rows per group), so each group's sum has one writer;
+ *   - a bare anchor's or another buffer-reading reduction (the new cases) also needs at least
+ *     two groups: one group would serialise the whole GEMM on a device that splits rows by group.
  */
-import { type Eqn, Literal, Var } from '../../ir/program.js';
+import { type Eqn, Var } from '../../ir/program.js';
 import { shapeEq, sizeOf } from '../../ir/shape.js';
 import type { DotParams } from '../../ir/primitive.js';
 import type { Epilogues } from './anchors.js';
-import { isElementwise, reducedAxes, type ProgramView } from './program_view.js';
+import { reducedAxes, type ProgramView } from './program_view.js';
+import { reachOf } from './reach.js';
 
 /** A reduction accumulated in an anchor's epilogue. */
 export interface ReducingEpilogue {
@@ -40,46 +49,41 @@ function rowDims(e: Eqn): number[] {
   return free.map((_, j) => bl.length + j);
 }
 
-/** Whether y is built from `root` by non-materialised elementwise ops and literals only. */
-function elementwiseOf(view: ProgramView, M: ReadonlySet<Var>, y: Var, root: Var): boolean {
-  let reachesRoot = false;
-  const seen = new Set<Var>();
-  const stack: Var[] = [y];
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (seen.has(v)) continue;
-    seen.add(v);
-    if (v === root) {
-      reachesRoot = true;
-      continue;
-    }
-    const e = view.producer.get(v);
-    if (!e || M.has(v) || !isElementwise(e.prim) || !shapeEq(v.aval.shape, root.aval.shape)) return false;
-    for (const a of e.inputs) {
-      if (a instanceof Literal) continue;
-      stack.push(a);
-    }
+/** Epilogue roots stored at their anchor's index (no views), with bare anchors as their own roots. */
+function storedRoots(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues): [Var, Var][] {
+  const out: [Var, Var][] = [];
+  for (const [root, anchor] of ep.anchorOf) if ((ep.views.get(root) ?? []).length === 0 && shapeEq(root.aval.shape, anchor.aval.shape)) out.push([root, anchor]);
+  const withEpilogue = new Set(ep.anchorOf.values());
+  for (const e of view.program.eqns) {
+    const a = e.outputs[0]!;
+    if (e.prim === 'dot_general' && M.has(a) && !withEpilogue.has(a)) out.push([a, a]);
   }
-  return reachesRoot;
+  return out;
 }
 
 /** The reducing epilogue a reduction can be, if any (see the conditions above). */
-function candidate(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues, re: Eqn): ReducingEpilogue | undefined {
+function candidate(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues, re: Eqn, order: ReadonlyMap<Eqn, number>): ReducingEpilogue | undefined {
   if (re.prim !== 'reduce_sum') return undefined;
   const y = re.inputs[0];
   const r = re.outputs[0]!;
   if (!(y instanceof Var) || r.aval.dtype !== y.aval.dtype || (y.aval.dtype !== 'f32' && y.aval.dtype !== 'f64')) return undefined;
-  for (const [root, anchor] of ep.anchorOf) {
+  for (const [root, anchor] of storedRoots(view, M, ep)) {
     const ae = view.producer.get(anchor)!;
-    if (ae.prim !== 'dot_general' || (ep.views.get(root) ?? []).length > 0 || !shapeEq(root.aval.shape, anchor.aval.shape)) continue;
-    if (!shapeEq(y.aval.shape, root.aval.shape) || !elementwiseOf(view, M, y, root)) continue;
+    if (ae.prim !== 'dot_general' || !shapeEq(y.aval.shape, root.aval.shape)) continue;
+    const at = order.get(ae)!;
+    const reach = reachOf(view, M, y, root, (v) => (order.get(view.producer.get(v)!) ?? Infinity) < at, new Set(ep.extras.get(anchor) ?? []));
+    if (!reach.ok) continue;
     const axes = [...reducedAxes(re)].sort((a, b) => a - b);
     const rows = rowDims(ae);
     const tail = rows.slice(rows.length - axes.length);
     if (axes.length === 0 || axes.join() !== tail.join()) continue;
     const kept = root.aval.shape.filter((_, d) => !axes.includes(d));
     if (!shapeEq(r.aval.shape, kept)) continue;
-    return { r, root, rowsPerGroup: sizeOf(axes.map((d) => root.aval.shape[d]!)) };
+    const rowsPerGroup = sizeOf(axes.map((d) => root.aval.shape[d]!));
+    // the GEMM's rows: its batch dims and row dims, which lead its output
+    const allRows = sizeOf(root.aval.shape.slice(0, rows[rows.length - 1]! + 1));
+    if ((root === anchor || reach.extended) && rowsPerGroup >= allRows) continue;
+    return { r, root, rowsPerGroup };
   }
   return undefined;
 }
@@ -87,8 +91,9 @@ function candidate(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues, re: Eq
 /** Every reduction that can be a reducing epilogue of the anchors `ep` found. */
 export function findReducingEpilogues(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues): ReducingEpilogue[] {
   const out: ReducingEpilogue[] = [];
+  const order = new Map(view.program.eqns.map((e, i) => [e, i] as const));
   for (const e of view.program.eqns) {
-    const c = candidate(view, M, ep, e);
+    const c = candidate(view, M, ep, e, order);
     if (c && c.rowsPerGroup > 0) out.push(c);
   }
   return out;
