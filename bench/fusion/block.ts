@@ -6,9 +6,10 @@
  * its epilogue: 4 kernels); "unfused" the same program lowered with those capabilities off (6
  * kernels). Both run on the same device with the same inputs; their outputs are compared before
  * anything is timed. Kernels and bytes moved come from the cost report (each kernel's buffers
- * read and written once); times are medians, repeats alternating between the two. Kernels and
- * bytes of the block's forward + backward (gradients of <block(p, x), ct>) are reported too,
- * without timing.
+ * read and written once); times are medians, repeats alternating between the two. The block's
+ * forward + backward (gradients of <block(p, x), ct> for every parameter and the input) is
+ * measured the same way: fused (the CPU's caps: extra epilogue outputs and reducing epilogues in
+ * the backward too) vs unfused, every gradient compared, kernels, bytes and median times.
  *
  *   npm run bench:fusion
  *
@@ -80,16 +81,42 @@ function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d / (s + 1e-30);
 }
 
-/** Kernels and bytes moved of the block's forward + backward, lowered with `caps`. */
-function fwdBwdCost(w: Workload, batch: number, caps: DeviceCaps) {
+/** The block's forward + backward program (gradients w.r.t. params and input) and its inputs. */
+function fwdBwdCase(w: Workload, batch: number) {
   const p = initFromSpec<BlockParams>(random.key(0), blockSpec(w.dim), 'f32');
+  const params: BlockParams = { ...p, grn: { gamma: random.normal(random.key(7), [1, 1, 1, 4 * w.dim], { std: 0.2 }), beta: random.normal(random.key(8), [1, 1, 1, 4 * w.dim], { std: 0.2 }) } };
   const x = random.normal(random.key(1), [batch, w.hw, w.hw, w.dim]);
   const ct = random.normal(random.key(2), [batch, w.hw, w.hw, w.dim]);
   const g = grad((pp: BlockParams, xx: Tensor, c: Tensor) => ops.sum(ops.mul(block(pp, xx), c)), { argnums: [0, 1] });
-  const { program } = traceTree('block_grad', g, [p, x, ct]);
-  const graph = lower(program, undefined, caps).graph;
-  const c = graphCost(graph);
-  return { kernels: graph.kernels.length, bytes: c.bytesRead + c.bytesWritten };
+  const { program } = traceTree('block_grad', g, [params, x, ct]);
+  const inputs = (treeFlatten([params, x, ct]).leaves as Tensor[]).map((t) => new HostArray('f32', [...t.shape], Float32Array.from(ops.cast(t, 'f32').dataSync() as ArrayLike<number>)));
+  return { program, inputs };
+}
+
+/** Fused vs unfused forward + backward: every gradient compared, then timed alternately. */
+function fwdBwd(dev: Device, w: Workload, batch: number, warmup: number, repeats: number) {
+  const c = fwdBwdCase(w, batch);
+  const side = (caps: DeviceCaps) => {
+    const { graph, plan } = lower(c.program, undefined, caps);
+    const cost = graphCost(graph);
+    return { graph, exe: dev.compile(graph, plan), kernels: graph.kernels.length, bytes: cost.bytesRead + cost.bytesWritten, times: [] as number[] };
+  };
+  const sides = { fused: side(dev.caps), unfused: side({ ...dev.caps, prologueStats: false, reducingEpilogues: false }) };
+  const call = (s: 'fused' | 'unfused') => sides[s].exe.run(c.inputs) as HostArray[];
+  const a = call('fused');
+  const b = call('unfused');
+  const diff = Math.max(...a.map((x, i) => relDiff(x.data as ArrayLike<number>, b[i]!.data as ArrayLike<number>)));
+  if (!(diff < 1e-4)) throw new Error(`${w.id}: fused and unfused gradients differ (${diff})`);
+  for (let i = 1; i < warmup; i++) for (const s of ['fused', 'unfused'] as const) call(s);
+  for (let i = 0; i < repeats; i++) {
+    for (const s of (i % 2 ? ['unfused', 'fused'] : ['fused', 'unfused']) as ('fused' | 'unfused')[]) {
+      const t = performance.now();
+      call(s);
+      sides[s].times.push(performance.now() - t);
+    }
+  }
+  const out = (s: 'fused' | 'unfused') => ({ kernels: sides[s].kernels, bytes: sides[s].bytes, medianMs: median(sides[s].times), timesMs: sides[s].times });
+  return { fused: out('fused'), unfused: out('unfused'), relDiff: diff };
 }
 
 async function run(dev: Device, w: Workload, batch: number, warmup: number, repeats: number, log: (s: string) => void) {
@@ -111,9 +138,9 @@ async function run(dev: Device, w: Workload, batch: number, warmup: number, repe
     const c = graphCost(g);
     return { kernels: g.kernels.length, bytes: c.bytesRead + c.bytesWritten, flops: c.flops };
   };
-  const fwdBwd = { fused: fwdBwdCost(w, batch, dev.caps), unfused: fwdBwdCost(w, batch, { ...dev.caps, prologueStats: false, reducingEpilogues: false }) };
-  const r = { workload: w, fwdBwd, fused: { ...cost(f.graph), medianMs: median(sides.fused.times), timesMs: sides.fused.times, compileMs: f.compileMs }, unfused: { ...cost(u.graph), medianMs: median(sides.unfused.times), timesMs: sides.unfused.times, compileMs: u.compileMs }, relDiff: diff };
-  log(`${w.id} (C=${w.dim}, ${w.hw}x${w.hw}): unfused ${r.unfused.kernels} kernels ${(r.unfused.bytes / 2 ** 20).toFixed(1)} MiB ${r.unfused.medianMs.toFixed(1)} ms; fused ${r.fused.kernels} kernels ${(r.fused.bytes / 2 ** 20).toFixed(1)} MiB ${r.fused.medianMs.toFixed(1)} ms; fwd+bwd ${fwdBwd.unfused.kernels} -> ${fwdBwd.fused.kernels} kernels, ${(fwdBwd.unfused.bytes / 2 ** 20).toFixed(1)} -> ${(fwdBwd.fused.bytes / 2 ** 20).toFixed(1)} MiB`);
+  const fb = fwdBwd(dev, w, batch, warmup, repeats);
+  const r = { workload: w, fwdBwd: fb, fused: { ...cost(f.graph), medianMs: median(sides.fused.times), timesMs: sides.fused.times, compileMs: f.compileMs }, unfused: { ...cost(u.graph), medianMs: median(sides.unfused.times), timesMs: sides.unfused.times, compileMs: u.compileMs }, relDiff: diff };
+  log(`${w.id} (C=${w.dim}, ${w.hw}x${w.hw}): unfused ${r.unfused.kernels} kernels ${(r.unfused.bytes / 2 ** 20).toFixed(1)} MiB ${r.unfused.medianMs.toFixed(1)} ms; fused ${r.fused.kernels} kernels ${(r.fused.bytes / 2 ** 20).toFixed(1)} MiB ${r.fused.medianMs.toFixed(1)} ms; fwd+bwd ${fb.unfused.kernels} -> ${fb.fused.kernels} kernels, ${(fb.unfused.bytes / 2 ** 20).toFixed(1)} -> ${(fb.fused.bytes / 2 ** 20).toFixed(1)} MiB, ${fb.unfused.medianMs.toFixed(1)} -> ${fb.fused.medianMs.toFixed(1)} ms`);
   return r;
 }
 
@@ -140,8 +167,11 @@ async function main(): Promise<void> {
     `${(r.unfused.medianMs / r.fused.medianMs).toFixed(2)}x`,
     `${r.fwdBwd.unfused.kernels} -> ${r.fwdBwd.fused.kernels}`,
     `${mib(r.fwdBwd.unfused.bytes)} -> ${mib(r.fwdBwd.fused.bytes)}`,
+    r.fwdBwd.unfused.medianMs.toFixed(1),
+    r.fwdBwd.fused.medianMs.toFixed(1),
+    `${(r.fwdBwd.unfused.medianMs / r.fwdBwd.fused.medianMs).toFixed(2)}x`,
   ]);
-  log(formatTable([`block fwd, batch ${batch}`, 'C x H x W', 'kernels', 'MiB moved', 'unfused ms', 'fused ms', 'speed-up', 'fwd+bwd kernels', 'fwd+bwd MiB'], rows));
+  log(formatTable([`block fwd, batch ${batch}`, 'C x H x W', 'kernels', 'MiB moved', 'unfused ms', 'fused ms', 'speed-up', 'fwd+bwd kernels', 'fwd+bwd MiB', 'unfused ms', 'fused ms', 'speed-up'], rows));
   const out = process.env.BENCH_OUT ?? path.join(repoRoot(), 'bench', 'results', `fusion-${localDate()}.json`);
   if (out !== 'none') {
     const json = {
@@ -153,7 +183,7 @@ async function main(): Promise<void> {
       machine: { ...machineInfo(), loadAverageStart: (await import('node:os')).loadavg() },
       repeats,
       warmup,
-      results: results.map((r) => ({ workload: r.workload.id, dim: r.workload.dim, hw: r.workload.hw, relDiff: r.relDiff, unfused: r.unfused, fused: r.fused, speedup: r.unfused.medianMs / r.fused.medianMs, forwardBackward: r.fwdBwd })),
+      results: results.map((r) => ({ workload: r.workload.id, dim: r.workload.dim, hw: r.workload.hw, relDiff: r.relDiff, unfused: r.unfused, fused: r.fused, speedup: r.unfused.medianMs / r.fused.medianMs, forwardBackward: { ...r.fwdBwd, speedup: r.fwdBwd.unfused.medianMs / r.fwdBwd.fused.medianMs } })),
       totalSeconds: Math.round((performance.now() - started) / 100) / 10,
     };
     writeFileAtomic(out, new TextEncoder().encode(`${JSON.stringify(json, null, 2)}\n`));

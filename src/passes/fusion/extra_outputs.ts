@@ -4,8 +4,8 @@
  * elementwise functions of its product alone, instead of a loop kernel re-reading the product
  * to compute them. In a training step pwconv1 stores its product for the GELU backward; the
  * GELU output and its erf term, materialised for GRN and the backward, are then stored by the
- * same GEMM (the GELU kernel disappears), and GRN's sum of squares of the GELU output can be a
- * reducing epilogue of it (reducing.ts).
+ * same GEMM (the GELU kernel disappears; GRN's sum of squares stays a kernel of its own, see
+ * reducing.ts).
  *
  * The rule, as a table of conditions (each names why):
  *   - the anchor is a dot_general whose bare output is materialised (no epilogue root);

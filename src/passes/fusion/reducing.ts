@@ -3,8 +3,7 @@
  * over spatial axes of an elementwise function of a matmul's output is accumulated by that
  * matmul as it stores the output, instead of re-reading it in a kernel of its own.
  *   - forward: GRN's per-sample, per-channel sum of squares of the first pointwise matmul's GELU
- *     output (the block's largest tensor is then read once fewer); in a training step, where
- *     pwconv1 stores its bare product for the backward, the GELU is recomputed in its epilogue;
+ *     output (the block's largest tensor is then read once fewer);
  *   - backward: GRN's per-sample sum of dY * gamma * x (x its stored input) accumulated by the
  *     GEMM that produces dY = dOut W2^T, which the GRN backward reads anyway.
  *
@@ -20,7 +19,11 @@
  *   - its reduced axes are a trailing run of the matmul's row (m) dims: the store index then
  *     depends on m only through m / (rows per group), so each group's sum has one writer;
  *   - a bare anchor's or another buffer-reading reduction (the new cases) also needs at least
- *     two groups: one group would serialise the whole GEMM on a device that splits rows by group.
+ *     two groups: one group would serialise the whole GEMM on a device that splits rows by group;
+ *   - the anchor stores no extra outputs (extra_outputs.ts): pwconv1 storing its product, the
+ *     GELU output and its erf term and also accumulating GRN's sum of squares ran its epilogue 3x
+ *     slower on the native CPU GEMM than the three stores plus a separate statistics pass
+ *     (atto stage 1, batch 32: 257 vs 86 + 15 ms on one thread), so the statistics keep their kernel.
  */
 import { type Eqn, Var } from '../../ir/program.js';
 import { shapeEq, sizeOf } from '../../ir/shape.js';
@@ -68,6 +71,7 @@ function candidate(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues, re: Eq
   const r = re.outputs[0]!;
   if (!(y instanceof Var) || r.aval.dtype !== y.aval.dtype || (y.aval.dtype !== 'f32' && y.aval.dtype !== 'f64')) return undefined;
   for (const [root, anchor] of storedRoots(view, M, ep)) {
+    if (ep.extras.has(anchor)) continue; // measured: see the last condition above
     const ae = view.producer.get(anchor)!;
     if (ae.prim !== 'dot_general' || !shapeEq(y.aval.shape, root.aval.shape)) continue;
     const at = order.get(ae)!;

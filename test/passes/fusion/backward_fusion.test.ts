@@ -1,8 +1,8 @@
 /**
  * The backward fusions of a ConvNeXt V2 block (issue 12): extra epilogue outputs (pwconv1 stores
  * the GELU output and its erf term beside its bare product), reducing epilogues on a bare
- * product reading earlier buffers (GRN's sum of squares in a training step; GRN backward's
- * per-image sum of dY * gamma * x in the GEMM dY = dOut W2^T), and the dead-store pass. The
+ * product reading earlier buffers (GRN backward's per-image sum of dY * gamma * x in the GEMM
+ * dY = dOut W2^T), and the dead-store pass. The
  * forward + backward (gradients of <block(p, x), ct> w.r.t. every parameter and the input) is
  * computed fused (caps on) and unfused (caps off) on every backend that runs here, on random
  * blocks, and both are checked against the float64 interpreter, gradient by gradient. On a GPU
@@ -87,10 +87,10 @@ describe.each(devices)('block forward + backward: fused == unfused == float64 in
       const fused = await runAll(dev, on(dev.caps), c);
       const unfused = await runAll(dev, off(dev.caps), c);
       const what = `dim ${dim} ${hw}x${hw} batch ${batch}`;
-      // the new fusions are in the fused graph: 4 kernels fewer
-      expect(features(fused.graph), what).toEqual({ extraOutputs: true, reducing: 2 });
+      // the new fusions are in the fused graph: 2 kernels fewer
+      expect(features(fused.graph), what).toEqual({ extraOutputs: true, reducing: 1 });
       expect(features(unfused.graph), what).toEqual({ extraOutputs: false, reducing: 0 });
-      expect(fused.graph.kernels.length, what).toBe(unfused.graph.kernels.length - 4);
+      expect(fused.graph.kernels.length, what).toBe(unfused.graph.kernels.length - 2);
       want.forEach((w, j) => {
         expect(relDiff(fused.outs[j]!, w), `${what}, gradient ${j}`).toBeLessThan(tol);
         expect(relDiff(unfused.outs[j]!, w), `${what}, gradient ${j}`).toBeLessThan(tol);

@@ -37,14 +37,13 @@ describe('ConvNeXt V2 atto', () => {
     expect(on).toEqual(off);
   }, 120000);
 
-  // batch 2: per block, pwconv1 stores the GELU output and its erf term itself and accumulates
-  // GRN's sum of squares (the GELU and GRN statistics kernels go), the GEMM dY = dOut W2^T
-  // accumulates GRN backward's per-image sum (its kernel goes), and GRN's norm folds into one
-  // kernel fewer: 4 kernels fewer in each of the 12 blocks, and one in the stem/head
-  it('the fine-tuning step (64x64, batch 2): 390 kernels unfused, 341 fused', () => {
+  // batch 2: per block, pwconv1 stores the GELU output and its erf term itself (the GELU kernel
+  // goes) and the GEMM dY = dOut W2^T accumulates GRN backward's per-image sum (its kernel
+  // goes): 2 kernels fewer in each of the 12 blocks
+  it('the fine-tuning step (64x64, batch 2): 390 kernels unfused, 365 fused', () => {
     const off = measure('finetune', 64, UNLIMITED_CAPS, 2);
     const on = measure('finetune', 64, CPU_CAPS, 2);
     expect(off).toEqual({ kernels: 390, bytes: 246905032 });
-    expect(on).toEqual({ kernels: 341, bytes: 242153696 });
+    expect(on).toEqual({ kernels: 365, bytes: 243827936 });
   }, 120000);
 });
