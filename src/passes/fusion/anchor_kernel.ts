@@ -26,8 +26,9 @@ function throughViews(b: KernelBuilder, root: Var, index: readonly Idx[], ranges
 
 /**
  * The epilogue: the root's value at the anchor's output index (the anchor's value is `acc 0`),
- * then the values it stores too (extra outputs of a bare anchor), then the reductions the anchor accumulates (reducing epilogues: their input at the same
- * index, added into the reduction's element, which the kernel zeroes first).
+ * then the values a bare anchor stores too (extra outputs, at the same index), then the
+ * reductions the anchor accumulates (reducing epilogues: their input at the same index, added
+ * into the reduction's element, which the kernel zeroes first).
  */
 function epilogue(b: KernelBuilder, a: Var, root: Var, outIdx: Idx[], ranges: Map<Axis, number>): KernelOutput[] {
   const extras = b.ep.extras.get(a) ?? [];

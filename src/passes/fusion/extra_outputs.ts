@@ -1,5 +1,6 @@
 /**
- * Extra epilogue outputs (a phase of fusion, with reducing epilogues): a matmul stored bare
+ * Extra epilogue outputs (a phase of fusion, on devices with caps.reducingEpilogues, whose
+ * graph fuse() keeps only when it moves fewer bytes in no more kernels): a matmul stored bare
  * (several consumers read its product) also stores the materialised values that are
  * elementwise functions of its product alone, instead of a loop kernel re-reading the product
  * to compute them. In a training step pwconv1 stores its product for the GELU backward; the
@@ -8,7 +9,9 @@
  * reducing.ts).
  *
  * The rule, as a table of conditions (each names why):
- *   - the anchor is a dot_general whose bare output is materialised (no epilogue root);
+ *   - the anchor is a dot_general whose bare output is materialised (no epilogue root), in f32
+ *     or f64: a bf16/f16 product is rounded as it is stored, and an extra output reading the
+ *     accumulator would see it unrounded (mixed precision stores half-type products);
  *   - the value is materialised, not a program input, of the anchor's shape, and built from the
  *     product by same-shape elementwise ops whose other operands are free (reach.ts): its
  *     element is a function of the product's element at the same index;
@@ -23,16 +26,20 @@ import type { Epilogues } from './anchors.js';
 import { isElementwise, type ProgramView } from './program_view.js';
 import { definedBefore, reachOf } from './reach.js';
 
+/** Product dtypes whose accumulator is the stored value (a half-type product is rounded as it is stored). */
+const WIDE: ReadonlySet<string> = new Set(['f32', 'f64']);
+
 /** Records in `ep` the extra outputs of each bare matmul (see the conditions above). */
 export function findExtraOutputs(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues): void {
   const before = definedBefore(view);
   const withEpilogue = new Set(ep.anchorOf.values());
   for (const e of view.program.eqns) {
     const a = e.outputs[0]!;
-    if (e.prim !== 'dot_general' || !M.has(a) || withEpilogue.has(a)) continue;
+    if (e.prim !== 'dot_general' || !M.has(a) || withEpilogue.has(a) || !WIDE.has(a.aval.dtype)) continue;
     const extras: Var[] = [];
-    // in program order, so an extra output built from an earlier one sees it as its definition
-    for (const xe of view.program.eqns) {
+    // in program order (after the anchor: they read it), so an extra output built from an
+    // earlier one sees it as its definition
+    for (const xe of view.program.eqns.slice(view.program.eqns.indexOf(e) + 1)) {
       const x = xe.outputs[0]!;
       if (!M.has(x) || x === a || !isElementwise(xe.prim) || !shapeEq(x.aval.shape, a.aval.shape) || ep.anchorOf.has(x) || ep.extraOf.has(x)) continue;
       if (reachOf(view, M, x, a, (v) => before(v, a), new Set(extras), true).ok) extras.push(x);

@@ -53,7 +53,7 @@ function withinBufferLimit(g: KernelGraph, caps: DeviceCaps): boolean {
   }
 }
 
-/** The phases, with reducing epilogues or without (undefined when none apply). */
+/** The phases, with reducing epilogues and extra outputs or without (undefined when none apply). */
 function build(view: ProgramView, origins: Origins, caps: DeviceCaps, withReducing: boolean): KernelGraph | undefined {
   const p = view.program;
   let M = structuralMaterialisation(view);
@@ -64,7 +64,7 @@ function build(view: ProgramView, origins: Origins, caps: DeviceCaps, withReduci
     // rule sees what they make cheap (GRN's norm is recomputed from its sum of squares, not stored).
     findExtraOutputs(view, M, ep);
     const found = findReducingEpilogues(view, M, ep);
-    if (found.length === 0) return undefined;
+    if (found.length === 0 && ep.extras.size === 0) return undefined;
     M = structuralMaterialisation(view);
     for (const f of found) M.add(f.r);
     applyCostRule(view, M, caps.recomputeCostLimit);

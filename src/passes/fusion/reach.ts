@@ -14,10 +14,10 @@ type Reach = 'root' | 'free' | 'bad';
 
 /**
  * Whether y is built from `root` as above (`ok`), and whether it reads anything but the root
- * and literals (`extended`). y itself and the materialised values in `transparent` (the anchor's extra outputs,
- * computed in the same epilogue) count as their definitions. With `smallLeaves`, a free leaf must
- * be smaller than the root (a parameter broadcast along it), so the epilogue reads nothing of the
- * root's size but the product.
+ * and literals (`extended`). y itself and the materialised values in `transparent` (extra
+ * outputs computed in the same epilogue) count as their definitions. With `smallLeaves`, a free
+ * leaf must be smaller than the root (a parameter broadcast along it), so the epilogue reads
+ * nothing of the root's size but the product.
  */
 export function reachOf(
   view: ProgramView, M: ReadonlySet<Var>, y: Var, root: Var, before: (v: Var) => boolean, transparent: ReadonlySet<Var> = new Set(), smallLeaves = false,

@@ -9,10 +9,10 @@
  *
  * The rule, as a table of conditions a candidate must meet (each names why):
  *   - the anchor is a dot_general whose result is stored at its own index: either an epilogue
- *     root without views, or the anchor's bare output (it has several consumers);
+ *     root without views, or the anchor's bare output (it has several consumers) in f32 or f64
+ *     (a half-type product is rounded as it is stored; the epilogue would read it unrounded);
  *   - the reduction is a reduce_sum whose input has the root's shape and is built from the root
- *     by same-shape elementwise ops (so the root is read at the stored index, as `acc 0`; values
- *     the anchor stores as extra outputs, extra_outputs.ts, are recomputed there too), whose
+ *     by same-shape elementwise ops (so the root is read at the stored index, as `acc 0`), whose
  *     other operands are literals, program inputs, or values materialised before the anchor (a
  *     buffer the epilogue loads; never one that depends on the anchor: no cycle) and views or
  *     elementwise functions of them (a broadcast parameter), none materialised after it;
@@ -59,7 +59,7 @@ function storedRoots(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues): [Va
   const withEpilogue = new Set(ep.anchorOf.values());
   for (const e of view.program.eqns) {
     const a = e.outputs[0]!;
-    if (e.prim === 'dot_general' && M.has(a) && !withEpilogue.has(a)) out.push([a, a]);
+    if (e.prim === 'dot_general' && M.has(a) && !withEpilogue.has(a) && (a.aval.dtype === 'f32' || a.aval.dtype === 'f64')) out.push([a, a]);
   }
   return out;
 }
@@ -75,7 +75,7 @@ function candidate(view: ProgramView, M: ReadonlySet<Var>, ep: Epilogues, re: Eq
     const ae = view.producer.get(anchor)!;
     if (ae.prim !== 'dot_general' || !shapeEq(y.aval.shape, root.aval.shape)) continue;
     const at = order.get(ae)!;
-    const reach = reachOf(view, M, y, root, (v) => (order.get(view.producer.get(v)!) ?? Infinity) < at, new Set(ep.extras.get(anchor) ?? []));
+    const reach = reachOf(view, M, y, root, (v) => (order.get(view.producer.get(v)!) ?? Infinity) < at);
     if (!reach.ok) continue;
     const axes = [...reducedAxes(re)].sort((a, b) => a - b);
     const rows = rowDims(ae);

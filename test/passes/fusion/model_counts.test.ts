@@ -27,14 +27,15 @@ describe('ConvNeXt V2 atto', () => {
     expect(on).toEqual({ kernels: 59, bytes: 51225184 });
   });
 
-  // batch 1: one image is one reduction group, and the backward's reducing epilogues (which
-  // read other buffers, or accumulate over a bare product) need two, so nothing changes; the
-  // dead-store pass drops a LayerNorm-backward intermediate the merged kernel recomputes
-  it('the fine-tuning step (64x64, batch 1): 390 kernels either way', () => {
+  // batch 1: one image is one reduction group, and the backward's reducing epilogue (which
+  // reads another buffer) needs two, so only pwconv1's extra outputs apply (the GELU kernel goes:
+  // one kernel fewer in each of the 12 blocks); the dead-store pass drops, either way, a
+  // LayerNorm-backward intermediate the merged kernel recomputes
+  it('the fine-tuning step (64x64, batch 1): 390 kernels unfused, 378 fused', () => {
     const off = measure('finetune', 64, UNLIMITED_CAPS);
     const on = measure('finetune', 64, CPU_CAPS);
     expect(off).toEqual({ kernels: 390, bytes: 221302872 });
-    expect(on).toEqual(off);
+    expect(on).toEqual({ kernels: 378, bytes: 220524632 });
   }, 120000);
 
   // batch 2: per block, pwconv1 stores the GELU output and its erf term itself (the GELU kernel
