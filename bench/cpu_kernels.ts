@@ -7,7 +7,8 @@
  *   (or: npx tsc -p tsconfig.json --outDir /tmp/nexgrad-build && node /tmp/nexgrad-build/bench/cpu_kernels.js)
  *
  * Options: --native (the native C dialect), --js (JavaScript micro-kernel instead of WebAssembly SIMD), --threads N (worker
- * threads, main included), --compare-threads (interleave 1 and N threads), --reps N, --only NAME.
+ * threads, main included), --compare-threads (interleave 1 and N threads), --reps N, --only NAME,
+ * --cpu (process CPU time instead of wall time).
  */
 import { createCpuDevice } from '../src/codegen/cpu/device.js';
 import { createNativeCpuDevice, nativeSupport } from '../src/codegen/cpu/native/device.js';
@@ -27,6 +28,13 @@ const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefi
 const threads = args.includes('--threads') ? Number(args[args.indexOf('--threads') + 1]) : 1;
 /** Interleaves runs with 1 thread and with `threads` threads (same inputs) and reports both. */
 const compare = args.includes('--compare-threads');
+/** --cpu: process CPU time instead of wall time (robust on a shared machine; meaningful with one thread). */
+const clock = args.includes('--cpu')
+  ? (): number => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    }
+  : (): number => performance.now();
 
 /** --native: the native C dialect (src/codegen/cpu/native) instead of JavaScript/WebAssembly. */
 const useNative = args.includes('--native');
@@ -85,9 +93,9 @@ function time(name: string, flops: number, g: KernelGraph, inputs: HostArray[]):
   const ts: number[][] = exs.map(() => []);
   for (let r = 0; r < reps; r++) {
     exs.forEach((ex, i) => {
-      const t0 = performance.now();
+      const t0 = clock();
       ex.run(inputs);
-      ts[i]!.push(performance.now() - t0);
+      ts[i]!.push(clock() - t0);
     });
   }
   const meds = ts.map((t) => [...t].sort((a, b) => a - b)[Math.floor(t.length / 2)]!);
@@ -122,6 +130,7 @@ matmul('pwconv1', 3136, 40, 160, 'plain');
 matmul('pwconv1', 3136, 40, 160, 'bias_gelu');
 matmul('pwconv2', 3136, 160, 40, 'plain');
 matmul('pwconv1 b8', 8 * 3136, 40, 160, 'plain');
+matmul('pwconv2 b8', 8 * 3136, 160, 40, 'plain');
 // weight gradients of the stage-1 pointwise convs at batch 8: dW1 = x^T dy, dW2 = h^T dy
 matmul('wgrad pw1 b8', 40, 8 * 3136, 160, 'plain', true);
 matmul('wgrad pw2 b8', 160, 8 * 3136, 40, 'plain', true);

@@ -15,6 +15,9 @@ import { bufName } from '../../lower/dialect.js';
 import { type GemmSpec, usesReducingFeatures } from '../../lower/gemm_spec.js';
 import { C_LOOPS, emitReducingPrologue, emitRowStats, rangeUnitRows } from '../../lower/gemm_reducing.js';
 import { CBuilder, type CKernelCode, cNestedLoops, cRangeLoops, wrapRange } from './c_common.js';
+import { packAStrips, packBStrips } from './gemm_pack_c.js';
+
+const OLD_PACK = !!process.env.NEXGRAD_OLD_PACK;
 
 /** Multiples of every micro-kernel's MR (8, 6, 4) and NR (32, 16, 8). */
 const MR_ALL = 24;
@@ -91,6 +94,7 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   const esz = f64 ? 8 : 4;
 
   const packB = (): void => {
+    if (!OLD_PACK) return packBStrips({ cb, T }, bLoad);
     // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]; ragged columns zeroed
     const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
     if (nInner) {
@@ -115,6 +119,8 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   };
 
   const packA = (): void => {
+    // (row statistics are computed per row while packing: those keep the row-at-a-time loops below)
+    if (!spec.aStats && !OLD_PACK) return packAStrips({ cb, T }, aLoad);
     // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]; ragged rows zeroed
     const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
     if (mInner) {
