@@ -5,10 +5,13 @@
  * with a constant trip count makes every store contiguous and its address a plain sum: the
  * element-at-a-time form (`Ap[(i / MR) * kc * MR + k * MR + i % MR]`) cost a signed division,
  * a remainder and a scalar store per element, and the packing took as long as the products.
- * A full strip runs with the constant bound (so the compiler unrolls or vectorises the lanes);
- * the ragged last strip loads its real lanes and zero-fills the rest.
+ * A full strip runs with the constant bound, or as one memcpy per k where its lanes are adjacent
+ * elements of a buffer; the ragged last strip loads its real lanes and zero-fills the rest.
  */
+import { affineStrides } from '../../kernel/index_expr.js';
 import type { SExpr } from '../../kernel/kernel_graph.js';
+import { bufName } from '../../lower/dialect.js';
+import { cElemType } from './c_dialect.js';
 import type { CBuilder } from './c_common.js';
 
 export interface PackPieces {
@@ -42,11 +45,18 @@ interface StripNames {
 
 function packStrips(p: PackPieces, load: SExpr, s: StripNames): void {
   const { cb, T } = p;
+  const copy = contiguousLanes(load, s.lane, T);
+  cb.open();
+  if (copy) {
+    // rows of adjacent lanes: k outer, so that each row of the source is read once, front to back
+    cb.line(`const int64_t _full = ${s.count} / ${s.width} * ${s.width};`);
+    copyFullStrips(p, load as Extract<SExpr, { op: 'load' }>, s);
+  }
   cb.open();
   cb.line(`${T}* const _sp = ${s.panel} + (_s / ${s.width}) * ${s.stripSize};`);
   cb.line(`const int64_t _sl = ${s.count} - _s < ${s.width} ? ${s.count} - _s : ${s.width};`);
   // a full strip with the constant lane count, the ragged one with its real lanes and then zeros
-  for (const full of [true, false]) {
+  for (const full of copy ? [false] : [true, false]) {
     cb.open();
     cb.open('k');
     cb.line(`${T}* const _kp = _sp + (k - _pc) * ${s.width};`);
@@ -57,7 +67,32 @@ function packStrips(p: PackPieces, load: SExpr, s: StripNames): void {
     cb.close(`for (int64_t _l = 0; _l < ${full ? s.width : '_sl'}; _l++)`);
     if (!full) cb.line(`for (int64_t _l = _sl; _l < ${s.width}; _l++) _kp[_l] = 0;`);
     cb.close('for (int64_t k = _pc; k < _pc + _kc; k++)');
-    cb.close(full ? `if (_sl == ${s.width})` : 'else');
+    cb.close(copy ? '' : full ? `if (_sl == ${s.width})` : 'else');
   }
-  cb.close(`for (int64_t _s = 0; _s < ${s.count}; _s += ${s.width})`);
+  cb.close(copy ? `for (int64_t _s = _full; _s < ${s.count}; _s += ${s.width})` : `for (int64_t _s = 0; _s < ${s.count}; _s += ${s.width})`);
+  cb.close('');
+}
+
+/** A plain load of the panel's element type whose lanes are adjacent elements (stride 1 along the lane variable). */
+function contiguousLanes(load: SExpr, lane: string, T: string): boolean {
+  if (load.op !== 'load' || load.dyn || cElemType(load.dtype) !== T) return false;
+  const a = affineStrides(load.index);
+  if (!a) return false;
+  for (const [axis, stride] of a.strides) if (axis.name === lane) return stride === 1;
+  return false;
+}
+
+/**
+ * The full strips of a block whose lanes are adjacent elements: per k, one fixed-size copy per
+ * strip (ng_copy: 32-byte moves; gcc left the lane loop scalar inside the large GEMM functions,
+ * and a memcpy of a whole strip became a slow `rep movs`).
+ */
+function copyFullStrips(p: PackPieces, load: Extract<SExpr, { op: 'load' }>, s: StripNames): void {
+  const { cb, T } = p;
+  cb.open('k');
+  cb.open(s.lane);
+  cb.line(`const int64_t ${s.lane} = ${s.base} + _s;`);
+  cb.line(`ng_copy(${s.panel} + (_s / ${s.width}) * ${s.stripSize} + (k - _pc) * ${s.width}, ${bufName(load.buf)} + ${cb.index(load.index)}, ${s.width} * sizeof(${T}));`);
+  cb.close(`for (int64_t _s = 0; _s < _full; _s += ${s.width})`);
+  cb.close('for (int64_t k = _pc; k < _pc + _kc; k++)');
 }

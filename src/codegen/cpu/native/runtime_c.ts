@@ -54,6 +54,15 @@ static void* ng_scratch(int slot, size_t bytes) {
   return ng_scr[slot];
 }
 
+/* A copy of a constant number of bytes in 32-byte moves (a GEMM panel strip): gcc turns a
+   memcpy of 128 bytes into \`rep movs\`, slow at this size, and inlines the 32-byte ones. */
+static inline __attribute__((always_inline)) void ng_copy(void* __restrict d, const void* __restrict s, size_t n) {
+  char* dd = (char*)d;
+  const char* ss = (const char*)s;
+  for (; n >= 32; n -= 32, dd += 32, ss += 32) memcpy(dd, ss, 32);
+  if (n) memcpy(dd, ss, n);
+}
+
 /* ToInt32: truncate, wrap modulo 2^32; NaN and infinities give 0 (C's cast is undefined there). */
 static inline int32_t ng_toi32(double x) {
   if (!isfinite(x)) return 0;
