@@ -152,6 +152,19 @@ conv('downsample 2x2/2 56x56x40 -> 28x28x80 b1', [1, 56, 56, 40], [2, 2, 40, 80]
   );
 }
 {
+  // the same with x as autodiff hands it over (CHWN: channel-major, images innermost), at the
+  // Fashion-MNIST model's stage 1 (batch 128, 16x16, 32 channels)
+  const [B, S, C] = [128, 16, 32];
+  conv(
+    'dw wgrad 7x7 16x16x32 b128 (x CHWN)',
+    [C, S, S, B],
+    [B, S, S, C],
+    [1, 7, 7, C],
+    { windowStrides: sq(1), padding: sq([3, 3] as const), lhsDilation: sq(1), rhsDilation: sq(1), featureGroupCount: 1, batchGroupCount: C, dims: { lhs: [0, 3, 1, 2], rhs: [3, 0, 1, 2], out: [0, 3, 1, 2] } },
+    2 * B * S * S * C * 49,
+  );
+}
+{
   // bias gradient: column sums of a (25088 x 160) gradient (column-mode loop kernel)
   const R = 25088;
   const C = 160;

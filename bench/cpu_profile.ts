@@ -6,6 +6,8 @@
  * NEXGRAD_PROFILE_CLOCK=cpu times kernels in process CPU time (robust on a loaded machine; one thread).
  *
  *   node dist/bench/cpu_profile.js [--infer] [--batch 8] [--size 224] [--threads 2] [--wasm] [--reps 3] [--top 40]
+ *   node dist/bench/cpu_profile.js --model custom --dims 32,64 --depths 2,2 --stem-stride 2 --channels 1 --classes 10
+ *     --size 32 --batch 128 [--mode finetune|pretrain]   (the CLI's workloads, as `nexgrad bench` runs them)
  */
 import { createCpuDevice } from '../src/codegen/cpu/device.js';
 import type { CpuExecutable } from '../src/codegen/cpu/device.js';
@@ -89,7 +91,27 @@ async function main(): Promise<void> {
   const ws = makeWeights(ATTO, 1234);
   const x = imagesTensor(ng, makeImages(batch, ATTO.inChans, size, size, 7), [batch, ATTO.inChans, size, size]);
   let call: () => void;
-  if (infer) {
+  const model = args.includes('--model') ? args[args.indexOf('--model') + 1]! : undefined;
+  if (model) {
+    // the CLI's workloads (nexgrad bench): e.g. --model custom --dims 32,64 --depths 2,2 --stem-stride 2 --channels 1 --classes 10 --mode finetune
+    const list = (name: string): number[] | undefined => (args.includes(name) ? args[args.indexOf(name) + 1]!.split(',').map(Number) : undefined);
+    const mode = (args.includes('--mode') ? args[args.indexOf('--mode') + 1] : 'finetune') as 'inference' | 'finetune' | 'pretrain';
+    const { modelConfig } = await import('../src/convnextv2/cli/model_options.js');
+    const { workload } = await import('../src/convnextv2/cli/workloads.js');
+    const mcfg = modelConfig({ model: model as 'custom', dims: list('--dims'), depths: list('--depths'), stemStride: args.includes('--stem-stride') ? opt('--stem-stride', 4) : undefined, dropPath: 0, precision: 'f32' }, opt('--classes', 10), opt('--channels', 1));
+    const w = workload(mcfg, { mode, imageSize: size, batchSize: batch, channels: opt('--channels', 1), classes: opt('--classes', 10) });
+    const fn = ng.jit(w.fn, { backend: 'cpu-prof', donate: w.donate });
+    let wargs = w.args();
+    call = () => {
+      const out = fn(...wargs) as { state?: { key: ng.Tensor }; loss?: ng.Tensor } | ng.Tensor;
+      if (w.donate.length) {
+        const o = out as { state: { key: ng.Tensor }; loss: ng.Tensor };
+        const { key, ...donated } = o.state;
+        wargs = [donated, key, wargs[2]];
+        o.loss.item();
+      } else (out as ng.Tensor).dataSync();
+    };
+  } else if (infer) {
     const fwd = ng.jit((p: Params, xx: ng.Tensor) => ng.convnextv2.apply(p, xx, { cfg }), { backend: 'cpu-prof' });
     const p = buildParams(ng, ws);
     call = () => void fwd(p, x).dataSync();
@@ -128,7 +150,7 @@ async function main(): Promise<void> {
     graph.kernels.forEach((k, i) => rows.push({ name: k.name, desc: describe(k), ms: (ex.kernelTimes?.[i] ?? 0) / reps, flops: flopsOf(k), bytes: bytesOf(k, sizes) }));
   }
   const total = rows.reduce((a, r) => a + r.ms, 0);
-  console.log(`${infer ? 'inference' : 'training step'} bs${batch} ${size}x${size}, ${wasm ? 'wasm' : 'native'} ${threads} threads: ${wall.toFixed(1)} ms per call (${((batch * 1000) / wall).toFixed(2)} img/s; CPU time ${cpu.toFixed(1)} ms, all threads), kernels${process.env.NEXGRAD_PROFILE_CLOCK === 'cpu' ? ' (CPU time)' : ''} ${total.toFixed(1)} ms in ${rows.length}`);
+  console.log(`${model ? `${model} ` : ''}${infer ? 'inference' : 'training step'} bs${batch} ${size}x${size}, ${wasm ? 'wasm' : 'native'} ${threads} threads: ${wall.toFixed(1)} ms per call (${((batch * 1000) / wall).toFixed(2)} img/s; CPU time ${cpu.toFixed(1)} ms, all threads), kernels${process.env.NEXGRAD_PROFILE_CLOCK === 'cpu' ? ' (CPU time)' : ''} ${total.toFixed(1)} ms in ${rows.length}`);
   const groups = new Map<string, { ms: number; n: number; flops: number; bytes: number }>();
   for (const r of rows) {
     const key = r.desc.split(' ')[0]! + (r.desc.startsWith('conv') ? ` g${r.desc.includes(' g1 ') ? '1' : 'N'}${r.desc.includes('bg1') ? '' : ' bgN'}` : '');
