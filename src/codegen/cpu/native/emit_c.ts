@@ -15,7 +15,7 @@ import { lowerExprs } from '../../lower/expr_rules.js';
 import { type GemmSpec, matmulSpec } from '../../lower/gemm_spec.js';
 import { kernelBuffers, preferColumns } from '../emit.js';
 import { C_NATIVE, cElemType } from './c_dialect.js';
-import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLoops, cRangeLoops, cRangeLoopsPrefix, cReduceUpdate, wrapRange } from './c_common.js';
+import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLoops, cRangeLoops, cRangeLoopsPrefix, cReduceUpdate, cSumLoops, wrapRange } from './c_common.js';
 import { emitDepthwiseFastC, emitDepthwiseWgradFastC, epilogueOverChannel } from './depthwise_c.js';
 import { emitGemmC } from './gemm_c.js';
 import { bCacheApplies, emitGemmBCacheC } from './gemm_bcache_c.js';
@@ -86,7 +86,7 @@ function emitLoopC(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: read
       for (const r of k.reductions) {
         cb.line(`double acc${r.id}_ = ${C_REDUCE_INIT[r.op]};`);
         if (r.op === 'argmax') cb.line(`double acc${r.id}_v = 0;`);
-        cNestedLoops(cb, row, rvars, () => {
+        (r.op === 'sum' ? (body: () => void) => cSumLoops(cb, row, rvars, `acc${r.id}_`, body) : (body: () => void) => cNestedLoops(cb, row, rvars, body))(() => {
           const v = cb.value(r.expr);
           cb.line(cReduceUpdate(r.op, `acc${r.id}_`, v, r.op === 'argmax' ? rowIndexC(k.row) : ''));
         });
