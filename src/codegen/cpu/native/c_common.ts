@@ -29,6 +29,8 @@ export interface CKernelCode {
   readonly splittable: boolean;
   /** Rough work per range element (flops-ish), for deciding whether to split. */
   readonly workPerItem: number;
+  /** Parts per thread when split (ng_parallel_parts; default 4). */
+  readonly partsPerThread?: number;
 }
 
 export function cName(name: string, index: number): string {

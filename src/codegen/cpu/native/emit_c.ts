@@ -141,6 +141,7 @@ function emitLoopC(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: read
     total,
     splittable: !scatters,
     workPerItem: Math.max(1, rowSize * Math.max(1, k.reductions.length + (k.rowOutputs.length ? 1 : 0))) * Math.max(1, nodes),
+    partsPerThread: columns ? 1 : 4,
   };
 }
 

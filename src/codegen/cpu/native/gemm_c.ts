@@ -184,7 +184,9 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('do', ' while (_r < end);');
-  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: (batch * M) / unitRows, splittable: true, workPerItem: Math.max(1, 2 * N * K) * unitRows };
+  // several parts per thread (ng_parallel_parts) only where rows are many: every part packs B again
+  const partsPerThread = batch * M >= 8192 ? 4 : 1;
+  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: (batch * M) / unitRows, splittable: true, workPerItem: Math.max(1, 2 * N * K) * unitRows, partsPerThread };
 }
 
 /** Integer GEMM: exact 32-bit wrap-around like the host. */
