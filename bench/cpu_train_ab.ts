@@ -19,12 +19,16 @@ async function main(): Promise<void> {
   const [distArg, threadsArg, ...rest] = process.argv.slice(2);
   if (!distArg || !threadsArg) throw new Error('usage: cpu_train_ab.js <dist dir> <threads> [workload options]');
   const dist = pathToFileURL(path.resolve(distArg)).href;
-  process.env.NEXGRAD_CPU_THREADS = threadsArg;
   const opt = (n: string, d: string): string => (rest.includes(n) ? rest[rest.indexOf(n) + 1]! : d);
   const list = (n: string): number[] | undefined => (rest.includes(n) ? opt(n, '').split(',').map(Number) : undefined);
   const ng = (await import(`${dist}/src/index.js`)) as typeof import('../src/index.js');
   const { modelConfig } = (await import(`${dist}/src/convnextv2/cli/model_options.js`)) as typeof import('../src/convnextv2/cli/model_options.js');
   const { workload } = (await import(`${dist}/src/convnextv2/cli/workloads.js`)) as typeof import('../src/convnextv2/cli/workloads.js');
+  // the CPU backend's own dialect choice on these threads, as the CLI's --threads sets it
+  // (NEXGRAD_CPU_THREADS=2 would select the WebAssembly path: src/passes/backends.ts)
+  const { cpuDeviceFor } = (await import(`${dist}/src/codegen/cpu/device.js`)) as typeof import('../src/codegen/cpu/device.js');
+  const dev = cpuDeviceFor(Number(threadsArg));
+  ng.registerBackend('cpu', () => dev);
   const model = opt('--model', 'atto') as Parameters<typeof modelConfig>[0]['model'];
   const [classes, channels] = [Number(opt('--classes', '1000')), Number(opt('--channels', '3'))];
   const cfg = modelConfig({ model, dims: list('--dims'), depths: list('--depths'), stemStride: rest.includes('--stem-stride') ? Number(opt('--stem-stride', '4')) : undefined, dropPath: 0, precision: 'f32' }, classes, channels);
