@@ -7,7 +7,8 @@
  *   (or: npx tsc -p tsconfig.json --outDir /tmp/nexgrad-build && node /tmp/nexgrad-build/bench/cpu_kernels.js)
  *
  * Options: --native (the native C dialect), --js (JavaScript micro-kernel instead of WebAssembly SIMD), --threads N (worker
- * threads, main included), --compare-threads (interleave 1 and N threads), --reps N, --only NAME.
+ * threads, main included), --compare-threads (interleave 1 and N threads), --reps N, --only NAME,
+ * --cpu (process CPU time instead of wall time).
  */
 import { createCpuDevice } from '../src/codegen/cpu/device.js';
 import { createNativeCpuDevice, nativeSupport } from '../src/codegen/cpu/native/device.js';
@@ -27,6 +28,13 @@ const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefi
 const threads = args.includes('--threads') ? Number(args[args.indexOf('--threads') + 1]) : 1;
 /** Interleaves runs with 1 thread and with `threads` threads (same inputs) and reports both. */
 const compare = args.includes('--compare-threads');
+/** --cpu: process CPU time instead of wall time (robust on a shared machine; meaningful with one thread). */
+const clock = args.includes('--cpu')
+  ? (): number => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    }
+  : (): number => performance.now();
 
 /** --native: the native C dialect (src/codegen/cpu/native) instead of JavaScript/WebAssembly. */
 const useNative = args.includes('--native');
@@ -85,9 +93,9 @@ function time(name: string, flops: number, g: KernelGraph, inputs: HostArray[]):
   const ts: number[][] = exs.map(() => []);
   for (let r = 0; r < reps; r++) {
     exs.forEach((ex, i) => {
-      const t0 = performance.now();
+      const t0 = clock();
       ex.run(inputs);
-      ts[i]!.push(performance.now() - t0);
+      ts[i]!.push(clock() - t0);
     });
   }
   const meds = ts.map((t) => [...t].sort((a, b) => a - b)[Math.floor(t.length / 2)]!);
@@ -122,6 +130,7 @@ matmul('pwconv1', 3136, 40, 160, 'plain');
 matmul('pwconv1', 3136, 40, 160, 'bias_gelu');
 matmul('pwconv2', 3136, 160, 40, 'plain');
 matmul('pwconv1 b8', 8 * 3136, 40, 160, 'plain');
+matmul('pwconv2 b8', 8 * 3136, 160, 40, 'plain');
 // weight gradients of the stage-1 pointwise convs at batch 8: dW1 = x^T dy, dW2 = h^T dy
 matmul('wgrad pw1 b8', 40, 8 * 3136, 160, 'plain', true);
 matmul('wgrad pw2 b8', 160, 8 * 3136, 40, 'plain', true);
@@ -140,6 +149,19 @@ conv('downsample 2x2/2 56x56x40 -> 28x28x80 b1', [1, 56, 56, 40], [2, 2, 40, 80]
     [7, 7, 1, 40],
     { windowStrides: sq(1), padding: sq([3, 3] as const), lhsDilation: sq(1), rhsDilation: sq(1), featureGroupCount: 1, batchGroupCount: 40, dims: { lhs: [3, 0, 1, 2], rhs: [3, 0, 1, 2], out: [2, 3, 0, 1] } },
     2 * B * 56 * 56 * 40 * 49,
+  );
+}
+{
+  // the same with x as autodiff hands it over (CHWN: channel-major, images innermost), at the
+  // Fashion-MNIST model's stage 1 (batch 128, 16x16, 32 channels)
+  const [B, S, C] = [128, 16, 32];
+  conv(
+    'dw wgrad 7x7 16x16x32 b128 (x CHWN)',
+    [C, S, S, B],
+    [B, S, S, C],
+    [1, 7, 7, C],
+    { windowStrides: sq(1), padding: sq([3, 3] as const), lhsDilation: sq(1), rhsDilation: sq(1), featureGroupCount: 1, batchGroupCount: C, dims: { lhs: [0, 3, 1, 2], rhs: [3, 0, 1, 2], out: [0, 3, 1, 2] } },
+    2 * B * S * S * C * 49,
   );
 }
 {

@@ -36,6 +36,8 @@ const CASES: Case[] = [
   { n: 3, h: 4, w: 5, c: 5, k: 7, pad: [[3, 3], [3, 3]] },
   { n: 2, h: 8, w: 17, c: 16, k: 3, pad: [[0, 2], [2, 1]] },
   { n: 1, h: 6, w: 21, c: 24, k: 5, pad: [[2, 2], [1, 3]] },
+  // CHWN copied channels-last in 16 x 16 tiles: images and channels past one tile, ragged in both
+  { n: 19, h: 6, w: 7, c: 35, k: 7, pad: [[3, 3], [3, 3]], alt: true },
 ];
 
 const outSize = (i: number, k: number, [lo, hi]: readonly [number, number]): number => i + lo + hi - k + 1;
@@ -144,6 +146,8 @@ describe.runIf(typeof support !== 'string')('native depthwise micro-kernels', ()
         const g = wgradGraph(t);
         const ex = cpuDeviceFor(threads, 'native').compile(g, simplePlan(g)) as NativeExecutable;
         expect(ex.cSource).toContain('ng_dw_dot_rows(');
+        // CHWN activations are first copied channels-last (the `_xt` range function)
+        expect(/_xt\(void\* ctx_/.test(ex.cSource)).toBe(!!t.alt);
         expectClose(ex.run([xIn, dy])[0]!.data, want, 1e-4, 1e-4, `${label}, ${threads} threads`);
       }
     });

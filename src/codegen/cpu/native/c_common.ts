@@ -29,6 +29,8 @@ export interface CKernelCode {
   readonly splittable: boolean;
   /** Rough work per range element (flops-ish), for deciding whether to split. */
   readonly workPerItem: number;
+  /** Parts per thread when split (ng_parallel_parts; default 4). */
+  readonly partsPerThread?: number;
 }
 
 export function cName(name: string, index: number): string {
@@ -121,4 +123,23 @@ export function cRangeLoops(cb: CBuilder, dims: readonly number[], vars: readonl
 /** Nested full loops over `dims` (an empty list is one block). */
 export function cNestedLoops(cb: CBuilder, dims: readonly number[], vars: readonly string[], body: () => void): void {
   nestedLoops(cb, dims, vars, 'int64_t', body);
+}
+
+/**
+ * Nested full loops over `dims` for a sum into `acc`: the innermost loop under
+ * `#pragma omp simd reduction(+: acc)` (the objects compile with -fopenmp-simd, no OpenMP runtime),
+ * which lets the compiler keep several partial sums in vector lanes. Without it the sum is one
+ * dependent chain of double additions, four cycles each: a LayerNorm row of 40 channels took
+ * 160 cycles per statistic. The order of the additions changes; they are in double, for f32 data.
+ */
+export function cSumLoops(cb: CBuilder, dims: readonly number[], vars: readonly string[], acc: string, body: () => void): void {
+  if (dims.length === 0) return cNestedLoops(cb, dims, vars, body);
+  const rec = (d: number): void => {
+    cb.open(vars[d]!);
+    if (d === dims.length - 1) body();
+    else rec(d + 1);
+    const loop = `for (int64_t ${vars[d]} = 0; ${vars[d]} < ${dims[d]}; ${vars[d]}++)`;
+    cb.close(d === dims.length - 1 ? `#pragma omp simd reduction(+: ${acc})\n${loop}` : loop);
+  };
+  rec(0);
 }

@@ -15,12 +15,13 @@ import { lowerExprs } from '../../lower/expr_rules.js';
 import { type GemmSpec, matmulSpec } from '../../lower/gemm_spec.js';
 import { kernelBuffers, preferColumns } from '../emit.js';
 import { C_NATIVE, cElemType } from './c_dialect.js';
-import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLoops, cRangeLoops, cRangeLoopsPrefix, cReduceUpdate, wrapRange } from './c_common.js';
+import { C_REDUCE_INIT, CBuilder, cFinishAcc, type CKernelCode, cName, cNestedLoops, cRangeLoops, cRangeLoopsPrefix, cReduceUpdate, cSumLoops, wrapRange } from './c_common.js';
 import { emitDepthwiseFastC, emitDepthwiseWgradFastC, epilogueOverChannel } from './depthwise_c.js';
 import { emitGemmC } from './gemm_c.js';
 import { bCacheApplies, emitGemmBCacheC } from './gemm_bcache_c.js';
 import { emitGemmKSplitC, kSplitApplies } from './gemm_ksplit_c.js';
 import { emitTransposeC, transposeAxis } from './transpose_c.js';
+import { reductionPasses } from './column_plan_c.js';
 
 function rowIndexC(row: readonly number[]): string {
   let stride = 1;
@@ -85,7 +86,7 @@ function emitLoopC(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: read
       for (const r of k.reductions) {
         cb.line(`double acc${r.id}_ = ${C_REDUCE_INIT[r.op]};`);
         if (r.op === 'argmax') cb.line(`double acc${r.id}_v = 0;`);
-        cNestedLoops(cb, row, rvars, () => {
+        (r.op === 'sum' ? (body: () => void) => cSumLoops(cb, row, rvars, `acc${r.id}_`, body) : (body: () => void) => cNestedLoops(cb, row, rvars, body))(() => {
           const v = cb.value(r.expr);
           cb.line(cReduceUpdate(r.op, `acc${r.id}_`, v, r.op === 'argmax' ? rowIndexC(k.row) : ''));
         });
@@ -115,17 +116,17 @@ function emitLoopC(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: read
       body();
       cb.close(`for (int64_t ${vL} = _lo; ${vL} < _hi; ${vL}++)`);
     };
+    const passes = reductionPasses(k);
     cRangeLoopsPrefix(cb, outer, ovars, () => {
-      for (const r of k.reductions) {
-        const S = accName.get(r.id)!;
-        cb.line(`for (int64_t _j = 0; _j < _hi - _lo; _j++) ${S}[_j] = ${C_REDUCE_INIT[r.op]};`);
+      for (const pass of passes) {
+        for (const r of pass) cb.line(`for (int64_t _j = 0; _j < _hi - _lo; _j++) ${accName.get(r.id)!}[_j] = ${C_REDUCE_INIT[r.op]};`);
         cNestedLoops(cb, row, rvars, () => {
           lastLoop(() => {
-            const v = cb.value(r.expr);
-            cb.line(`{ const int64_t _a = ${vL} - _lo; ${cReduceUpdate(r.op, `${S}[_a]`, v)} }`);
+            cb.line(`const int64_t _a = ${vL} - _lo;`);
+            for (const r of pass) cb.line(cReduceUpdate(r.op, `${accName.get(r.id)!}[_a]`, cb.value(r.expr)));
           });
         });
-        done.add(r.id);
+        for (const r of pass) done.add(r.id);
       }
       if (k.outerOutputs.length) lastLoop(() => cb.storeAll(k.outerOutputs, dt));
       if (k.rowOutputs.length) cNestedLoops(cb, row, rvars, () => lastLoop(() => cb.storeAll(k.rowOutputs, dt)));
@@ -140,6 +141,7 @@ function emitLoopC(k: LoopKernel, dtypes: ReadonlyMap<number, DType>, bufs: read
     total,
     splittable: !scatters,
     workPerItem: Math.max(1, rowSize * Math.max(1, k.reductions.length + (k.rowOutputs.length ? 1 : 0))) * Math.max(1, nodes),
+    partsPerThread: columns ? 1 : 4,
   };
 }
 

@@ -24,6 +24,12 @@ function hostData(a: HostArray, d: DType): HostData {
   return a.data instanceof C ? a.data : C.from(a.data as ArrayLike<number>);
 }
 
+/** User + system CPU time of the process, in milliseconds. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 /** Estimated work (flops-ish) below which a graph is compiled at -O1. */
 const SMALL_GRAPH_WORK = 2e7;
 
@@ -67,12 +73,15 @@ export class NativeExecutable implements CpuExecutable {
     // graphs with little work (tests, small eager regions) compile at -O1: gcc's -O3 costs
     // seconds on big expression DAGs and would not pay back
     const work = g.kernels.reduce((a, k) => a + k.total * k.workPerItem, 0);
-    const obj = compileObject(tc, g.source, work < SMALL_GRAPH_WORK ? { extraFlags: ['-O1'] } : {});
+    // NEXGRAD_CPU_EXTRA_CFLAGS: more compiler flags for the kernel objects (experiments; part of the cache key)
+    const extra = (process.env.NEXGRAD_CPU_EXTRA_CFLAGS ?? '').split(/\s+/).filter((f) => /^-[A-Za-z0-9=_.,-]+$/.test(f));
+    const obj = compileObject(tc, g.source, { extraFlags: [...(work < SMALL_GRAPH_WORK ? ['-O1'] : []), ...extra] });
     this.fromCache = obj.cached;
     try {
       this.handle = addon.load(obj.path);
     } finally {
-      nodeModule('fs')?.rmSync(obj.path, { force: true });
+      // NEXGRAD_KEEP_OBJECTS: leave the loaded copy on disk, so that a profiler (perf) can name its functions
+      if (!process.env.NEXGRAD_KEEP_OBJECTS) nodeModule('fs')?.rmSync(obj.path, { force: true });
     }
     g.kernels.forEach((k, i) => {
       if (threads > 1 && k.splittable && k.total >= 2 && k.total * k.workPerItem >= 200000) this.splitKernels.push(i);
@@ -155,10 +164,13 @@ export class NativeExecutable implements CpuExecutable {
     }
     const times = this.kernelTimes;
     if (times) {
+      // NEXGRAD_PROFILE_CLOCK=cpu: the process's CPU time instead of wall time (on a shared machine a
+      // kernel's wall time counts the time other processes held the cores)
+      const clock = process.env.NEXGRAD_PROFILE_CLOCK === 'cpu' ? cpuMs : () => performance.now();
       for (let i = 0; i < this.kernelCount; i++) {
-        const t0 = performance.now();
+        const t0 = clock();
         this.addon.run(this.handle, B, this.threads, i, i + 1);
-        times[i]! += performance.now() - t0;
+        times[i]! += clock() - t0;
       }
     } else this.addon.run(this.handle, B, this.threads, 0, this.kernelCount);
     // results: each returned array distinct, never a caller's input (unless donated) or a const

@@ -15,6 +15,7 @@ import { bufName } from '../../lower/dialect.js';
 import { type GemmSpec, usesReducingFeatures } from '../../lower/gemm_spec.js';
 import { C_LOOPS, emitReducingPrologue, emitRowStats, rangeUnitRows } from '../../lower/gemm_reducing.js';
 import { CBuilder, type CKernelCode, cNestedLoops, cRangeLoops, wrapRange } from './c_common.js';
+import { packAStrips, packBStrips } from './gemm_pack_c.js';
 
 /** Multiples of every micro-kernel's MR (8, 6, 4) and NR (32, 16, 8). */
 const MR_ALL = 24;
@@ -90,31 +91,12 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   const bLoad: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
   const esz = f64 ? 8 : 4;
 
-  const packB = (): void => {
-    // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]; ragged columns zeroed
-    const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
-    if (nInner) {
-      cb.open('k');
-      cb.line('const int64_t _bd = (k - _pc) * NG_NR;');
-      cb.open('n');
-      const v = cb.value(bLoad);
-      cb.line(`Bp[_bd + ((n - _jc) / NG_NR) * _kcNR + (n - _jc) % NG_NR] = (${T})(${v});`);
-      cb.close('for (int64_t n = _jc; n < _jc + _nc; n++)');
-      cb.line(`for (int64_t _j = _nc; _j < _ncp; _j++) Bp[_bd + (_j / NG_NR) * _kcNR + _j % NG_NR] = 0;`);
-      cb.close('for (int64_t k = _pc; k < _pc + _kc; k++)');
-    } else {
-      cb.open('n');
-      cb.line('const int64_t _bd = ((n - _jc) / NG_NR) * _kcNR + (n - _jc) % NG_NR - _pc * NG_NR;');
-      cb.open('k');
-      const v = cb.value(bLoad);
-      cb.line(`Bp[_bd + k * NG_NR] = (${T})(${v});`);
-      cb.close('for (int64_t k = _pc; k < _pc + _kc; k++)');
-      cb.close('for (int64_t n = _jc; n < _jc + _nc; n++)');
-      cb.line('for (int64_t _j = _nc; _j < _ncp; _j++) for (int64_t _k = 0; _k < _kc; _k++) Bp[(_j / NG_NR) * _kcNR + _k * NG_NR + _j % NG_NR] = 0;');
-    }
-  };
+  // one register strip at a time (gemm_pack_c.ts)
+  const packB = (): void => packBStrips({ cb, T }, bLoad);
 
   const packA = (): void => {
+    // (row statistics are computed per row while packing: those keep the row-at-a-time loops below)
+    if (!spec.aStats) return packAStrips({ cb, T }, aLoad);
     // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]; ragged rows zeroed
     const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
     if (mInner) {
@@ -202,7 +184,9 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('do', ' while (_r < end);');
-  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: (batch * M) / unitRows, splittable: true, workPerItem: Math.max(1, 2 * N * K) * unitRows };
+  // several parts per thread (ng_parallel_parts) only where rows are many: every part packs B again
+  const partsPerThread = batch * M >= 8192 ? 4 : 1;
+  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: (batch * M) / unitRows, splittable: true, workPerItem: Math.max(1, 2 * N * K) * unitRows, partsPerThread };
 }
 
 /** Integer GEMM: exact 32-bit wrap-around like the host. */

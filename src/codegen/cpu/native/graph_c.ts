@@ -25,7 +25,7 @@ export function emitGraphC(graph: KernelGraph, stable: ReadonlySet<number> = new
   const kernels = graph.kernels.map((k, i) => emitKernelC(clampLoads(k, sizeOf), i, dtypes, stable));
   const cases = kernels.map((c, i) => {
     if (c.total === 0) return `    case ${i}: break;`;
-    const call = c.splittable && c.total >= 2 ? `ng_parallel(rt, ${c.total}, ${c.workPerItem}, ${c.fn}, (void*)B);` : `${c.fn}((void*)B, 0, ${c.total});`;
+    const call = c.splittable && c.total >= 2 ? `ng_parallel_parts(rt, ${c.total}, ${c.workPerItem}, ${c.fn}, (void*)B, ${c.partsPerThread ?? 4});` : `${c.fn}((void*)B, 0, ${c.total});`;
     return `    case ${i}: ${call} break;`;
   });
   const run = ['void ng_run(void** B, const ng_rt* rt, int64_t first, int64_t last) {', '  NG_RT = rt;', '  for (int64_t i = first; i < last; i++) switch (i) {', ...cases, '    default: break;', '  }', '}'];

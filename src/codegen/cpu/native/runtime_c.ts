@@ -32,13 +32,23 @@ typedef struct ng_rt {
 /* The runtime of the current ng_run call (calls into one object never overlap). */
 static const ng_rt* NG_RT;
 
-static void ng_parallel(const ng_rt* rt, int64_t total, double work, ng_task fn, void* ctx) {
+/* Splits [0, total) into up to \`per_thread\` parts per thread (each at least ~50k work units),
+   which the threads claim from a counter: on a shared machine the OS deschedules a thread now and
+   then, and with one part per thread the others then waited (spinning) for its whole half of the
+   kernel; with four per thread they take over its unclaimed parts. (Column reductions keep one
+   part per thread: narrower column ranges read their rows in pieces too short to prefetch.) */
+static void ng_parallel_parts(const ng_rt* rt, int64_t total, double work, ng_task fn, void* ctx, int per_thread) {
   if (total <= 0) return;
-  int parts = rt->threads;
-  if (parts > total) parts = (int)total;
-  if (parts > 1 && total * work >= 200000.0) rt->par(rt->pool, total, parts, fn, ctx);
-  else fn(ctx, 0, total);
+  if (rt->threads < 2 || total < 2 || total * work < 200000.0) {
+    fn(ctx, 0, total);
+    return;
+  }
+  int64_t parts = (int64_t)rt->threads * (per_thread > 1 ? per_thread : 1);
+  if (parts > total) parts = total;
+  while (parts > rt->threads && total * work < 50000.0 * (double)parts) parts--;
+  rt->par(rt->pool, total, (int)parts, fn, ctx);
 }
+static void ng_parallel(const ng_rt* rt, int64_t total, double work, ng_task fn, void* ctx) { ng_parallel_parts(rt, total, work, fn, ctx, 4); }
 
 /* Per-thread scratch (grow-only, 64-byte aligned): slot i of every kernel shares one block. */
 static _Thread_local void* ng_scr[8];
@@ -52,6 +62,15 @@ static void* ng_scratch(int slot, size_t bytes) {
     ng_scr_n[slot] = n;
   }
   return ng_scr[slot];
+}
+
+/* A copy of a constant number of bytes in 32-byte moves (a GEMM panel strip): gcc turns a
+   memcpy of 128 bytes into \`rep movs\`, slow at this size, and inlines the 32-byte ones. */
+static inline __attribute__((always_inline)) void ng_copy(void* __restrict d, const void* __restrict s, size_t n) {
+  char* dd = (char*)d;
+  const char* ss = (const char*)s;
+  for (; n >= 32; n -= 32, dd += 32, ss += 32) memcpy(dd, ss, 32);
+  if (n) memcpy(dd, ss, n);
 }
 
 /* ToInt32: truncate, wrap modulo 2^32; NaN and infinities give 0 (C's cast is undefined there). */

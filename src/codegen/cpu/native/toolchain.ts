@@ -33,7 +33,7 @@ export function toolchain(): Toolchain | string {
     const isaFlag = process.env.NEXGRAD_CPU_ISA ? `-march=${process.env.NEXGRAD_CPU_ISA.replace(/[^A-Za-z0-9_.-]/g, '')}` : '-march=native';
     // -fno-trapping-math: nothing reads the floating-point exception flags, and without it gcc
     // will not if-convert selects over comparisons, which kept most fused loops scalar
-    const cflags = ['-O3', isaFlag, '-std=gnu11', '-fPIC', '-shared', '-fno-math-errno', '-fno-trapping-math', '-ffp-contract=fast', '-fno-semantic-interposition', '-w'];
+    const cflags = ['-O3', isaFlag, '-std=gnu11', '-fPIC', '-shared', '-fno-math-errno', '-fno-trapping-math', '-ffp-contract=fast', '-fno-semantic-interposition', '-fopenmp-simd', '-w'];
     // which micro-kernel the prelude will pick on this target
     const probe = cp.spawnSync(cc, [isaFlag, '-dM', '-E', '-x', 'c', '-'], { input: '', encoding: 'utf8', timeout: 20000 });
     const macros = typeof probe.stdout === 'string' ? probe.stdout : '';
