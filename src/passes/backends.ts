@@ -3,7 +3,7 @@
  * available, the default backend, and moving tensors between devices.
  */
 import type { Device } from '../codegen/kernel/device.js';
-import { cpuDevice, createCpuDevice } from '../codegen/cpu/device.js';
+import { cpuDevice } from '../codegen/cpu/device.js';
 import { createCudaDevice } from '../codegen/cuda/device.js';
 import { cudaUnavailableMessage } from '../codegen/cuda/native.js';
 import { CudaRuntime } from '../codegen/cuda/runtime.js';
@@ -25,8 +25,9 @@ export interface BackendEntry {
 }
 
 /**
- * NEXGRAD_CPU_THREADS=N (or 'auto') splits CPU kernels across worker threads; default 1. Read
- * when the CPU device is first needed, so a bad value is an error there, not at import.
+ * The CPU device (cpuDeviceFor: the native C dialect where it builds, else WebAssembly), with
+ * NEXGRAD_CPU_THREADS=N (or 'auto') threads. The variable is checked when the CPU device is
+ * first needed, so a bad value is an error there, not at import.
  */
 function cpuEntry(): BackendEntry {
   let dev: Device | undefined;
@@ -34,12 +35,12 @@ function cpuEntry(): BackendEntry {
     probe: () => {
       if (dev) return dev;
       const t = typeof process !== 'undefined' ? process.env.NEXGRAD_CPU_THREADS : undefined;
-      if (!t || t === '1') return (dev = cpuDevice);
-      const threads = t === 'auto' ? 'auto' : Number(t);
-      if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
+      if (t && t !== 'auto' && !(Number.isInteger(Number(t)) && Number(t) >= 1)) {
         throw new NexgradError(`NEXGRAD_CPU_THREADS must be a positive integer or 'auto', got ${JSON.stringify(t)}`);
       }
-      return (dev = createCpuDevice({ threads }));
+      // cpuDevice reads NEXGRAD_CPU_THREADS itself; a device made here with createCpuDevice
+      // would be the WebAssembly path whatever NEXGRAD_CPU says.
+      return (dev = cpuDevice);
     },
   };
 }

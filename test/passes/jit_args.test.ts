@@ -54,4 +54,13 @@ describe('NEXGRAD_CPU_THREADS', () => {
     const fresh = await import('../../src/passes/backends.js'); // importing must not throw
     expect(() => fresh.getDevice('cpu')).toThrow(/NEXGRAD_CPU_THREADS must be a positive integer or 'auto', got "lots"/);
   });
+  it('a thread count keeps the dialect NEXGRAD_CPU picks (it used to replace native C by WebAssembly)', async () => {
+    process.env.NEXGRAD_CPU_THREADS = '2';
+    vi.resetModules();
+    const fresh = await import('../../src/passes/backends.js');
+    const { nativeSupport } = await import('../../src/codegen/cpu/native/device.js');
+    const native = typeof nativeSupport() !== 'string';
+    const dev = fresh.getDevice('cpu');
+    expect(dev.id).toMatch(native ? /^cpu:native-.*:2threads$/ : /^cpu:js\+wasm-simd:2threads$/);
+  });
 });
