@@ -20,7 +20,7 @@
  */
 import type { DType } from '../../ir/dtype.js';
 import { affineStrides, type Idx, idxVars } from '../kernel/index_expr.js';
-import { type GemmSpec, hasReducingOutputs, matmulSpec, usesReducingFeatures } from '../lower/gemm_spec.js';
+import { type GemmSpec, matmulSpec, usesReducingFeatures } from '../lower/gemm_spec.js';
 import { emitReducingPrologue, emitRowStats, JS_LOOPS, rangeUnitRows } from '../lower/gemm_reducing.js';
 import { AX, type Axis } from '../kernel/axis.js';
 import type { MatmulKernel, SExpr } from '../kernel/kernel_graph.js';
@@ -103,7 +103,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   // the epilogue in WebAssembly when expressible (wasm_epilogue.ts), with its staging area S
   const epiMode = opts.wasmEpilogue ?? true;
   const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
-  const epi = useWasm && K > 0 && epiMode !== false && !hasReducingOutputs(spec) ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
+  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
   const combined = epi?.func ? 1 : 0;
   const wasmBytes = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
   const scratch: ScratchSpec[] = useWasm

@@ -18,7 +18,8 @@
  * constants, loads whose index is (anything in b, m) + s * n with s in {0, 1}, neg, abs,
  * sqrt, rsqrt, erf (the erf32 rational approximation of common.ts, same coefficients and
  * clamping), add, sub, mul, div, max, min, cmp + select and f32 -> f32 casts, stored at an
- * index (anything in b, m) + n.
+ * index (anything in b, m) + n, or added into a reducing output at (anything in b) + n (GRN's
+ * sum of squares over the rows: staged like a bias vector, summed row by row in the tile).
  *
  * Lanes. The JavaScript epilogue evaluates f32 expressions in double precision and rounds once,
  * at the store. 'f64x2' does the same (f32 loads promoted to f64, every operation in f64 in the
@@ -80,6 +81,13 @@ interface OutStream {
   readonly expr: SExpr;
   /** false: the output is `acc 0`, copied straight from Ct. */
   readonly computed: boolean;
+  /**
+   * A reducing output (accumulate + init zero, index (b only) + n): its nc running sums are
+   * staged into S before the tile, the epilogue adds each row's values in row order, and they
+   * are copied back after it (the same order of additions as the JavaScript epilogue, so the
+   * sums do not depend on how rows are split across threads).
+   */
+  readonly reduce: boolean;
   /** Where the values are: Ct (in place) or S, at an element offset, with a row stride. */
   readonly src: 'Ct' | 'S';
   readonly area: number;
@@ -130,7 +138,8 @@ type Check = (e: SExpr, want: 'f32' | 'mask') => boolean;
  * (then the JavaScript epilogue runs).
  */
 export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: ReadonlyMap<number, DType>, kernelDtype: DType, g: EpilogueGeometry, lanes: EpilogueLanes = 'f32x4'): EpiloguePlan | null {
-  if (kernelDtype !== 'f32' || outputs.length === 0 || outputs.some((o) => o.dyn || o.accumulate || o.when)) return null;
+  const reducing = (o: KernelOutput): boolean => o.accumulate === true && o.init === 'zero';
+  if (kernelDtype !== 'f32' || outputs.length === 0 || outputs.some((o) => o.dyn || o.when || (o.accumulate && !reducing(o)))) return null;
   const outBufs = new Set(outputs.map((o) => o.buf));
   const streams = new Map<string, { buf: number; row: Idx; stride: number }>();
   const ok = new Map<SExpr, string>();
@@ -178,6 +187,8 @@ export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: Reado
     if (dtypes.get(o.buf) !== 'f32') return null;
     const s = splitN(o.index);
     if (!s || s.stride !== 1) return null;
+    // a reducing output sums over rows: its row part may depend on the batch entry only
+    if (reducing(o) && idxVars(s.row).has(AX.m)) return null;
     if (!check(o.expr, 'f32')) return null;
     outRows.push(s.row);
   }
@@ -208,20 +219,24 @@ export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: Reado
   let ctUsed = false;
   outputs.forEach((o, i) => {
     const row = outRows[i]!;
+    if (reducing(o)) {
+      outs.push({ buf: o.buf, row, expr: o.expr, computed: true, reduce: true, src: 'S', area: take(g.NC), ld: 0, contiguous: false });
+      return;
+    }
     const contiguous = rowsContiguous(row, g);
     const computed = !(o.expr.op === 'acc');
     if (!computed) {
-      outs.push({ buf: o.buf, row, expr: o.expr, computed, src: 'Ct', area: 0, ld: g.NCP, contiguous: contiguous && g.N === g.NCP });
+      outs.push({ buf: o.buf, row, expr: o.expr, computed, reduce: false, src: 'Ct', area: 0, ld: g.NCP, contiguous: contiguous && g.N === g.NCP });
       return;
     }
     // the first computed output overwrites Ct (acc-only outputs are copied out before)
     if (!ctUsed && (!contiguous || g.N === g.NCP)) {
       ctUsed = true;
-      outs.push({ buf: o.buf, row, expr: o.expr, computed, src: 'Ct', area: 0, ld: g.NCP, contiguous });
+      outs.push({ buf: o.buf, row, expr: o.expr, computed, reduce: false, src: 'Ct', area: 0, ld: g.NCP, contiguous });
       return;
     }
     const ld = contiguous ? g.N : g.NCP;
-    outs.push({ buf: o.buf, row, expr: o.expr, computed, src: 'S', area: take(g.RCH * ld), ld, contiguous });
+    outs.push({ buf: o.buf, row, expr: o.expr, computed, reduce: false, src: 'S', area: take(g.RCH * ld), ld, contiguous });
   });
   const plan = { loads, outputs: outs, sElems, lanes };
   const func = outs.some((o) => o.computed) ? epilogueFunc(plan, g, lanes) : null;
@@ -455,10 +470,13 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
       return set(node);
     };
     const vals = computed.map((o) => value(o.expr));
-    computed.forEach((_o, i) => {
+    computed.forEach((o, i) => {
       const a = outAddr[i]!;
       const mo = address(a, off);
-      e(lget(vals[i]!));
+      if (o.reduce) {
+        load(a, one, off);
+        e(lget(vals[i]!), simd(L.add));
+      } else e(lget(vals[i]!));
       if (f64) e(DEMOTE);
       if (one) e(simd(0x5a, ...memarg(mo), 0));
       else e(f64 ? simd(0x5b, ...memarg(mo), 0) : simd(0x0b, ...memarg(mo)));
@@ -530,6 +548,11 @@ export function emitWasmEpilogueJs(cb: CodeBuilder, plan: EpiloguePlan, g: Epilo
     }
   };
   for (const o of plan.outputs) if (!o.computed) copyOut(o);
+  for (const o of plan.outputs) {
+    if (!o.reduce) continue;
+    const i = cb.index(o.row);
+    cb.line(`S.set(${bufName(o.buf)}.subarray(${i} + _jc, ${i} + _jc + _nc), ${o.area});`);
+  }
   for (const s of plan.loads) {
     const src = bufName(s.buf);
     switch (s.mode) {
@@ -560,5 +583,13 @@ export function emitWasmEpilogueJs(cb: CodeBuilder, plan: EpiloguePlan, g: Epilo
     }
   }
   if (plan.func) cb.line('G(1, _rows, _nc);');
-  for (const o of plan.outputs) if (o.computed) copyOut(o);
+  for (const o of plan.outputs) {
+    if (!o.computed) continue;
+    if (!o.reduce) {
+      copyOut(o);
+      continue;
+    }
+    const i = cb.index(o.row);
+    cb.line(`${bufName(o.buf)}.set(S.subarray(${o.area}, ${o.area} + _nc), ${i} + _jc);`);
+  }
 }

@@ -1,0 +1,210 @@
+/**
+ * The WebAssembly GEMM's fused parts, the ones a ConvNeXt V2 block uses: a reducing epilogue
+ * output (GRN's sum of squares over the rows, accumulated by the matmul that produces the GELU
+ * output) and A prologues (LayerNorm with its row statistics; GRN's apply x * s[n] + beta).
+ * Every kernel is checked against a float64 evaluation written here (its own index and
+ * expression evaluator), with the JavaScript epilogue (wasmEpilogue: false) as a second
+ * implementation, on shapes with several row chunks, column blocks and K blocks, N not a
+ * multiple of the vector width, two batch entries, and split across two threads.
+ */
+import { describe, expect, it } from 'vitest';
+import { createCpuDevice, type CpuExecutable } from '../../../src/codegen/cpu/device.js';
+import type { Device } from '../../../src/codegen/kernel/device.js';
+import type { Idx } from '../../../src/codegen/kernel/index_expr.js';
+import type { KernelGraph, KernelOutput, MatmulKernel, MatmulOperand, Reduction, SExpr } from '../../../src/codegen/kernel/kernel_graph.js';
+import { castScalar } from '../../../src/ir/dtype.js';
+import { HostArray } from '../../../src/ir/host.js';
+import { erf as hostErf } from '../../../src/ir/hostmath.js';
+import { acc, bin, buf, cst, expectClose, ld, lin, mulberry32, randArray, simplePlan, un, v } from './util.js';
+
+const WASM = createCpuDevice();
+const JSEPI = createCpuDevice({ wasmEpilogue: false });
+const TWO = createCpuDevice({ threads: 2, splitMinWork: 1 });
+
+const gelu = (x: SExpr): SExpr => bin('mul', bin('mul', x, cst(0.5)), bin('add', cst(1), un('erf', bin('mul', x, cst(Math.SQRT1_2)))));
+
+interface Case {
+  readonly name: string;
+  readonly batch: number;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  /** The A operand (default: strided row-major [b][m][k] in buffer 0). */
+  readonly a?: (c: Case) => MatmulOperand;
+  /** Extra input buffers (ids from 2) and their sizes. */
+  readonly extra?: readonly { id: number; size: number; lo?: number; hi?: number }[];
+  readonly outputs: (c: Case) => readonly (KernelOutput & { size: number })[];
+  readonly reduceRows?: number;
+}
+
+function build(c: Case): { g: KernelGraph; inputs: HostArray[] } {
+  const { batch, m, n, k } = c;
+  const extra = c.extra ?? [];
+  const outs = c.outputs(c);
+  const kern: MatmulKernel = {
+    kind: 'matmul',
+    name: `mm_${c.name.replace(/\W/g, '_')}`,
+    batch,
+    m,
+    n,
+    k,
+    dtype: 'f32',
+    a: c.a ? c.a(c) : { kind: 'strided', buf: 0, offset: 0, strides: [m * k, k, 1] },
+    // B stored [n][k] (a 1x1 conv's weight), as the ConvNeXt pointwise layers have it
+    b: { kind: 'strided', buf: 1, offset: 0, strides: [0, 1, k] },
+    outputs: outs.map(({ size: _s, ...o }) => o),
+    ...(c.reduceRows ? { reduceRows: c.reduceRows } : {}),
+  };
+  const g: KernelGraph = {
+    buffers: [buf(0, 'f32', batch * m * k, 'input'), buf(1, 'f32', k * n, 'input'), ...extra.map((e) => buf(e.id, 'f32', e.size, 'input')), ...outs.map((o) => buf(o.buf, 'f32', o.size, 'output'))],
+    kernels: [kern],
+    inputs: [0, 1, ...extra.map((e) => e.id)],
+    outputs: outs.map((o) => ({ kind: 'buffer' as const, buf: o.buf, shape: [o.size], dtype: 'f32' as const })),
+    consts: [],
+  };
+  const rng = mulberry32(c.name.length * 131 + m * 7 + n);
+  const inputs = [randArray('f32', [batch * m * k], rng, -2, 2), randArray('f32', [k * n], rng, -0.3, 0.3), ...extra.map((e) => randArray('f32', [e.size], rng, e.lo ?? -1, e.hi ?? 1))];
+  return { g, inputs };
+}
+
+function evalIdx(x: Idx, env: Readonly<Record<string, number>>): number {
+  let s = x.c;
+  for (const t of x.terms) {
+    const a = t.atom;
+    const val = a.k === 'var' ? env[a.axis.name]! : a.k === 'div' ? Math.floor(evalIdx(a.a, env) / a.d) : ((evalIdx(a.a, env) % a.d) + a.d) % a.d;
+    s += t.coef * val;
+  }
+  return s;
+}
+
+/** An expression in float64 (host erf); `accs` are the values `acc id` reads. */
+function evalExpr(e: SExpr, env: Readonly<Record<string, number>>, accs: readonly number[], data: ReadonlyMap<number, ArrayLike<number>>): number {
+  const go = (x: SExpr): number => evalExpr(x, env, accs, data);
+  switch (e.op) {
+    case 'const':
+      return castScalar(e.value, e.dtype);
+    case 'acc':
+      return accs[e.id]!;
+    case 'load':
+      return data.get(e.buf)![evalIdx(e.index, env)]!;
+    case 'cast':
+      return go(e.a);
+    case 'unary': {
+      const a = go(e.a);
+      const f: Partial<Record<string, (x: number) => number>> = { neg: (x) => -x, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), erf: hostErf };
+      return f[e.fn]!(a);
+    }
+    case 'binary': {
+      const a = go(e.a);
+      const b = go(e.b);
+      const f: Partial<Record<string, number>> = { add: a + b, sub: a - b, mul: a * b, div: a / b };
+      return f[e.fn]!;
+    }
+    default:
+      throw new Error(`evalExpr: ${e.op}`);
+  }
+}
+
+/** The kernel in float64: A (its expression and row statistics), the product, every output. */
+function reference(c: Case, inputs: readonly HostArray[]): Float64Array[] {
+  const { batch, m: M, n: N, k: K } = c;
+  const data = new Map<number, ArrayLike<number>>([[0, inputs[0]!.data as ArrayLike<number>], [1, inputs[1]!.data as ArrayLike<number>]]);
+  (c.extra ?? []).forEach((e, i) => data.set(e.id, inputs[2 + i]!.data as ArrayLike<number>));
+  const aOp = c.a ? c.a(c) : null;
+  const outs = c.outputs(c);
+  const res = outs.map((o) => new Float64Array(o.size));
+  const B = data.get(1)!;
+  const row = new Float64Array(K);
+  for (let b = 0; b < batch; b++)
+    for (let m = 0; m < M; m++) {
+      if (aOp && aOp.kind === 'expr') {
+        const stats: number[] = [];
+        for (const r of (aOp.stats?.reductions ?? []) as Reduction[]) {
+          let s = 0;
+          for (let r0 = 0; r0 < K; r0++) s += evalExpr(r.expr, { b, m, r0 }, stats, data);
+          stats.push(s);
+        }
+        for (let k = 0; k < K; k++) row[k] = evalExpr(aOp.expr, { b, m, k }, stats, data);
+      } else for (let k = 0; k < K; k++) row[k] = data.get(0)![(b * M + m) * K + k]!;
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += row[k]! * B[n * K + k]!;
+        const env = { b, m, n };
+        outs.forEach((o, i) => {
+          const val = evalExpr(o.expr, env, [s], data);
+          const at = evalIdx(o.index, env);
+          if (o.accumulate) res[i]![at] += val;
+          else res[i]![at] = val;
+        });
+      }
+    }
+  return res;
+}
+
+function run(dev: Device, c: Case): { ex: CpuExecutable; out: HostArray[] } {
+  const { g, inputs } = build(c);
+  const ex = dev.compile(g, simplePlan(g)) as CpuExecutable;
+  return { ex, out: ex.run(inputs) };
+}
+
+/** GELU(acc + bias) stored at (b, m, n) and its square summed over m into (b, n). */
+const geluSumSq = (c: Case): (KernelOutput & { size: number })[] => {
+  const y = gelu(bin('add', acc(0), ld(2, v('n'))));
+  return [
+    { buf: 10, index: lin(['b', 'm', 'n'], [c.batch, c.m, c.n]), expr: y, size: c.batch * c.m * c.n },
+    { buf: 11, index: lin(['b', 'n'], [c.batch, c.n]), expr: bin('mul', y, y), accumulate: true, init: 'zero', size: c.batch * c.n },
+  ];
+};
+
+const REDUCING: Case[] = [
+  { name: 'gelu + sum of squares, one block', batch: 2, m: 150, n: 40, k: 24, extra: [{ id: 2, size: 40 }], outputs: geluSumSq, reduceRows: 150 },
+  { name: 'gelu + sum of squares, column blocks and K blocks', batch: 2, m: 70, n: 1030, k: 520, extra: [{ id: 2, size: 1030 }], outputs: geluSumSq, reduceRows: 70 },
+  { name: 'gelu + sum of squares, n = 37', batch: 1, m: 9, n: 37, k: 5, extra: [{ id: 2, size: 37 }], outputs: geluSumSq, reduceRows: 9 },
+];
+
+function checkAll(c: Case, wantWasm: { epilogue: boolean }): void {
+  const { inputs } = build(c);
+  const want = reference(c, inputs);
+  const w = run(WASM, c);
+  const j = run(JSEPI, c);
+  const t = run(TWO, c);
+  expect(w.ex.sources[0]!.includes('G(1, _rows, _nc)')).toBe(wantWasm.epilogue);
+  const outs = c.outputs(c);
+  outs.forEach((o, i) => {
+    // the product accumulates K terms (|a b| <= 0.6) in f32; a reducing output sums m rows of
+    // squares (each off by about 2 |y| atolY) with f32 rounding that grows with the row count
+    const atolY = 3e-8 * c.k + 2e-6;
+    const rtol = o.accumulate ? 4e-7 * c.m + 2e-6 : 2e-5;
+    const atol = o.accumulate ? 8 * c.m * atolY : atolY;
+    for (const [r, what] of [
+      [w.out, 'wasm'],
+      [j.out, 'JavaScript epilogue'],
+      [t.out, 'two threads'],
+    ] as const)
+      expectClose(r[i]!.data as Float32Array, want[i]!, rtol, atol, `${c.name}: output ${i} (${what})`);
+    // the split across threads sums each group's rows in the same order: identical results
+    expect(Array.from(t.out[i]!.data as Float32Array)).toEqual(Array.from(w.out[i]!.data as Float32Array));
+  });
+}
+
+describe('WebAssembly GEMM: reducing epilogue outputs', () => {
+  for (const c of REDUCING) it(c.name, () => checkAll(c, { epilogue: true }));
+
+  it('a reducing output whose groups are not whole batch entries stays in JavaScript', () => {
+    // groups of 5 rows (index b * 4 + floor(m / 5)): not expressible as one vector per tile
+    const c: Case = {
+      name: 'groups of 5 rows',
+      batch: 1,
+      m: 20,
+      n: 12,
+      k: 8,
+      extra: [{ id: 2, size: 12 }],
+      reduceRows: 5,
+      outputs: (cc) => [
+        { buf: 10, index: lin(['b', 'm', 'n'], [1, cc.m, cc.n]), expr: acc(0), size: cc.m * cc.n },
+        { buf: 11, index: lin([{ c: 0, terms: [{ coef: 1, atom: { k: 'div', a: v('m'), d: 5 } }] }, 'n'], [4, cc.n]), expr: acc(0), accumulate: true, init: 'zero', size: 4 * cc.n },
+      ],
+    };
+    checkAll(c, { epilogue: false });
+  });
+});
