@@ -28,6 +28,7 @@ import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, t
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
 import { emitWasmEpilogueJs, type EpilogueGeometry, planWasmEpilogue } from './wasm_epilogue.js';
+import { emitWasmPrologueJs, planWasmPrologue, type PrologueGeometry } from './wasm_prologue.js';
 
 export interface GemmTiles {
   readonly mc: number;
@@ -104,14 +105,19 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const epiMode = opts.wasmEpilogue ?? true;
   const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
   const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
-  const combined = epi?.func ? 1 : 0;
-  const wasmBytes = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
+  const endS = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
+  // the A prologue in WebAssembly when expressible (wasm_prologue.ts), with its staging area P
+  const proGeom: PrologueGeometry = { MC, KC, singleK, apOff, pOff: align(endS) };
+  const pro = useWasm && K > 0 && epiMode !== false ? planWasmPrologue(spec, dtypes, proGeom) : null;
+  const combined = epi?.func || pro ? 1 : 0;
+  const wasmBytes = pro ? proGeom.pOff + pro.pElems * 4 : endS;
   const scratch: ScratchSpec[] = useWasm
     ? [
         { type: 'f32', size: apElems, wasmByteOffset: apOff },
         { type: 'f32', size: bpElems, wasmByteOffset: bpOff },
         { type: 'f32', size: ctElems, wasmByteOffset: ctOff },
         ...(epi ? [{ type: 'f32' as const, size: epi.sElems, wasmByteOffset: epiGeom.sOff }] : []),
+        ...(pro ? [{ type: 'f32' as const, size: pro.pElems, wasmByteOffset: proGeom.pOff }] : []),
       ]
     : [
         { type: 'f64', size: apElems },
@@ -149,6 +155,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   };
 
   const packA = (): void => {
+    if (pro) return emitWasmPrologueJs(cb, pro, proGeom);
     // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
     const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
     if (mInner) {
@@ -264,7 +271,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('while (_r < end)');
-  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), 'G'];
+  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), ...(pro ? ['P'] : []), 'G'];
   return {
     kind: 'js',
     name: spec.name,
@@ -275,7 +282,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     total: (batch * M) / unitRows,
     splittable: true,
     workPerItem: Math.max(1, 2 * N * K) * unitRows,
-    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}) } } : {}),
+    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}), ...(pro ? { prologue: pro.func } : {}) } } : {}),
   };
 }
 

@@ -15,7 +15,7 @@ import type { KernelGraph, KernelOutput, MatmulKernel, MatmulOperand, Reduction,
 import { castScalar } from '../../../src/ir/dtype.js';
 import { HostArray } from '../../../src/ir/host.js';
 import { erf as hostErf } from '../../../src/ir/hostmath.js';
-import { acc, bin, buf, cst, expectClose, ld, lin, mulberry32, randArray, simplePlan, un, v } from './util.js';
+import { acc, bin, buf, cmp, cst, expectClose, ld, lin, mulberry32, randArray, sel, simplePlan, un, v } from './util.js';
 
 const WASM = createCpuDevice();
 const JSEPI = createCpuDevice({ wasmEpilogue: false });
@@ -100,6 +100,14 @@ function evalExpr(e: SExpr, env: Readonly<Record<string, number>>, accs: readonl
       const f: Partial<Record<string, number>> = { add: a + b, sub: a - b, mul: a * b, div: a / b };
       return f[e.fn]!;
     }
+    case 'cmp': {
+      const a = go(e.a);
+      const b = go(e.b);
+      const f: Partial<Record<string, boolean>> = { gt: a > b, lt: a < b };
+      return f[e.fn]! ? 1 : 0;
+    }
+    case 'select':
+      return go(e.c) ? go(e.a) : go(e.b);
     default:
       throw new Error(`evalExpr: ${e.op}`);
   }
@@ -206,5 +214,75 @@ describe('WebAssembly GEMM: reducing epilogue outputs', () => {
       ],
     };
     checkAll(c, { epilogue: false });
+  });
+});
+
+/** LayerNorm over k with statistics (mean, then variance reading it), gamma (2) and beta (3). */
+const layerNormA = (c: Case): MatmulOperand => {
+  const x = (kv: string): SExpr => ld(0, lin(['b', 'm', kv], [c.batch, c.m, c.k]));
+  const mean = bin('div', acc(0), cst(c.k));
+  const xc = bin('sub', x('k'), mean);
+  const rstd = un('rsqrt', bin('add', bin('div', acc(1), cst(c.k)), cst(1e-6)));
+  const d = bin('sub', x('r0'), mean);
+  return {
+    kind: 'expr',
+    expr: bin('add', bin('mul', bin('mul', xc, rstd), ld(2, v('k'))), ld(3, v('k'))),
+    stats: {
+      row: [c.k],
+      reductions: [
+        { id: 0, op: 'sum', expr: x('r0'), dtype: 'f32' },
+        { id: 1, op: 'sum', expr: bin('mul', d, d), dtype: 'f32' },
+      ],
+    },
+  };
+};
+
+/**
+ * GRN's apply as the ConvNeXt graph has it: x * gamma[k] * (sqrt(ss[b, k]) / (mean + eps)) +
+ * beta[k] + x, with sqrt guarded by a select (ss: buffer 4, per batch and k; its mean over k:
+ * buffer 5, per batch).
+ */
+const grnA = (c: Case): MatmulOperand => {
+  const x = ld(0, lin(['b', 'm', 'k'], [c.batch, c.m, c.k]));
+  const ss = ld(4, lin(['b', 'k'], [c.batch, c.k]));
+  const pos = cmp('gt', ss, cst(0));
+  const nx = bin('div', sel(pos, un('sqrt', sel(pos, ss, cst(1))), cst(0)), bin('add', ld(5, v('b')), cst(1e-6)));
+  return { kind: 'expr', expr: bin('add', bin('add', bin('mul', ld(2, v('k')), bin('mul', x, nx)), ld(3, v('k'))), x) };
+};
+
+const plainOut = (c: Case): (KernelOutput & { size: number })[] => [{ buf: 10, index: lin(['b', 'm', 'n'], [c.batch, c.m, c.n]), expr: bin('add', acc(0), ld(2, v('n'))), size: c.batch * c.m * c.n }];
+
+const PROLOGUES: Case[] = [
+  { name: 'LayerNorm prologue, K = 40', batch: 2, m: 130, n: 24, k: 40, a: layerNormA, extra: [{ id: 2, size: 40 }, { id: 3, size: 40 }], outputs: plainOut },
+  // K not a multiple of 4: masked statistics, guarded stores in the last chunk
+  { name: 'LayerNorm prologue, K = 37, m = 9', batch: 1, m: 9, n: 37, k: 37, a: layerNormA, extra: [{ id: 2, size: 40 }, { id: 3, size: 40 }], outputs: plainOut },
+  { name: 'LayerNorm prologue + gelu + sum of squares', batch: 2, m: 70, n: 160, k: 40, a: layerNormA, extra: [{ id: 2, size: 160 }, { id: 3, size: 40 }], outputs: geluSumSq, reduceRows: 70 },
+  { name: 'GRN prologue, K = 160', batch: 2, m: 75, n: 40, k: 160, a: grnA, extra: [{ id: 2, size: 160 }, { id: 3, size: 160 }, { id: 4, size: 320, lo: 0, hi: 40 }, { id: 5, size: 2, lo: 0.5, hi: 2 }], outputs: plainOut },
+  // several K blocks (the prologue sees k in [_pc, _pc + _kc)) and a short last one
+  { name: 'GRN prologue, K = 530 (K blocks)', batch: 1, m: 33, n: 20, k: 530, a: grnA, extra: [{ id: 2, size: 530 }, { id: 3, size: 530 }, { id: 4, size: 530, lo: 0, hi: 40 }, { id: 5, size: 1, lo: 0.5, hi: 2 }], outputs: plainOut },
+];
+
+describe('WebAssembly GEMM: A prologues', () => {
+  for (const c of PROLOGUES) it(c.name, () => {
+    checkAll(c, { epilogue: true });
+    expect(run(WASM, c).ex.sources[0]).toContain('G(2, _mcp, _kc)');
+    expect(run(JSEPI, c).ex.sources[0]).not.toContain('G(2, _mcp, _kc)');
+  });
+
+  it('a prologue with an index it cannot stage (a transposed load) stays in JavaScript', () => {
+    const c: Case = {
+      name: 'transposed prologue',
+      batch: 1,
+      m: 12,
+      n: 8,
+      k: 12,
+      a: (cc) => ({ kind: 'expr', expr: un('neg', ld(0, lin(['k', 'm'], [cc.k, cc.m]))) }),
+      extra: [{ id: 2, size: 8 }],
+      outputs: plainOut,
+    };
+    const { inputs } = build(c);
+    const r = run(WASM, c);
+    expect(r.ex.sources[0]).not.toContain('G(2, _mcp, _kc)');
+    expectClose(r.out[0]!.data as Float32Array, reference(c, inputs)[0]!, 2e-5, 3e-6, c.name);
   });
 });
