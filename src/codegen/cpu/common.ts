@@ -58,11 +58,6 @@ export interface EmitOptions {
    * as fast, and matches the JavaScript epilogue bit for bit; false keeps the JavaScript one.
    */
   readonly wasmEpilogue?: boolean | 'f64x2' | 'f32x4';
-  /**
-   * Buffers the graph never writes and the caller does not donate (inputs, constants): f32
-   * GEMMs reading B from one of them keep it packed across calls (gemm_bcache.ts).
-   */
-  readonly stableBuffers?: ReadonlySet<number>;
 }
 
 export function safeName(name: string): string {

@@ -24,7 +24,7 @@ import { erf } from '../../ir/hostmath.js';
 import { sizeOf } from '../../ir/shape.js';
 import type { DeviceArray } from '../../ir/device_array.js';
 import { type Device, type Executable, type MemoryPlan, type RunStats, CPU_CAPS } from '../kernel/device.js';
-import { type KernelGraph, kernelIO } from '../kernel/kernel_graph.js';
+import type { KernelGraph } from '../kernel/kernel_graph.js';
 import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type KernelCode } from './emit.js';
 import { fastErf } from './math.js';
 import { typedCtor } from './host_arrays.js';
@@ -140,11 +140,7 @@ class CpuExecutableImpl implements CpuExecutable {
     this.sizes = new Map(graph.buffers.map((b) => [b.id, b.size]));
     const maxId = graph.buffers.reduce((m, b) => Math.max(m, b.id), -1);
     this.B = new Array<HostData | null>(maxId + 1).fill(null);
-    // inputs that are not donated and constants: nothing in the graph writes them (GEMMs keep B packed across calls)
-    const donated = new Set([...plan.outputAliases.values()].map((i) => graph.inputs[i]));
-    const written = new Set(graph.kernels.flatMap((k) => kernelIO(k).writes));
-    const stableBuffers = new Set([...graph.inputs.filter((b) => !donated.has(b)), ...graph.consts.map((c) => c.buf)].filter((b) => !written.has(b)));
-    this.codes = graph.kernels.map((k) => emitKernel(k, this.dtypes, { ...opts, stableBuffers }));
+    this.codes = graph.kernels.map((k) => emitKernel(k, this.dtypes, opts));
     this.fns = this.codes.map((c) => (c.kind === 'js' ? instantiateKernel(c, opts.exactErf ? EXACT_HELPERS : HELPERS) : null));
     this.kernelCount = graph.kernels.length;
     this.sources = this.codes.map((c) => c.source);

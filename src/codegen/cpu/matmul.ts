@@ -29,7 +29,6 @@ import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
 import { emitWasmEpilogueJs, type EpilogueGeometry, planWasmEpilogue } from './wasm_epilogue.js';
 import { emitWasmPrologueJs, planWasmPrologue, type PrologueGeometry } from './wasm_prologue.js';
-import { B_CACHE_PRELUDE, emitBCacheCopy, emitBCacheRefresh, planBCache } from './gemm_bcache.js';
 
 export interface GemmTiles {
   readonly mc: number;
@@ -130,12 +129,12 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const aLoad: SExpr = spec.aExpr ?? { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype };
   const bLoad: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
 
-  const packB = (dst = 'Bp', base = ''): void => {
+  const packB = (): void => {
     // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
     const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
     const body = (): void => {
       const v = cb.value(bLoad);
-      cb.line(`${dst}[${base}_bd + ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)}] = ${v};`);
+      cb.line(`Bp[_bd + ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)}] = ${v};`);
     };
     if (nInner) {
       cb.open('k');
@@ -149,7 +148,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
       cb.line(`const _bd = ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)} - _pc * ${NR};`);
       cb.open('k');
       const v = cb.value(bLoad);
-      cb.line(`${dst}[${base}_bd + k * ${NR}] = ${v};`);
+      cb.line(`Bp[_bd + k * ${NR}] = ${v};`);
       cb.close('for (let k = _pc; k < _pc + _kc; k++)');
       cb.close('for (let n = _jc; n < _jc + _nc; n++)');
     }
@@ -234,10 +233,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   // ---- the function body
   const unitRows = rangeUnitRows(spec);
   emitReducingPrologue(cb, spec, JS_LOOPS, (b) => dtypes.get(b) ?? spec.dtype);
-  // packed weights kept across calls (gemm_bcache.ts)
-  const bc = useWasm && K > 0 ? planBCache(spec, bDtype, opts.stableBuffers, NC) : null;
-  if (bc) emitBCacheRefresh(cb, spec, bc, { NC, KC, NR }, packB);
-  if (packBOnce && !bc) cb.line('let _bPacked = -1;');
+  if (packBOnce) cb.line('let _bPacked = -1;');
   cb.line('let _r = start;');
   cb.open('b');
   cb.line(`const b = (_r / ${M}) | 0;`);
@@ -254,8 +250,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     cb.open();
     cb.line(`const _kc = ${K} - _pc < ${KC} ? ${K} - _pc : ${KC};`);
     cb.line(`const _kcNR = _kc * ${NR}, _kcMR = _kc * ${MR};`);
-    if (bc) emitBCacheCopy(cb, spec);
-    else if (packBOnce) {
+    if (packBOnce) {
       cb.line(`if (_bPacked !== ${bDependsOnBatch ? 'b' : '0'}) {`);
       packB();
       cb.line(`  _bPacked = ${bDependsOnBatch ? 'b' : '0'};`);
@@ -280,7 +275,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   return {
     kind: 'js',
     name: spec.name,
-    source: wrapFunction(spec.name, params, cb.finish(), bc ? B_CACHE_PRELUDE : []),
+    source: wrapFunction(spec.name, params, cb.finish()),
     bufs,
     scratch,
     tables: [],

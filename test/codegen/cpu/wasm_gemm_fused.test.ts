@@ -286,35 +286,3 @@ describe('WebAssembly GEMM: A prologues', () => {
     expectClose(r.out[0]!.data as Float32Array, reference(c, inputs)[0]!, 2e-5, 3e-6, c.name);
   });
 });
-
-describe('WebAssembly GEMM: packed B kept across calls', () => {
-  const c: Case = { name: 'bcache', batch: 1, m: 37, n: 1030, k: 530, extra: [{ id: 2, size: 1030 }], outputs: plainOut };
-
-  it('packs a stable B once and repacks when its bytes change', () => {
-    const { g, inputs } = build(c);
-    const ex = WASM.compile(g, simplePlan(g)) as CpuExecutable;
-    expect(ex.sources[0]).toContain('_bcPacked');
-    const first = ex.run(inputs)[0]!.data as Float32Array;
-    expectClose(first, reference(c, inputs)[0]!, 2e-5, 3e-8 * c.k + 2e-6, 'first call');
-    // the same array written in place (fromHost shares the caller's array): a repack
-    const B = inputs[1]!.data as Float32Array;
-    for (let i = 0; i < B.length; i += 7) B[i] = -B[i]!;
-    const second = ex.run(inputs)[0]!.data as Float32Array;
-    expectClose(second, reference(c, inputs)[0]!, 2e-5, 3e-8 * c.k + 2e-6, 'after a change');
-    // and back: the cache follows every change, not only the first
-    for (let i = 0; i < B.length; i += 7) B[i] = -B[i]!;
-    expect(Array.from(ex.run(inputs)[0]!.data as Float32Array)).toEqual(Array.from(first));
-  });
-
-  it('two threads and a donated B (no cache) compute the same', () => {
-    const { g, inputs } = build(c);
-    const want = reference(c, inputs)[0]!;
-    const ex2 = TWO.compile(g, simplePlan(g)) as CpuExecutable;
-    for (let r = 0; r < 2; r++) expectClose(ex2.run(inputs)[0]!.data as Float32Array, want, 2e-5, 3e-8 * c.k + 2e-6, `two threads, call ${r}`);
-    // B donated to the output (aliased): the graph may rewrite it, so it is packed on every call
-    const plan = simplePlan(g, { aliases: new Map([[10, 1]]) });
-    const gd: KernelGraph = { ...g, buffers: g.buffers.map((b) => (b.id === 10 ? { ...b, size: Math.max(b.size, c.k * c.n) } : b)) };
-    const exd = WASM.compile(gd, plan) as CpuExecutable;
-    expect(exd.sources[0]).not.toContain('_bcPacked');
-  });
-});
