@@ -23,7 +23,7 @@
  */
 import { AX, type Axis } from '../kernel/axis.js';
 import type { DType } from '../../ir/dtype.js';
-import { affineStrides, type Idx, idxKey, idxVars } from '../kernel/index_expr.js';
+import { affineStrides, idx, type Idx, idxKey, idxSubst, idxVars } from '../kernel/index_expr.js';
 import type { Reduction, SExpr } from '../kernel/kernel_graph.js';
 import type { GemmSpec } from '../lower/gemm_spec.js';
 import type { CodeBuilder } from './scope.js';
@@ -45,14 +45,25 @@ export interface PrologueGeometry {
   readonly pOff: number;
 }
 
+/**
+ * A run of k over which a gathered load's k part is consecutive (step 1: a `set`) or constant
+ * (step 0: a `fill`): k in [k0, k0 + len) reads row + off + step * (k - k0).
+ */
+type Run = readonly [k0: number, len: number, off: number, step: 0 | 1];
+
 interface Stream {
   readonly key: string;
   readonly buf: number;
-  /** The load index without its k (or r0) term: variables b, m. */
+  /** The load index without its k (or r0) terms: variables b, m. */
   readonly row: Idx;
   readonly mode: 'tile' | 'vector' | 'rowscalar' | 'scalar';
   /** tile: rows are K apart in the source and one K block covers K (one copy per block). */
   readonly contiguous: boolean;
+  /**
+   * tile and vector modes whose k part is not simply k (an im2col read: a patch's pixels, or a
+   * per-pixel statistic repeated over its channels): the runs that stage it.
+   */
+  readonly runs: readonly Run[] | null;
   /** Element offset in P. */
   readonly area: number;
 }
@@ -69,23 +80,55 @@ export interface ProloguePlan {
 /** Row stride (elements) of tile streams in P. */
 const ldOf = (g: PrologueGeometry): number => Math.ceil(g.KC / 4) * 4;
 
-/** An index as (part in b, m) + stride * v, or null. */
-function splitOn(x: Idx, v: Axis): { row: Idx; stride: number } | null {
-  let stride = 0;
-  const rest: Idx['terms'][number][] = [];
+/**
+ * An index as (part in b, m) + (part in v), the second written over k whatever v is (so that a
+ * statistic's load over r0 and the apply's over k share a stream), or null when a term mixes them.
+ */
+function splitOn(x: Idx, v: Axis): { row: Idx; kpart: Idx } | null {
+  const rowTerms: Idx['terms'][number][] = [];
+  const kTerms: Idx['terms'][number][] = [];
   for (const t of x.terms) {
-    if (t.atom.k === 'var' && t.atom.axis === v) {
-      stride += t.coef;
-      continue;
-    }
     const vars = t.atom.k === 'var' ? [t.atom.axis] : [...idxVars(t.atom.a)];
-    if (vars.some((w) => w !== AX.b && w !== AX.m)) return null;
-    rest.push(t);
+    if (vars.every((w) => w === AX.b || w === AX.m)) rowTerms.push(t);
+    else if (vars.every((w) => w === v)) kTerms.push(t);
+    else return null;
   }
-  return { row: { c: x.c, terms: rest }, stride };
+  const kpart: Idx = { c: 0, terms: kTerms };
+  return { row: { c: x.c, terms: rowTerms }, kpart: v === AX.k ? kpart : idxSubst(kpart, new Map([[v, idx.var(AX.k)]]), new Map()) };
 }
 
-const streamKey = (buf: number, row: Idx, stride: number): string => `${buf}@${idxKey(row)}@${stride}`;
+const streamKey = (buf: number, row: Idx, kpart: Idx): string => `${buf}@${idxKey(row)}@${idxKey(kpart)}`;
+
+/** The value of an index in k alone. */
+function evalK(x: Idx, k: number): number {
+  let s = x.c;
+  for (const t of x.terms) {
+    const a = t.atom;
+    const val = a.k === 'var' ? k : a.k === 'div' ? Math.floor(evalK(a.a, k) / a.d) : ((evalK(a.a, k) % a.d) + a.d) % a.d;
+    s += t.coef * val;
+  }
+  return s;
+}
+
+/** Runs of consecutive (step 1) or repeated (step 0) values of kpart over k < K; null if too many. */
+function runsOf(kpart: Idx, K: number): Run[] | null {
+  const runs: [number, number, number, 0 | 1][] = [];
+  for (let k = 0; k < K; k++) {
+    const off = evalK(kpart, k);
+    const last = runs[runs.length - 1];
+    if (last) {
+      const next = off - last[2];
+      if (last[1] === 1 && (next === 0 || next === 1)) last[3] = next;
+      if (next === last[3] * last[1]) {
+        last[1]++;
+        continue;
+      }
+    }
+    runs.push([k, 1, off, 1]);
+  }
+  // short runs would cost a call each per row: leave such gathers to JavaScript
+  return runs.length * 8 <= K ? runs : null;
+}
 
 /** The wasm plan for the A prologue of a GEMM, or null when it stays in JavaScript. */
 export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, g: PrologueGeometry): ProloguePlan | null {
@@ -95,13 +138,19 @@ export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DTy
   if (stats && (!g.singleK || stats.row.length !== 1 || stats.row[0] !== spec.k)) return null;
   const reductions: readonly Reduction[] = stats?.reductions ?? [];
   if (reductions.some((r, j) => r.op !== 'sum' || r.id !== j || r.dtype !== 'f32')) return null;
-  const found = new Map<string, { buf: number; row: Idx; stride: number }>();
+  const found = new Map<string, { buf: number; row: Idx; kpart: Idx; runs: Run[] | null }>();
   const leafOk = (v: Axis, nStats: number) => (e: SExpr): boolean => {
     if (e.op === 'acc') return e.id >= 0 && e.id < nStats;
     if (e.op !== 'load' || e.dyn || dtypes.get(e.buf) !== 'f32') return false;
     const s = splitOn(e.index, v);
-    if (!s || (s.stride !== 0 && s.stride !== 1)) return false;
-    found.set(streamKey(e.buf, s.row, s.stride), { buf: e.buf, row: s.row, stride: s.stride });
+    if (!s) return false;
+    const key = streamKey(e.buf, s.row, s.kpart);
+    if (found.has(key)) return true;
+    const a = affineStrides(s.kpart);
+    const plain = a !== null && a.offset === 0 && ((a.strides.get(AX.k) ?? 0) === 0 || (a.strides.get(AX.k) ?? 0) === 1);
+    const runs = plain ? null : runsOf(s.kpart, spec.k);
+    if (!plain && !runs) return false;
+    found.set(key, { buf: e.buf, row: s.row, kpart: s.kpart, runs });
     return true;
   };
   if (!exprSupported(expr, 'f32', leafOk(AX.k, reductions.length))) return null;
@@ -117,13 +166,15 @@ export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DTy
   const streams: Stream[] = [];
   for (const [key, s] of found) {
     const mDep = idxVars(s.row).has(AX.m);
-    if (s.stride === 1 && mDep) {
+    const perK = s.runs !== null || idxVars(s.kpart).has(AX.k);
+    const base = { key, buf: s.buf, row: s.row, runs: s.runs };
+    if (perK && mDep) {
       const a = affineStrides(s.row);
-      const contiguous = g.singleK && LD === spec.k && a !== null && (a.strides.get(AX.m) ?? 0) === spec.k;
-      streams.push({ key, buf: s.buf, row: s.row, mode: 'tile', contiguous, area: take(g.MC * LD) });
-    } else if (s.stride === 1) streams.push({ key, buf: s.buf, row: s.row, mode: 'vector', contiguous: false, area: take(LD) });
-    else if (mDep) streams.push({ key, buf: s.buf, row: s.row, mode: 'rowscalar', contiguous: false, area: take(g.MC) });
-    else streams.push({ key, buf: s.buf, row: s.row, mode: 'scalar', contiguous: false, area: take(1) });
+      const contiguous = !s.runs && g.singleK && LD === spec.k && a !== null && (a.strides.get(AX.m) ?? 0) === spec.k;
+      streams.push({ ...base, mode: 'tile', contiguous, area: take(g.MC * LD) });
+    } else if (perK) streams.push({ ...base, mode: 'vector', contiguous: false, area: take(LD) });
+    else if (mDep) streams.push({ ...base, mode: 'rowscalar', contiguous: false, area: take(g.MC) });
+    else streams.push({ ...base, mode: 'scalar', contiguous: false, area: take(1) });
   }
   const statAreas = reductions.map(() => take(g.MC));
   const func = prologueFunc(expr, reductions, streams, statAreas, spec.k, g);
@@ -175,7 +226,7 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
     }
     if (x.op !== 'load') throw new Error(`wasm prologue: leaf ${x.op}`);
     const sp = splitOn(x.index, v)!;
-    const s = byKey.get(streamKey(x.buf, sp.row, sp.stride))!;
+    const s = byKey.get(streamKey(x.buf, sp.row, sp.kpart))!;
     switch (s.mode) {
       case 'tile':
         e(lget(TP), lget(KB), ADD, simd(0x00, ...memarg(pB(s.area) + i * LD * 4)));
@@ -202,7 +253,8 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
         d = true;
         break;
       case 'load': {
-        const s = byKey.get(streamKey(x.buf, splitOn(x.index, v)!.row, splitOn(x.index, v)!.stride))!;
+        const sp = splitOn(x.index, v)!;
+        const s = byKey.get(streamKey(x.buf, sp.row, sp.kpart))!;
         d = s.mode === 'tile' || s.mode === 'rowscalar';
         break;
       }
@@ -342,8 +394,29 @@ export function emitWasmPrologueJs(cb: CodeBuilder, plan: ProloguePlan, g: Prolo
     body();
     cb.close('for (let m = _ic; m < _ic + _mc; m++)');
   };
+  /** Stages a gathered row (runs clipped to the K block) at element offset `dst` of P. */
+  const stageRuns = (s: Stream, i: string, dst: string): void => {
+    const src = bufName(s.buf);
+    cb.line(`for (let _q = 0; _q < ${s.runs!.length * 4}; _q += 4) {`);
+    cb.line(`  const _k0 = _R${s.area}[_q], _k1 = _k0 + _R${s.area}[_q + 1];`);
+    cb.line('  const _a = _k0 > _pc ? _k0 : _pc, _e = _k1 < _pc + _kc ? _k1 : _pc + _kc;');
+    cb.line('  if (_a >= _e) continue;');
+    cb.line(`  const _o = ${i} + _R${s.area}[_q + 2];`);
+    cb.line(`  if (_R${s.area}[_q + 3] === 0) P.fill(${src}[_o], ${dst} + _a - _pc, ${dst} + _e - _pc);`);
+    cb.line(`  else P.set(${src}.subarray(_o + _a - _k0, _o + _e - _k0), ${dst} + _a - _pc);`);
+    cb.line('}');
+  };
+  for (const s of plan.streams) if (s.runs) cb.line(`const _R${s.area} = [${s.runs.flat().join(', ')}];`);
   for (const s of plan.streams) {
     const src = bufName(s.buf);
+    if (s.runs && s.mode === 'vector') {
+      stageRuns(s, cb.index(s.row), String(s.area));
+      continue;
+    }
+    if (s.runs && s.mode === 'tile') {
+      perRow(() => stageRuns(s, cb.index(s.row), `${s.area} + (m - _ic) * ${LD}`));
+      continue;
+    }
     switch (s.mode) {
       case 'scalar':
         cb.line(`P[${s.area}] = ${src}[${cb.index(s.row)}];`);

@@ -252,11 +252,41 @@ const grnA = (c: Case): MatmulOperand => {
 
 const plainOut = (c: Case): (KernelOutput & { size: number })[] => [{ buf: 10, index: lin(['b', 'm', 'n'], [c.batch, c.m, c.n]), expr: bin('add', acc(0), ld(2, v('n'))), size: c.batch * c.m * c.n }];
 
+/**
+ * A 2x2 stride-2 patchify conv's A (im2col) with LayerNorm applied from per-pixel statistics, as
+ * the ConvNeXt downsample layers have it: output pixel m = (oy, ox) of an OH x OW grid, k = (ky,
+ * kx, c) over C channels of an NHWC image (H = 2 OH, W = 2 OW): x at ((2 oy + ky) W + 2 ox + kx) C
+ * + c, mean (4) and rstd (5) per input pixel, gamma (6) and beta (7) per channel.
+ */
+const OW = 5;
+const C = 12;
+const divA = (a: Idx, d: number): Idx['terms'][number]['atom'] => ({ k: 'div', a, d });
+const modA = (a: Idx, d: number): Idx['terms'][number]['atom'] => ({ k: 'mod', a, d });
+const patchA = (c: Case): MatmulOperand => {
+  const W = 2 * OW;
+  const k = v('k');
+  const rowPix = (scale: number): Idx['terms'][number][] => [
+    { coef: 2 * W * scale, atom: divA(v('m'), OW) },
+    { coef: 2 * scale, atom: modA(v('m'), OW) },
+  ];
+  const kPix = (scale: number): Idx['terms'][number][] => [
+    { coef: W * scale, atom: divA(k, 2 * C) },
+    { coef: scale, atom: modA({ c: 0, terms: [{ coef: 1, atom: divA(k, C) }] }, 2) },
+  ];
+  const x = ld(0, { c: 0, terms: [...rowPix(C), ...kPix(C), { coef: 1, atom: modA(k, C) }] });
+  const pix = (buf: number): SExpr => ld(buf, { c: 0, terms: [...rowPix(1), ...kPix(1)] });
+  const ch = (buf: number): SExpr => ld(buf, { c: 0, terms: [{ coef: 1, atom: modA(k, C) }] });
+  void c;
+  return { kind: 'expr', expr: bin('add', bin('mul', bin('mul', bin('sub', x, pix(4)), pix(5)), ch(6)), ch(7)) };
+};
+
 const PROLOGUES: Case[] = [
   { name: 'LayerNorm prologue, K = 40', batch: 2, m: 130, n: 24, k: 40, a: layerNormA, extra: [{ id: 2, size: 40 }, { id: 3, size: 40 }], outputs: plainOut },
   // K not a multiple of 4: masked statistics, guarded stores in the last chunk
   { name: 'LayerNorm prologue, K = 37, m = 9', batch: 1, m: 9, n: 37, k: 37, a: layerNormA, extra: [{ id: 2, size: 40 }, { id: 3, size: 40 }], outputs: plainOut },
   { name: 'LayerNorm prologue + gelu + sum of squares', batch: 2, m: 70, n: 160, k: 40, a: layerNormA, extra: [{ id: 2, size: 160 }, { id: 3, size: 40 }], outputs: geluSumSq, reduceRows: 70 },
+  // im2col: the row's four pixels are runs of C channels; the statistics runs of one value
+  { name: 'patchify + LayerNorm prologue (gathered runs)', batch: 1, m: 4 * OW, n: 24, k: 4 * C, a: patchA, extra: [{ id: 2, size: 24 }, { id: 4, size: 16 * OW * OW }, { id: 5, size: 16 * OW * OW, lo: 0.5, hi: 2 }, { id: 6, size: C }, { id: 7, size: C }], outputs: plainOut },
   { name: 'GRN prologue, K = 160', batch: 2, m: 75, n: 40, k: 160, a: grnA, extra: [{ id: 2, size: 160 }, { id: 3, size: 160 }, { id: 4, size: 320, lo: 0, hi: 40 }, { id: 5, size: 2, lo: 0.5, hi: 2 }], outputs: plainOut },
   // several K blocks (the prologue sees k in [_pc, _pc + _kc)) and a short last one
   { name: 'GRN prologue, K = 530 (K blocks)', batch: 1, m: 33, n: 20, k: 530, a: grnA, extra: [{ id: 2, size: 530 }, { id: 3, size: 530 }, { id: 4, size: 530, lo: 0, hi: 40 }, { id: 5, size: 1, lo: 0.5, hi: 2 }], outputs: plainOut },
