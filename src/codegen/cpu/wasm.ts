@@ -251,24 +251,27 @@ export function wgRowModuleBytes(cfg: WgRowConfig, shared = false): Uint8Array {
 export type WgRowFn = (xp: number, dp: number, acc: number) => void;
 
 /** The GEMM micro-kernel module: MR rows x (4 * NRV) columns per register tile. */
-export function gemmModuleBytes(MR: number, NRV: number, shared = false): Uint8Array {
-  return funcsModuleBytes([gemmFunc(MR, NRV)], 'gemm', 0, shared);
+export function gemmModuleBytes(MR: number, NRV: number, shared = false, fma = gemmUsesFma()): Uint8Array {
+  return funcsModuleBytes([gemmFunc(MR, NRV, fma)], 'gemm', 0, shared);
 }
 
 const gemmFuncs = new Map<string, WasmFunc>();
 
-/** The GEMM micro-kernel function (see gemmModuleBytes; built once per register tile). */
-function gemmFunc(MR: number, NRV: number): WasmFunc {
-  const key = `${MR}x${NRV}`;
+/** The GEMM micro-kernel function (see gemmModuleBytes; built once per register tile and FMA choice). */
+function gemmFunc(MR: number, NRV: number, fma = gemmUsesFma()): WasmFunc {
+  const key = `${MR}x${NRV}${fma ? 'f' : ''}`;
   let f = gemmFuncs.get(key);
   if (!f) {
-    f = buildGemmFunc(MR, NRV);
+    f = buildGemmFunc(MR, NRV, fma);
     gemmFuncs.set(key, f);
   }
   return f;
 }
 
-function buildGemmFunc(MR: number, NRV: number): WasmFunc {
+/** f32x4.relaxed_madd(a, b, c) = a * b + c, fused or not as the engine likes (relaxed SIMD). */
+const RELAXED_MADD = simd(0x105);
+
+function buildGemmFunc(MR: number, NRV: number, fma: boolean): WasmFunc {
   const NR = 4 * NRV;
   const P = { ap: 0, bp: 1, ct: 2, K: 3, mcp: 4, ncp: 5, ldc: 6, accum: 7 };
   let nl = 8;
@@ -314,7 +317,10 @@ function buildGemmFunc(MR: number, NRV: number): WasmFunc {
   for (let j = 0; j < NRV; j++) e(lget(pb), vload(16 * j), lset(bv + j));
   for (let i = 0; i < MR; i++) {
     e(lget(pa), vsplat32(4 * i), lset(av));
-    for (let j = 0; j < NRV; j++) e(lget(acc + i * NRV + j), lget(av), lget(bv + j), FMUL, FADD, lset(acc + i * NRV + j));
+    for (let j = 0; j < NRV; j++) {
+      if (fma) e(lget(av), lget(bv + j), lget(acc + i * NRV + j), RELAXED_MADD, lset(acc + i * NRV + j));
+      else e(lget(acc + i * NRV + j), lget(av), lget(bv + j), FMUL, FADD, lset(acc + i * NRV + j));
+    }
   }
   e(lget(pa), i32c(4 * MR), ADD, lset(pa));
   e(lget(pb), i32c(4 * NR), ADD, lset(pb));
@@ -399,12 +405,36 @@ let simdOk: boolean | undefined;
 export function wasmSimdAvailable(): boolean {
   if (simdOk === undefined) {
     try {
-      simdOk = WA !== undefined && WA.validate(gemmModuleBytes(4, 2));
+      simdOk = WA !== undefined && WA.validate(gemmModuleBytes(4, 2, false, false));
     } catch {
       simdOk = false;
     }
   }
   return simdOk;
+}
+
+let relaxedOk: boolean | undefined;
+
+/**
+ * Whether this engine runs relaxed SIMD (f32x4.relaxed_madd: an FMA where the CPU has one).
+ * Current Chrome does by default; Node 20's V8 only with --experimental-wasm-relaxed-simd.
+ * Validation of a module that uses it answers false, never throws, where it is absent.
+ */
+export function relaxedSimdAvailable(): boolean {
+  if (relaxedOk === undefined) {
+    try {
+      relaxedOk = wasmSimdAvailable() && WA!.validate(gemmModuleBytes(4, 2, false, true));
+    } catch {
+      relaxedOk = false;
+    }
+  }
+  return relaxedOk;
+}
+
+/** Whether the GEMM micro-kernel uses relaxed_madd (NEXGRAD_WASM_FMA=0 turns it off). */
+export function gemmUsesFma(): boolean {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.NEXGRAD_WASM_FMA;
+  return env !== '0' && relaxedSimdAvailable();
 }
 
 const moduleCache = new Map<string, object>();
@@ -425,7 +455,7 @@ export const WASM_NR = 4 * WASM_NRV;
 
 /** Instantiates the GEMM micro-kernel over `mem`. */
 export function instantiateGemm(mem: WasmMemory, shared = false): GemmFn {
-  const mod = cachedModule(`gemm${WASM_MR}x${WASM_NRV}${shared ? 's' : ''}`, () => gemmModuleBytes(WASM_MR, WASM_NRV, shared));
+  const mod = cachedModule(`gemm${WASM_MR}x${WASM_NRV}${gemmUsesFma() ? 'f' : ''}${shared ? 's' : ''}`, () => gemmModuleBytes(WASM_MR, WASM_NRV, shared));
   const inst = new WA!.Instance(mod, { env: { mem } });
   return inst.exports.gemm as GemmFn;
 }
@@ -444,7 +474,7 @@ function funcKey(f: WasmFunc): string {
   return k;
 }
 
-const partsKey = (p: GemmParts): string => `gf:${p.epilogue ? funcKey(p.epilogue) : ''}#${p.prologue ? funcKey(p.prologue) : ''}`;
+const partsKey = (p: GemmParts): string => `gf${gemmUsesFma() ? 'f' : ''}:${p.epilogue ? funcKey(p.epilogue) : ''}#${p.prologue ? funcKey(p.prologue) : ''}`;
 
 /** Instantiates the GEMM micro-kernel combined with a matmul's epilogue and/or prologue (gemmFusedModuleBytes). */
 export function instantiateGemmFused(mem: WasmMemory, parts: GemmParts, shared = false): GemmEpilogueFn {
@@ -492,7 +522,7 @@ export function wasmModuleFor(use: ({ kind: 'gemm_f32' } & GemmParts) | { kind: 
         const parts: GemmParts = { ...(use.epilogue ? { epilogue: use.epilogue } : {}), ...(use.prologue ? { prologue: use.prologue } : {}) };
         return { module: cachedModule(partsKey(parts), () => gemmFusedModuleBytes(parts)), name: 'gemm' };
       }
-      return { module: cachedModule(`gemm${WASM_MR}x${WASM_NRV}`, () => gemmModuleBytes(WASM_MR, WASM_NRV)), name: 'gemm' };
+      return { module: cachedModule(`gemm${WASM_MR}x${WASM_NRV}${gemmUsesFma() ? 'f' : ''}`, () => gemmModuleBytes(WASM_MR, WASM_NRV)), name: 'gemm' };
     case 'dwrow': {
       const c = use.cfg;
       return { module: cachedModule(`dw:${c.cg}:${c.kh}:${c.kw}:${c.sxB}:${c.dxB}:${c.dyB}:${c.cpB}`, () => dwRowModuleBytes(c)), name: 'dwrow' };
