@@ -42,7 +42,7 @@ export interface JsKernelCode {
  */
 export type WasmUse =
   /** With `epilogue` or `prologue`, the function is the micro-kernel combined with them (wasm.ts, gemmFusedModuleBytes). */
-  | { readonly kind: 'gemm_f32'; readonly bytes: number; readonly epilogue?: WasmFunc; readonly prologue?: WasmFunc }
+  | { readonly kind: 'gemm_f32'; readonly bytes: number; readonly epilogue?: WasmFunc; readonly prologue?: WasmFunc; readonly bPrologue?: WasmFunc }
   | { readonly kind: 'dwrow'; readonly bytes: number; readonly cfg: DwRowConfig }
   | { readonly kind: 'wgrow'; readonly bytes: number; readonly cfg: WgRowConfig };
 

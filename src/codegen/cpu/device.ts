@@ -224,7 +224,7 @@ class CpuExecutableImpl implements CpuExecutable {
     }
     const wasmFn = (c: JsKernelCode): unknown => {
       if (!c.wasm || !mem) return undefined;
-      if (c.wasm.kind === 'gemm_f32') return c.wasm.epilogue || c.wasm.prologue ? instantiateGemmFused(mem, c.wasm) : (gemm ??= instantiateGemm(mem));
+      if (c.wasm.kind === 'gemm_f32') return c.wasm.epilogue || c.wasm.prologue || c.wasm.bPrologue ? instantiateGemmFused(mem, c.wasm) : (gemm ??= instantiateGemm(mem));
       if (c.wasm.kind === 'dwrow') return instantiateDwRow(mem, c.wasm.cfg);
       return instantiateWgRow(mem, c.wasm.cfg);
     };

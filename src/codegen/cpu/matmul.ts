@@ -107,10 +107,15 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
   const endS = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
   // the A prologue in WebAssembly when expressible (wasm_prologue.ts), with its staging area P
-  const proGeom: PrologueGeometry = { MC, KC, singleK, apOff, pOff: align(endS) };
+  const proGeom: PrologueGeometry = { MC, KC, singleK, apOff, pOff: align(endS), strip: 4 };
   const pro = useWasm && K > 0 && epiMode !== false ? planWasmPrologue(spec, dtypes, proGeom) : null;
-  const combined = epi?.func || pro ? 1 : 0;
-  const wasmBytes = pro ? proGeom.pOff + pro.pElems * 4 : endS;
+  const endP = pro ? proGeom.pOff + pro.pElems * 4 : endS;
+  // B's packing too (rows n, strips of NR), staged into Q
+  const bGeom: PrologueGeometry = { MC: NCP, KC, singleK, apOff: bpOff, pOff: align(endP), strip: 8 };
+  const bOperand = { expr: spec.bExpr ?? { op: 'load' as const, buf: spec.bBuf, index: spec.bIdx, dtype: bDtype }, rowAxis: AX.n };
+  const bPro = useWasm && NR === 8 && K > 0 && epiMode !== false ? planWasmPrologue(spec, dtypes, bGeom, bOperand) : null;
+  const combined = epi?.func || pro || bPro ? 1 : 0;
+  const wasmBytes = bPro ? bGeom.pOff + bPro.pElems * 4 : endP;
   const scratch: ScratchSpec[] = useWasm
     ? [
         { type: 'f32', size: apElems, wasmByteOffset: apOff },
@@ -118,6 +123,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
         { type: 'f32', size: ctElems, wasmByteOffset: ctOff },
         ...(epi ? [{ type: 'f32' as const, size: epi.sElems, wasmByteOffset: epiGeom.sOff }] : []),
         ...(pro ? [{ type: 'f32' as const, size: pro.pElems, wasmByteOffset: proGeom.pOff }] : []),
+        ...(bPro ? [{ type: 'f32' as const, size: bPro.pElems, wasmByteOffset: bGeom.pOff }] : []),
       ]
     : [
         { type: 'f64', size: apElems },
@@ -130,6 +136,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const bLoad: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
 
   const packB = (): void => {
+    if (bPro) return emitWasmPrologueJs(cb, bPro, bGeom);
     // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
     const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
     const body = (): void => {
@@ -271,7 +278,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('while (_r < end)');
-  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), ...(pro ? ['P'] : []), 'G'];
+  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), ...(pro ? ['P'] : []), ...(bPro ? ['Q'] : []), 'G'];
   return {
     kind: 'js',
     name: spec.name,
@@ -282,7 +289,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     total: (batch * M) / unitRows,
     splittable: true,
     workPerItem: Math.max(1, 2 * N * K) * unitRows,
-    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}), ...(pro ? { prologue: pro.func } : {}) } } : {}),
+    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}), ...(pro ? { prologue: pro.func } : {}), ...(bPro ? { bPrologue: bPro.func } : {}) } } : {}),
   };
 }
 

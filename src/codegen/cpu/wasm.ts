@@ -348,13 +348,15 @@ function buildGemmFunc(MR: number, NRV: number, fma: boolean): WasmFunc {
 export interface GemmParts {
   readonly epilogue?: WasmFunc;
   readonly prologue?: WasmFunc;
+  /** B's packing (wasm_prologue.ts with rows n). */
+  readonly bPrologue?: WasmFunc;
 }
 
 /**
  * The GEMM micro-kernel, a matmul's epilogue and its A prologue in one module, so that a kernel
  * still receives a single WebAssembly function: the export `gemm(op, ...)` runs the
  * micro-kernel on its next 8 arguments when op is 0, the epilogue on its next
- * `epilogue.params` arguments when op is 1 and the prologue when op is 2.
+ * `epilogue.params` arguments when op is 1, A's prologue when op is 2 and B's packing when 3.
  */
 export function gemmFusedModuleBytes(parts: GemmParts, shared = false): Uint8Array {
   const g = gemmFunc(WASM_MR, WASM_NRV);
@@ -369,6 +371,7 @@ export function gemmFusedModuleBytes(parts: GemmParts, shared = false): Uint8Arr
   const branches: { op: number; f: WasmFunc }[] = [];
   if (parts.epilogue) branches.push({ op: 1, f: parts.epilogue });
   if (parts.prologue) branches.push({ op: 2, f: parts.prologue });
+  if (parts.bPrologue) branches.push({ op: 3, f: parts.bPrologue });
   let code: number[] = callWith(g, 0);
   for (const br of branches.reverse()) {
     funcs.push(br.f);
@@ -474,7 +477,7 @@ function funcKey(f: WasmFunc): string {
   return k;
 }
 
-const partsKey = (p: GemmParts): string => `gf${gemmUsesFma() ? 'f' : ''}:${p.epilogue ? funcKey(p.epilogue) : ''}#${p.prologue ? funcKey(p.prologue) : ''}`;
+const partsKey = (p: GemmParts): string => `gf${gemmUsesFma() ? 'f' : ''}:${p.epilogue ? funcKey(p.epilogue) : ''}#${p.prologue ? funcKey(p.prologue) : ''}#${p.bPrologue ? funcKey(p.bPrologue) : ''}`;
 
 /** Instantiates the GEMM micro-kernel combined with a matmul's epilogue and/or prologue (gemmFusedModuleBytes). */
 export function instantiateGemmFused(mem: WasmMemory, parts: GemmParts, shared = false): GemmEpilogueFn {
@@ -495,7 +498,7 @@ export function validGemmFused(parts: GemmParts): boolean {
 /** Whether the engine accepts the combined GEMM + epilogue module. */
 export const validGemmEpilogue = (epilogue: WasmFunc): boolean => validGemmFused({ epilogue });
 
-/** gemm(0, ...GemmFn arguments), gemm(1, ...epilogue arguments) or gemm(2, ...prologue arguments). */
+/** gemm(0, ...GemmFn arguments), gemm(1, ...epilogue arguments), gemm(2 | 3, ...prologue arguments). */
 export type GemmEpilogueFn = (op: number, ...args: number[]) => void;
 
 /** Instantiates a depthwise row kernel (modules cached per configuration). */
@@ -518,8 +521,8 @@ export function instantiateWgRow(mem: WasmMemory, cfg: WgRowConfig, shared = fal
 export function wasmModuleFor(use: ({ kind: 'gemm_f32' } & GemmParts) | { kind: 'dwrow'; cfg: DwRowConfig } | { kind: 'wgrow'; cfg: WgRowConfig }): { module: object; name: string } {
   switch (use.kind) {
     case 'gemm_f32':
-      if (use.epilogue || use.prologue) {
-        const parts: GemmParts = { ...(use.epilogue ? { epilogue: use.epilogue } : {}), ...(use.prologue ? { prologue: use.prologue } : {}) };
+      if (use.epilogue || use.prologue || use.bPrologue) {
+        const parts: GemmParts = { ...(use.epilogue ? { epilogue: use.epilogue } : {}), ...(use.prologue ? { prologue: use.prologue } : {}), ...(use.bPrologue ? { bPrologue: use.bPrologue } : {}) };
         return { module: cachedModule(partsKey(parts), () => gemmFusedModuleBytes(parts)), name: 'gemm' };
       }
       return { module: cachedModule(`gemm${WASM_MR}x${WASM_NRV}${gemmUsesFma() ? 'f' : ''}`, () => gemmModuleBytes(WASM_MR, WASM_NRV)), name: 'gemm' };

@@ -33,17 +33,33 @@ import { exprCompiler, exprSupported, LANES, memarg } from './wasm_expr.js';
 
 /** The block geometry the GEMM template uses (elements). */
 export interface PrologueGeometry {
-  /** Rows per A block (a multiple of 4). */
+  /** Most rows per block (A: MC rows of m; B: NC columns n), a multiple of `strip`. */
   readonly MC: number;
   /** K block. */
   readonly KC: number;
   /** Whether one K block covers K (then _pc = 0 and _kc = K). */
   readonly singleK: boolean;
-  /** Byte offset of the packed A block Ap. */
+  /** Byte offset of the packed block (Ap or Bp). */
   readonly apOff: number;
   /** Byte offset of the staging area P. */
   readonly pOff: number;
+  /** Rows per packed strip: the register tile's MR (A) or NR (B), 4 or 8. */
+  readonly strip: 4 | 8;
 }
+
+/** Which operand: its expression, its row variable and the JavaScript names of its block loop. */
+export interface PrologueOperand {
+  readonly expr: SExpr;
+  readonly stats?: GemmSpec['aStats'];
+  /** The row variable: m for A, n for B. */
+  readonly rowAxis: Axis;
+}
+
+/** JavaScript names around the call: the row loop variable, the block's first row, count and padded count, and the op. */
+const JS_NAMES = {
+  m: { v: 'm', lo: '_ic', cnt: '_mc', cntp: '_mcp', op: 2, view: 'P' },
+  n: { v: 'n', lo: '_jc', cnt: '_nc', cntp: '_ncp', op: 3, view: 'Q' },
+} as const;
 
 /**
  * A run of k over which a gathered load's k part is consecutive (step 1: a `set`) or constant
@@ -75,6 +91,7 @@ export interface ProloguePlan {
   /** Elements of P. */
   readonly pElems: number;
   readonly func: WasmFunc;
+  readonly names: (typeof JS_NAMES)[keyof typeof JS_NAMES];
 }
 
 /** Row stride (elements) of tile streams in P. */
@@ -84,12 +101,12 @@ const ldOf = (g: PrologueGeometry): number => Math.ceil(g.KC / 4) * 4;
  * An index as (part in b, m) + (part in v), the second written over k whatever v is (so that a
  * statistic's load over r0 and the apply's over k share a stream), or null when a term mixes them.
  */
-function splitOn(x: Idx, v: Axis): { row: Idx; kpart: Idx } | null {
+function splitOn(x: Idx, v: Axis, rowAxis: Axis = AX.m): { row: Idx; kpart: Idx } | null {
   const rowTerms: Idx['terms'][number][] = [];
   const kTerms: Idx['terms'][number][] = [];
   for (const t of x.terms) {
     const vars = t.atom.k === 'var' ? [t.atom.axis] : [...idxVars(t.atom.a)];
-    if (vars.every((w) => w === AX.b || w === AX.m)) rowTerms.push(t);
+    if (vars.every((w) => w === AX.b || w === rowAxis)) rowTerms.push(t);
     else if (vars.every((w) => w === v)) kTerms.push(t);
     else return null;
   }
@@ -131,10 +148,12 @@ function runsOf(kpart: Idx, K: number): Run[] | null {
 }
 
 /** The wasm plan for the A prologue of a GEMM, or null when it stays in JavaScript. */
-export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, g: PrologueGeometry): ProloguePlan | null {
-  const expr = spec.aExpr;
+export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, g: PrologueGeometry, op?: PrologueOperand): ProloguePlan | null {
+  const expr = op ? op.expr : spec.aExpr;
+  const R = op ? op.rowAxis : AX.m;
   if (!expr || spec.dtype !== 'f32' || expr.dtype !== 'f32') return null;
-  const stats = spec.aStats;
+  const stats = op ? op.stats : spec.aStats;
+  if (stats && g.strip !== 4) return null;
   if (stats && (!g.singleK || stats.row.length !== 1 || stats.row[0] !== spec.k)) return null;
   const reductions: readonly Reduction[] = stats?.reductions ?? [];
   if (reductions.some((r, j) => r.op !== 'sum' || r.id !== j || r.dtype !== 'f32')) return null;
@@ -142,7 +161,7 @@ export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DTy
   const leafOk = (v: Axis, nStats: number) => (e: SExpr): boolean => {
     if (e.op === 'acc') return e.id >= 0 && e.id < nStats;
     if (e.op !== 'load' || e.dyn || dtypes.get(e.buf) !== 'f32') return false;
-    const s = splitOn(e.index, v);
+    const s = splitOn(e.index, v, R);
     if (!s) return false;
     const key = streamKey(e.buf, s.row, s.kpart);
     if (found.has(key)) return true;
@@ -165,21 +184,21 @@ export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DTy
   const LD = ldOf(g);
   const streams: Stream[] = [];
   for (const [key, s] of found) {
-    const mDep = idxVars(s.row).has(AX.m);
+    const mDep = idxVars(s.row).has(R);
     const perK = s.runs !== null || idxVars(s.kpart).has(AX.k);
     const base = { key, buf: s.buf, row: s.row, runs: s.runs };
     if (perK && mDep) {
       const a = affineStrides(s.row);
-      const contiguous = !s.runs && g.singleK && LD === spec.k && a !== null && (a.strides.get(AX.m) ?? 0) === spec.k;
+      const contiguous = !s.runs && g.singleK && LD === spec.k && a !== null && (a.strides.get(R) ?? 0) === spec.k;
       streams.push({ ...base, mode: 'tile', contiguous, area: take(g.MC * LD) });
     } else if (perK) streams.push({ ...base, mode: 'vector', contiguous: false, area: take(LD) });
     else if (mDep) streams.push({ ...base, mode: 'rowscalar', contiguous: false, area: take(g.MC) });
     else streams.push({ ...base, mode: 'scalar', contiguous: false, area: take(1) });
   }
   const statAreas = reductions.map(() => take(g.MC));
-  const func = prologueFunc(expr, reductions, streams, statAreas, spec.k, g);
+  const func = prologueFunc(expr, reductions, streams, statAreas, spec.k, g, R);
   if (!validGemmFused({ prologue: func })) return null;
-  return { streams, statAreas, pElems, func };
+  return { streams, statAreas, pElems, func, names: JS_NAMES[R === AX.n ? 'n' : 'm'] };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -195,7 +214,8 @@ const LT_S = [0x48];
  * pro(mcp, kc): the packed A block for mcp rows (a multiple of 4) and kc columns, from the
  * staged streams; row statistics first when there are any.
  */
-function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: readonly Stream[], statAreas: readonly number[], K: number, g: PrologueGeometry): WasmFunc {
+function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: readonly Stream[], statAreas: readonly number[], K: number, g: PrologueGeometry, R: Axis): WasmFunc {
+  const S = g.strip;
   const L = LANES.f32x4;
   const LD = ldOf(g);
   const P_MCP = 0;
@@ -225,7 +245,7 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
       return;
     }
     if (x.op !== 'load') throw new Error(`wasm prologue: leaf ${x.op}`);
-    const sp = splitOn(x.index, v)!;
+    const sp = splitOn(x.index, v, R)!;
     const s = byKey.get(streamKey(x.buf, sp.row, sp.kpart))!;
     switch (s.mode) {
       case 'tile':
@@ -253,7 +273,7 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
         d = true;
         break;
       case 'load': {
-        const sp = splitOn(x.index, v)!;
+        const sp = splitOn(x.index, v, R)!;
         const s = byKey.get(streamKey(x.buf, sp.row, sp.kpart))!;
         d = s.mode === 'tile' || s.mode === 'rowscalar';
         break;
@@ -279,12 +299,12 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
     return d;
   };
   /** The four rows' values of `x` (lanes: the chunk at KB), sharing row-independent nodes. */
-  const fourRows = (x: SExpr, v: Axis): number[] => {
+  const fourRows = (x: SExpr, v: Axis, h: number): number[] => {
     rowDep.clear();
     const out: number[] = [];
     let shared: Map<SExpr, number> | undefined;
     for (let i = 0; i < 4; i++) {
-      const c = exprCompiler(e, L, vLocal, leaf(v, i), new Map(shared ?? []));
+      const c = exprCompiler(e, L, vLocal, leaf(v, 4 * h + i), new Map(shared ?? []));
       out.push(c.value(x));
       if (!shared) shared = new Map([...c.have].filter(([n]) => !dependsOnRow(n, v)));
     }
@@ -306,7 +326,7 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
     const accs = [vLocal(), vLocal(), vLocal(), vLocal()];
     for (const a of accs) e(simd(0x0c, ...new Array<number>(16).fill(0)), lset(a));
     const addChunk = (mask: number | null): void => {
-      const vals = fourRows(r.expr, AX.row(0));
+      const vals = fourRows(r.expr, AX.row(0), 0);
       vals.forEach((val, i) => {
         e(lget(accs[i]!), lget(val));
         // lanes past the row's end hold stale data: keep only those below K
@@ -325,8 +345,8 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
   };
 
   // ---- the packed block: 4 k at a time, transposed into [k][4 rows]
-  const chunk = (tail: boolean): void => {
-    const [r0, r1, r2, r3] = fourRows(expr, AX.k) as [number, number, number, number];
+  const chunk = (tail: boolean, h: number): void => {
+    const [r0, r1, r2, r3] = fourRows(expr, AX.k, h) as [number, number, number, number];
     const t = [vLocal(), vLocal(), vLocal(), vLocal()];
     e(lget(r0), lget(r1), SHUFFLE([0, 4, 1, 5]), lset(t[0]!));
     e(lget(r2), lget(r3), SHUFFLE([0, 4, 1, 5]), lset(t[1]!));
@@ -341,25 +361,28 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
     cols.forEach(([a, b, lanes], j) => {
       // in the tail, column j exists when KB + 4 j < kc * 4
       if (tail && j > 0) e(lget(KB), i32c(4 * j), ADD, lget(KCB), LT_S, IF);
-      e(lget(PA), lget(a), lget(b), SHUFFLE(lanes), simd(0x0b, ...memarg(16 * j)));
+      e(lget(PA), lget(a), lget(b), SHUFFLE(lanes), simd(0x0b, ...memarg(4 * S * j)));
       if (tail && j > 0) e(END);
     });
-    e(lget(PA), i32c(64), ADD, lset(PA));
+    e(lget(PA), i32c(16 * S), ADD, lset(PA));
   };
 
   e(lget(P_KC), i32c(4), MUL, lset(KCB));
   e(i32c(0), lset(TP), i32c(0), lset(RP), i32c(g.apOff), lset(SA));
-  e(BLOCK, LOOP); // strips: RP = s * 16 < mcp * 4
+  e(BLOCK, LOOP); // strips: RP = s * S * 4 < rows * 4
   e(lget(RP), lget(P_MCP), i32c(4), MUL, GE_S, brIf(1));
   reductions.forEach((r, j) => statistic(r, j));
-  e(lget(SA), lset(PA), i32c(0), lset(KB));
-  chunkLoop(() => e(lget(KCB)), () => chunk(false));
-  e(lget(KB), lget(KCB), LT_S, IF);
-  chunk(true);
-  e(END);
-  e(lget(SA), lget(KCB), i32c(4), MUL, ADD, lset(SA));
-  e(lget(TP), i32c(16 * LD), ADD, lset(TP));
-  e(lget(RP), i32c(16), ADD, lset(RP));
+  // the strip's rows four at a time: quad h fills lanes 4h..4h+3 of each packed k row
+  for (let h = 0; h < S / 4; h++) {
+    e(lget(SA), i32c(16 * h), ADD, lset(PA), i32c(0), lset(KB));
+    chunkLoop(() => e(lget(KCB)), () => chunk(false, h));
+    e(lget(KB), lget(KCB), LT_S, IF);
+    chunk(true, h);
+    e(END);
+  }
+  e(lget(SA), lget(KCB), i32c(S), MUL, ADD, lset(SA));
+  e(lget(TP), i32c(4 * S * LD), ADD, lset(TP));
+  e(lget(RP), i32c(4 * S), ADD, lset(RP));
   e(br(0), END, END);
   return {
     params: 2,
@@ -389,10 +412,11 @@ function maskConst(lanes: number): number[] {
  */
 export function emitWasmPrologueJs(cb: CodeBuilder, plan: ProloguePlan, g: PrologueGeometry): void {
   const LD = ldOf(g);
+  const { v, lo, cnt, cntp, op, view: P } = plan.names;
   const perRow = (body: () => void): void => {
-    cb.open('m');
+    cb.open(v);
     body();
-    cb.close('for (let m = _ic; m < _ic + _mc; m++)');
+    cb.close(`for (let ${v} = ${lo}; ${v} < ${lo} + ${cnt}; ${v}++)`);
   };
   /** Stages a gathered row (runs clipped to the K block) at element offset `dst` of P. */
   const stageRuns = (s: Stream, i: string, dst: string): void => {
@@ -402,8 +426,8 @@ export function emitWasmPrologueJs(cb: CodeBuilder, plan: ProloguePlan, g: Prolo
     cb.line('  const _a = _k0 > _pc ? _k0 : _pc, _e = _k1 < _pc + _kc ? _k1 : _pc + _kc;');
     cb.line('  if (_a >= _e) continue;');
     cb.line(`  const _o = ${i} + _R${s.area}[_q + 2];`);
-    cb.line(`  if (_R${s.area}[_q + 3] === 0) P.fill(${src}[_o], ${dst} + _a - _pc, ${dst} + _e - _pc);`);
-    cb.line(`  else P.set(${src}.subarray(_o + _a - _k0, _o + _e - _k0), ${dst} + _a - _pc);`);
+    cb.line(`  if (_R${s.area}[_q + 3] === 0) ${P}.fill(${src}[_o], ${dst} + _a - _pc, ${dst} + _e - _pc);`);
+    cb.line(`  else ${P}.set(${src}.subarray(_o + _a - _k0, _o + _e - _k0), ${dst} + _a - _pc);`);
     cb.line('}');
   };
   for (const s of plan.streams) if (s.runs) cb.line(`const _R${s.area} = [${s.runs.flat().join(', ')}];`);
@@ -414,36 +438,36 @@ export function emitWasmPrologueJs(cb: CodeBuilder, plan: ProloguePlan, g: Prolo
       continue;
     }
     if (s.runs && s.mode === 'tile') {
-      perRow(() => stageRuns(s, cb.index(s.row), `${s.area} + (m - _ic) * ${LD}`));
+      perRow(() => stageRuns(s, cb.index(s.row), `${s.area} + (${v} - ${lo}) * ${LD}`));
       continue;
     }
     switch (s.mode) {
       case 'scalar':
-        cb.line(`P[${s.area}] = ${src}[${cb.index(s.row)}];`);
+        cb.line(`${P}[${s.area}] = ${src}[${cb.index(s.row)}];`);
         break;
       case 'vector': {
         const i = cb.index(s.row);
-        cb.line(`P.set(${src}.subarray(${i} + _pc, ${i} + _pc + _kc), ${s.area});`);
+        cb.line(`${P}.set(${src}.subarray(${i} + _pc, ${i} + _pc + _kc), ${s.area});`);
         break;
       }
       case 'rowscalar':
-        perRow(() => cb.line(`P[${s.area} + m - _ic] = ${src}[${cb.index(s.row)}];`));
+        perRow(() => cb.line(`${P}[${s.area} + ${v} - ${lo}] = ${src}[${cb.index(s.row)}];`));
         break;
       case 'tile':
         if (s.contiguous) {
-          cb.open('m');
-          cb.line('const m = _ic;');
+          cb.open(v);
+          cb.line(`const ${v} = ${lo};`);
           const i = cb.index(s.row);
-          cb.line(`P.set(${src}.subarray(${i}, ${i} + _mc * ${LD}), ${s.area});`);
+          cb.line(`${P}.set(${src}.subarray(${i}, ${i} + ${cnt} * ${LD}), ${s.area});`);
           cb.close('');
         } else {
           perRow(() => {
             const i = cb.index(s.row);
-            cb.line(`P.set(${src}.subarray(${i} + _pc, ${i} + _pc + _kc), ${s.area} + (m - _ic) * ${LD});`);
+            cb.line(`${P}.set(${src}.subarray(${i} + _pc, ${i} + _pc + _kc), ${s.area} + (${v} - ${lo}) * ${LD});`);
           });
         }
         break;
     }
   }
-  cb.line('G(2, _mcp, _kc);');
+  cb.line(`G(${op}, ${cntp}, _kc);`);
 }

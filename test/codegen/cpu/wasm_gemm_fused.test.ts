@@ -1,7 +1,8 @@
 /**
  * The WebAssembly GEMM's fused parts, the ones a ConvNeXt V2 block uses: a reducing epilogue
  * output (GRN's sum of squares over the rows, accumulated by the matmul that produces the GELU
- * output) and A prologues (LayerNorm with its row statistics; GRN's apply x * s[n] + beta).
+ * output), A prologues (LayerNorm with its row statistics; GRN's apply x * s[n] + beta; an
+ * im2col gather) and B's packing ([n][k] weights transposed into strips of 8 columns).
  * Every kernel is checked against a float64 evaluation written here (its own index and
  * expression evaluator), with the JavaScript epilogue (wasmEpilogue: false) as a second
  * implementation, on shapes with several row chunks, column blocks and K blocks, N not a
@@ -179,6 +180,9 @@ function checkAll(c: Case, wantWasm: { epilogue: boolean }): void {
   const j = run(JSEPI, c);
   const t = run(TWO, c);
   expect(w.ex.sources[0]!.includes('G(1, _rows, _nc)')).toBe(wantWasm.epilogue);
+  // B ([n][k], k contiguous) is packed by WebAssembly too, in strips of 8 columns
+  expect(w.ex.sources[0]).toContain('G(3, _ncp, _kc)');
+  expect(j.ex.sources[0]).not.toContain('G(3, _ncp, _kc)');
   const outs = c.outputs(c);
   outs.forEach((o, i) => {
     // the product accumulates K terms (|a b| <= 0.6) in f32; a reducing output sums m rows of
