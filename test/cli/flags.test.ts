@@ -30,6 +30,7 @@ const BAD: readonly [string, string[], RegExp][] = [
   ['dims and depths of different lengths', ['finetune', '--dims', '8,16', '--depths', '1', '--data', 'synthetic', '--limit', '32'], /--dims has 2 stages but --depths has 1/],
   ['a mask ratio of 1 or more', ['pretrain', '--mask-ratio', '1.5'], /option '--mask-ratio <r>' argument '1\.5' is invalid\. expected a number in \[0, 1\) \(e\.g\. 0\.6\)/],
   ['a negative mixup alpha', ['finetune', '--mixup', '-0.2'], /option '--mixup <alpha>' argument '-0\.2' is invalid\. expected a number >= 0/],
+  ['a fractional random shift', ['pretrain', '--random-shift', '1.5'], /option '--random-shift <pixels>' argument '1\.5' is invalid\. expected an integer >= 0 \(e\.g\. 2\)/],
   ['label smoothing of 1', ['finetune', '--label-smoothing', '1'], /option '--label-smoothing <eps>' argument '1' is invalid\. expected a number in \[0, 1\)/],
   ['a drop-path rate of 1', ['finetune', '--drop-path', '1'], /option '--drop-path <rate>' argument '1' is invalid\. expected a number in \[0, 1\)/],
   ['an unknown backend', ['finetune', '--backend', 'tpu'], /option '--backend <name>' argument 'tpu' is invalid\. expected one of auto, cpu, wgsl, cuda/],

@@ -68,6 +68,7 @@ function parseStored(argv: string[]): FinetuneFlags {
 function augmentOf(f: FinetuneFlags, size: number): Augment {
   const a: Augment = { horizontalFlip: f.flip };
   if (f.randomCrop > 0) a.randomResizedCrop = { size, scale: [f.randomCrop, 1] };
+  if (f.randomShift > 0) a.randomShift = f.randomShift;
   if (f.mixup > 0 || f.cutmix > 0) Object.assign(a, { mixup: f.mixup, cutmix: f.cutmix, mixProb: f.mixProb, labelSmoothing: f.labelSmoothing });
   return a;
 }

@@ -85,6 +85,7 @@ export async function runPretrain(cmd: Command): Promise<number> {
   const fc = fcmaeConfig(enc, { imgSize: size, patchSize: stride, maskRatio: f.maskRatio, normPixLoss: f.normPixLoss, decoderDim: f.decoderDim, decoderDepth: f.decoderDepth });
   const augment: Augment = { horizontalFlip: f.flip };
   if (f.randomCrop > 0) augment.randomResizedCrop = { size: train.height, scale: [f.randomCrop, 1] };
+  if (f.randomShift > 0) augment.randomShift = f.randomShift;
   const loader = new DataLoader(train, { batchSize: f.batchSize, shuffle: true, seed: f.seed, dropLast: true, augment, normalize: norm });
   const spe = loader.batchesPerEpoch;
   if (spe < 1) throw new UsageError(`--batch-size ${f.batchSize} is larger than the training set (${train.length} images)`);

@@ -19,6 +19,7 @@ export interface TrainFlags {
   clipGrad: number;
   flip: number;
   randomCrop: number;
+  randomShift: number;
   seed: number;
   // plumbing
   out: string;
@@ -55,6 +56,7 @@ export function addTrainOptions(cmd: Command, d: TrainDefaults): Command {
     .addOption(new Option('--clip-grad <norm>', 'clip gradients to this global norm (0 = off)').argParser(numberIn(0, Infinity, 1)).default(0))
     .addOption(new Option('--flip <p>', 'probability of a horizontal flip').argParser(numberIn(0, 1, 0.5)).default(d.flip))
     .addOption(new Option('--random-crop <scale>', 'random resized crop with this minimum area scale (0 = off)').argParser(numberIn(0, 1, 0.35)).default(0))
+    .addOption(new Option('--random-shift <pixels>', 'random translation by up to this many pixels each way, zero-filled (0 = off)').argParser(nonNegativeInt(2)).default(0))
     .addOption(new Option('--seed <n>', 'seed of initialisation, data order, augmentation and masks').argParser(nonNegativeInt(0)).default(0))
     .addOption(new Option('--out <dir>', 'output directory: checkpoints, metrics.jsonl, pictures').default(d.out))
     .addOption(new Option('--resume [checkpoint]', 'continue a run: a checkpoint file, or a directory (default: --out) whose newest checkpoint is used'))

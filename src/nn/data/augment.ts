@@ -1,5 +1,5 @@
 /**
- * Host-side per-sample augmentation (random resized crop, horizontal flip), the checked plan of
+ * Host-side per-sample augmentation (random resized crop, horizontal flip, random shift), the checked plan of
  * all augmentation options, and per-channel normalisation. Randomness comes from a HostStream
  * the loader gives, so it decides which key each draw comes from. Batch mixing is in mix.ts.
  */
@@ -18,6 +18,8 @@ export interface CropBox {
 export interface AugmentPlan {
   readonly crop?: { readonly size: number; readonly scale: [number, number]; readonly ratio: [number, number] };
   readonly flip: number;
+  /** Largest translation in pixels along each axis (0 = off). */
+  readonly shift: number;
   readonly mixup: number;
   readonly cutmix: number;
   readonly mixProb: number;
@@ -36,7 +38,7 @@ function pair(where: string, what: string, v: unknown, dflt: [number, number], m
 
 export function planAugment(a: Augment | undefined): AugmentPlan {
   const w = 'DataLoader augment';
-  const known = new Set(['randomResizedCrop', 'horizontalFlip', 'mixup', 'cutmix', 'mixProb', 'switchProb', 'labelSmoothing']);
+  const known = new Set(['randomResizedCrop', 'horizontalFlip', 'randomShift', 'mixup', 'cutmix', 'mixProb', 'switchProb', 'labelSmoothing']);
   for (const k of Object.keys(a ?? {})) if (!known.has(k)) throw new DataError(`${w}: unknown option ${JSON.stringify(k)}; expected one of ${[...known].join(', ')}`);
   const rrc = a?.randomResizedCrop;
   const crop = rrc === undefined ? undefined : {
@@ -47,6 +49,7 @@ export function planAugment(a: Augment | undefined): AugmentPlan {
   return {
     ...(crop ? { crop } : {}),
     flip: requireNumber(w, 'horizontalFlip', a?.horizontalFlip ?? 0, 0, 1),
+    shift: requireInt(w, 'randomShift', a?.randomShift ?? 0, 0, 1024),
     mixup: requireNumber(w, 'mixup', a?.mixup ?? 0, 0, 1e6),
     cutmix: requireNumber(w, 'cutmix', a?.cutmix ?? 0, 0, 1e6),
     mixProb: requireNumber(w, 'mixProb', a?.mixProb ?? 1, 0, 1),
@@ -87,10 +90,39 @@ export interface SampleShape {
 }
 
 /**
- * One sample's crop and flip, written into `out` at `offset` (the output image is
+ * One sample's crop, flip and shift, written into `out` at `offset` (the output image is
  * plan.crop.size square, or the input's size without a crop).
  */
 export function augmentSample(rng: HostStream, plan: AugmentPlan, image: Float32Array, s: SampleShape, out: Float32Array, offset: number): void {
+  cropAndFlip(rng, plan, image, s, out, offset);
+  if (plan.shift > 0) {
+    const size = plan.crop ? { ...s, height: plan.crop.size, width: plan.crop.size } : s;
+    shiftSample(out, offset, size, rng.int(-plan.shift, plan.shift + 1), rng.int(-plan.shift, plan.shift + 1));
+  }
+}
+
+/**
+ * Translates one sample in place by (dy, dx) pixels, filling what comes in with 0 (before
+ * normalisation: the zero padding of "pad and random crop", e.g. Fashion-MNIST's background).
+ */
+export function shiftSample(out: Float32Array, offset: number, s: SampleShape, dy: number, dx: number): void {
+  if (dy === 0 && dx === 0) return;
+  const { channels, height, width } = s;
+  const plane = height * width;
+  const src = out.slice(offset, offset + channels * plane);
+  out.fill(0, offset, offset + channels * plane);
+  const x0 = Math.max(0, dx);
+  const x1 = Math.min(width, width + dx);
+  if (x0 >= x1) return;
+  for (let c = 0; c < channels; c++) {
+    for (let y = Math.max(0, dy); y < Math.min(height, height + dy); y++) {
+      const from = c * plane + (y - dy) * width - dx;
+      out.set(src.subarray(from + x0, from + x1), offset + c * plane + y * width + x0);
+    }
+  }
+}
+
+function cropAndFlip(rng: HostStream, plan: AugmentPlan, image: Float32Array, s: SampleShape, out: Float32Array, offset: number): void {
   const box = plan.crop ? randomCropBox(rng, s.height, s.width, plan.crop.scale, plan.crop.ratio) : undefined;
   const flip = plan.flip > 0 && rng.uniform() < plan.flip;
   if (!box || !plan.crop) {

@@ -38,6 +38,8 @@ export interface Augment {
   randomResizedCrop?: { size: number; scale?: [number, number]; ratio?: [number, number] };
   /** Probability of a horizontal flip. */
   horizontalFlip?: number;
+  /** Random translation by up to this many pixels along each axis, zero-filled (0 = off). */
+  randomShift?: number;
   /** Mixup's Beta(alpha, alpha); 0 = off. */
   mixup?: number;
   /** CutMix's Beta(alpha, alpha); 0 = off. */
