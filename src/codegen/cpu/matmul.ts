@@ -13,7 +13,9 @@
  * With the WebAssembly GEMM, an epilogue that wasm_epilogue.ts can express runs there (over
  * the whole Ct tile, in the same module as the micro-kernel: G(0, ...) is the micro-kernel,
  * G(1, rows, nc) the epilogue), its other loads staged into a scratch area S behind Ct;
- * otherwise the JavaScript epilogue below reads Ct element by element.
+ * otherwise the JavaScript epilogue below reads Ct element by element. Likewise the packing of
+ * A (its prologue: LayerNorm/GRN apply, im2col gathers) and of B run as G(2, ...) and G(3, ...)
+ * where wasm_prologue.ts can express them, after the JavaScript stages their inputs.
  *
  * The range [start, end) is over the flattened (batch, row) space, so row blocks can run on
  * different threads (each with its own scratch).
