@@ -262,45 +262,9 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
         break;
     }
   };
-  // nodes that depend on the row (tile or row-scalar loads, statistics) are evaluated per row;
-  // the others once per chunk, shared by the strip's four rows
-  const rowDep = new Map<SExpr, boolean>();
-  const dependsOnRow = (x: SExpr, v: Axis): boolean => {
-    let d = rowDep.get(x);
-    if (d !== undefined) return d;
-    switch (x.op) {
-      case 'acc':
-        d = true;
-        break;
-      case 'load': {
-        const sp = splitOn(x.index, v, R)!;
-        const s = byKey.get(streamKey(x.buf, sp.row, sp.kpart))!;
-        d = s.mode === 'tile' || s.mode === 'rowscalar';
-        break;
-      }
-      case 'const':
-        d = false;
-        break;
-      case 'unary':
-      case 'cast':
-        d = dependsOnRow(x.a, v);
-        break;
-      case 'binary':
-      case 'cmp':
-        d = dependsOnRow(x.a, v) || dependsOnRow(x.b, v);
-        break;
-      case 'select':
-        d = dependsOnRow(x.c, v) || dependsOnRow(x.a, v) || dependsOnRow(x.b, v);
-        break;
-      default:
-        d = true;
-    }
-    rowDep.set(x, d);
-    return d;
-  };
+  const dependsOnRow = rowDependence(byKey, R);
   /** The four rows' values of `x` (lanes: the chunk at KB), sharing row-independent nodes. */
   const fourRows = (x: SExpr, v: Axis, h: number): number[] => {
-    rowDep.clear();
     const out: number[] = [];
     let shared: Map<SExpr, number> | undefined;
     for (let i = 0; i < 4; i++) {
@@ -395,6 +359,50 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
 }
 
 const GT_S_ = [0x4a];
+
+/**
+ * Whether a node depends on the row (tile or row-scalar loads, statistics): those are evaluated
+ * per row, the others once per chunk and shared by the strip's rows. Memoized per (node, axis).
+ */
+function rowDependence(byKey: ReadonlyMap<string, Stream>, R: Axis): (x: SExpr, v: Axis) => boolean {
+  const memo = new Map<string, Map<SExpr, boolean>>();
+  const dep = (x: SExpr, v: Axis): boolean => {
+    let m = memo.get(v.name);
+    if (!m) memo.set(v.name, (m = new Map()));
+    let d = m.get(x);
+    if (d !== undefined) return d;
+    switch (x.op) {
+      case 'acc':
+        d = true;
+        break;
+      case 'load': {
+        const sp = splitOn(x.index, v, R)!;
+        const mode = byKey.get(streamKey(x.buf, sp.row, sp.kpart))!.mode;
+        d = mode === 'tile' || mode === 'rowscalar';
+        break;
+      }
+      case 'const':
+        d = false;
+        break;
+      case 'unary':
+      case 'cast':
+        d = dep(x.a, v);
+        break;
+      case 'binary':
+      case 'cmp':
+        d = dep(x.a, v) || dep(x.b, v);
+        break;
+      case 'select':
+        d = dep(x.c, v) || dep(x.a, v) || dep(x.b, v);
+        break;
+      default:
+        d = true;
+    }
+    m.set(x, d);
+    return d;
+  };
+  return dep;
+}
 
 /** A v128 constant whose first `lanes` f32 lanes are all ones. */
 function maskConst(lanes: number): number[] {
