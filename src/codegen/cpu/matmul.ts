@@ -105,7 +105,10 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const ctOff = align(bpOff + bpElems * elemBytes);
   // the epilogue in WebAssembly when expressible (wasm_epilogue.ts), with its staging area S
   const epiMode = opts.wasmEpilogue ?? true;
-  const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
+  // with reducing outputs, row chunks end at reduction-group boundaries (so that a group's
+  // output index is one value per chunk for the wasm epilogue)
+  const groupRows = spec.reduceRows && spec.outputs.some((o) => o.init === 'zero') && spec.m % spec.reduceRows === 0 ? spec.reduceRows : undefined;
+  const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes), ...(groupRows ? { groupRows } : {}) };
   const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
   const endS = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
   // the A prologue in WebAssembly when expressible (wasm_prologue.ts), with its staging area P
@@ -248,7 +251,9 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   cb.line(`const b = (_r / ${M}) | 0;`);
   cb.line(`const _c0 = _r - b * ${M};`);
   cb.line(`const _bEnd = end - b * ${M} < ${M} ? end - b * ${M} : ${M};`);
-  cb.line(`const _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
+  const clampToGroup = groupRows !== undefined && groupRows % RCH !== 0;
+  cb.line(`${clampToGroup ? 'let' : 'const'} _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
+  if (clampToGroup) cb.line(`if (_c1 > ((_c0 / ${groupRows} | 0) + 1) * ${groupRows}) _c1 = ((_c0 / ${groupRows} | 0) + 1) * ${groupRows};`);
   if (K === 0) {
     cb.line('const _jc = 0, _nc = ' + N + ';');
     epilogue(null);

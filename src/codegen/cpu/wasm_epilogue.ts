@@ -58,6 +58,8 @@ export interface EpilogueGeometry {
   readonly ctOff: number;
   /** Byte offset of the staging area S (after Ct). */
   readonly sOff: number;
+  /** Rows per reduction group when row chunks end at group boundaries (MatmulKernel.reduceRows). */
+  readonly groupRows?: number;
 }
 
 /** A buffer the epilogue reads, staged into S. */
@@ -154,8 +156,10 @@ export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: Reado
     if (dtypes.get(o.buf) !== 'f32') return null;
     const s = splitN(o.index);
     if (!s || s.stride !== 1) return null;
-    // a reducing output sums over rows: its row part may depend on the batch entry only
-    if (reducing(o) && idxVars(s.row).has(AX.m)) return null;
+    // a reducing output sums over rows: its row part depends on m only through the group,
+    // floor(m / reduceRows) (the kernel's contract), and the GEMM ends its row chunks at group
+    // boundaries (groupRows), so the part is one value per chunk
+    if (reducing(o) && idxVars(s.row).has(AX.m) && !g.groupRows) return null;
     if (!exprSupported(o.expr, 'f32', leafOk, memo)) return null;
     outRows.push(s.row);
   }
@@ -373,8 +377,10 @@ export function emitWasmEpilogueJs(cb: CodeBuilder, plan: EpiloguePlan, g: Epilo
   for (const o of plan.outputs) if (!o.computed) copyOut(o);
   for (const o of plan.outputs) {
     if (!o.reduce) continue;
-    const i = cb.index(o.row);
-    cb.line(`S.set(${bufName(o.buf)}.subarray(${i} + _jc, ${i} + _jc + _nc), ${o.area});`);
+    firstRow(() => {
+      const i = cb.index(o.row);
+      cb.line(`S.set(${bufName(o.buf)}.subarray(${i} + _jc, ${i} + _jc + _nc), ${o.area});`);
+    });
   }
   for (const s of plan.loads) {
     const src = bufName(s.buf);
@@ -412,7 +418,9 @@ export function emitWasmEpilogueJs(cb: CodeBuilder, plan: EpiloguePlan, g: Epilo
       copyOut(o);
       continue;
     }
-    const i = cb.index(o.row);
-    cb.line(`${bufName(o.buf)}.set(S.subarray(${o.area}, ${o.area} + _nc), ${i} + _jc);`);
+    firstRow(() => {
+      const i = cb.index(o.row);
+      cb.line(`${bufName(o.buf)}.set(S.subarray(${o.area}, ${o.area} + _nc), ${i} + _jc);`);
+    });
   }
 }

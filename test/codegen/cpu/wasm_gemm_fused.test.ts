@@ -204,22 +204,28 @@ function checkAll(c: Case, wantWasm: { epilogue: boolean }): void {
 describe('WebAssembly GEMM: reducing epilogue outputs', () => {
   for (const c of REDUCING) it(c.name, () => checkAll(c, { epilogue: true }));
 
-  it('a reducing output whose groups are not whole batch entries stays in JavaScript', () => {
-    // groups of 5 rows (index b * 4 + floor(m / 5)): not expressible as one vector per tile
-    const c: Case = {
-      name: 'groups of 5 rows',
+  it('groups of rows within m (a batch folded into m): row chunks end at group boundaries', () => {
+    // groups of 5 rows (index b * 4 + floor(m / 5)), and groups of 70 (chunks of 64 rows would straddle them)
+    const groups = (rows: number, per: number): Case => ({
+      name: `groups of ${per} rows`,
       batch: 1,
-      m: 20,
+      m: rows,
       n: 12,
       k: 8,
       extra: [{ id: 2, size: 12 }],
-      reduceRows: 5,
-      outputs: (cc) => [
-        { buf: 10, index: lin(['b', 'm', 'n'], [1, cc.m, cc.n]), expr: acc(0), size: cc.m * cc.n },
-        { buf: 11, index: lin([{ c: 0, terms: [{ coef: 1, atom: { k: 'div', a: v('m'), d: 5 } }] }, 'n'], [4, cc.n]), expr: acc(0), accumulate: true, init: 'zero', size: 4 * cc.n },
-      ],
-    };
-    checkAll(c, { epilogue: false });
+      reduceRows: per,
+      outputs: (cc) => {
+        const y = gelu(bin('add', acc(0), ld(2, v('n'))));
+        return [
+          { buf: 10, index: lin(['b', 'm', 'n'], [1, cc.m, cc.n]), expr: y, size: cc.m * cc.n },
+          { buf: 11, index: lin([{ c: 0, terms: [{ coef: 1, atom: { k: 'div', a: v('m'), d: per } }] }, 'n'], [rows / per, cc.n]), expr: bin('mul', y, y), accumulate: true, init: 'zero', size: (rows / per) * cc.n },
+        ];
+      },
+    });
+    checkAll(groups(20, 5), { epilogue: true });
+    const c70 = groups(210, 70);
+    checkAll(c70, { epilogue: true });
+    expect(run(WASM, c70).ex.sources[0]).toMatch(/if \(_c1 > /);
   });
 });
 
