@@ -10,7 +10,8 @@
  * WebAssembly path, each with 1 and 2 threads. Workloads: inference bs1 / bs8 at 224, training
  * step (forward + cross-entropy + backward + AdamW, params and state donated) bs8 at 224 and
  * bs32 at 64. Environment: BENCH_ROUNDS (default 7 inference, 3 training), BENCH_WORKLOADS,
- * BENCH_CONTENDERS (e.g. ort-1t,native-1t), BENCH_OUT=path.json | none.
+ * BENCH_CONTENDERS (e.g. ort-1t,native-1t), BENCH_OUT=path.json | none, BENCH_BASELINE_DIST (another
+ * build's dist: its WebAssembly path beside this one, for before/after).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -108,6 +109,32 @@ function nexgradContender(dialect: 'native' | 'wasm', threads: number): Contende
   };
 }
 
+/**
+ * BENCH_BASELINE_DIST=<another checkout's dist>: its WebAssembly path as contenders
+ * `wasm-base-<n>t`, timed round-robin beside this build's (a before/after measured in one
+ * process; same weights and inputs, its logits cross-checked like the others').
+ */
+async function baselineWasmContender(dist: string, threads: number): Promise<Contender> {
+  const bng = (await import(path.resolve(dist, 'src/index.js'))) as typeof ng;
+  const bdev = (await import(path.resolve(dist, 'src/codegen/cpu/device.js'))) as typeof import('../src/codegen/cpu/device.js');
+  const bconv = (await import(path.resolve(dist, 'bench/nexgrad_convnext.js'))) as typeof import('./nexgrad_convnext.js');
+  const name = `ng-base-wasm-${threads}`;
+  bng.registerBackend(name, () => bdev.createCpuDevice({ threads }));
+  const cfg = bng.convnextv2.config('atto');
+  return {
+    id: `wasm-base-${threads}t`,
+    framework: 'nexgrad',
+    threads,
+    prepare(w, images) {
+      if (w.kind !== 'infer') return null;
+      const x = bconv.imagesTensor(bng, images, [w.batch, m.inChans, w.size, w.size]);
+      const fwd = bng.jit((p: Params, xx: ng.Tensor) => bng.convnextv2.apply(p, xx, { cfg }), { backend: name });
+      const p = bconv.buildParams(bng, ws);
+      return () => fwd(p, x).dataSync() as Float32Array;
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const mi = machineInfo();
   const load0 = os.loadavg();
@@ -124,6 +151,8 @@ async function main(): Promise<void> {
   if (ort) for (const t of [1, 2]) all.push(ortContender(ort, t));
   for (const t of [1, 2]) all.push(nexgradContender('native', t));
   for (const t of [1, 2]) all.push(nexgradContender('wasm', t));
+  const base = process.env.BENCH_BASELINE_DIST;
+  if (base) for (const t of [1, 2]) all.push(await baselineWasmContender(base, t));
   const contenders = all.filter((c) => !want || want.includes(c.id));
   const wls = WORKLOADS.filter((w) => !envList('BENCH_WORKLOADS') || envList('BENCH_WORKLOADS')!.includes(w.id));
   const results: Record<string, unknown>[] = [];

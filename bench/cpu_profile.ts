@@ -5,7 +5,7 @@
  *
  * NEXGRAD_PROFILE_CLOCK=cpu times kernels in process CPU time (robust on a loaded machine; one thread).
  *
- *   node dist/bench/cpu_profile.js [--infer] [--batch 8] [--size 224] [--threads 2] [--wasm] [--reps 3] [--top 40]
+ *   node dist/bench/cpu_profile.js [--infer] [--batch 8] [--size 224] [--threads 2] [--wasm [--cpu-time]] [--reps 3] [--top 40]
  *   node dist/bench/cpu_profile.js --model custom --dims 32,64 --depths 2,2 --stem-stride 2 --channels 1 --classes 10
  *     --size 32 --batch 128 [--mode finetune|pretrain]   (the CLI's workloads, as `nexgrad bench` runs them)
  */
@@ -30,12 +30,14 @@ const size = opt('--size', 224);
 const threads = opt('--threads', 2);
 const reps = opt('--reps', 3);
 const top = opt('--top', 40);
+/** Per-kernel CPU time instead of wall time (the WebAssembly path: what a loaded machine's other jobs do not inflate). */
+const cpuTime = args.includes('--cpu-time');
 /** Print the generated C of kernels whose name contains this. */
 const dump = args.includes('--dump') ? args[args.indexOf('--dump') + 1] : undefined;
 
 function profiledDevice(): { dev: Device; compiled: { graph: KernelGraph; ex: CpuExecutable }[] } {
   let base: Device;
-  if (wasm) base = createCpuDevice({ threads, profile: true });
+  if (wasm) base = createCpuDevice({ threads, profile: cpuTime ? 'cpu' : true });
   else {
     const s = nativeSupport();
     if (typeof s === 'string') throw new Error(`native CPU path unavailable: ${s}`);

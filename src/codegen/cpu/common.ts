@@ -41,8 +41,8 @@ export interface JsKernelCode {
  * memory, which holds the kernel's scratch views; `bytes` is how much of it the kernel uses.
  */
 export type WasmUse =
-  /** With `epilogue`, the function is the micro-kernel combined with it (wasm.ts, gemmEpilogueModuleBytes). */
-  | { readonly kind: 'gemm_f32'; readonly bytes: number; readonly epilogue?: WasmFunc }
+  /** With `epilogue` or `prologue`, the function is the micro-kernel combined with them (wasm.ts, gemmFusedModuleBytes). */
+  | { readonly kind: 'gemm_f32'; readonly bytes: number; readonly epilogue?: WasmFunc; readonly prologue?: WasmFunc; readonly bPrologue?: WasmFunc }
   | { readonly kind: 'dwrow'; readonly bytes: number; readonly cfg: DwRowConfig }
   | { readonly kind: 'wgrow'; readonly bytes: number; readonly cfg: WgRowConfig };
 

@@ -16,7 +16,8 @@
  * Epilogue outputs see the conv value at output index (o0, o1, ...) as `acc 0`.
  */
 import type { DType } from '../../ir/dtype.js';
-import { idx, linearize } from '../kernel/index_expr.js';
+import { affineStrides, idx, type Idx, idxSubst, linearize } from '../kernel/index_expr.js';
+import { axisNamed } from '../kernel/axis.js';
 import type { ConvKernel } from '../kernel/kernel_graph.js';
 import { type ConvGeom, convGeometry, convPath, gemmSpecOf, gemmSpecOfTransposed, windowTable } from '../lower/conv_geometry.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, wrapFunction } from './common.js';
@@ -153,10 +154,16 @@ function emitDepthwiseWasm(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<numbe
   emitPaddedBand(cb, { X, src: `${g.vN} * ${g.lsN} + _iy * ${g.lsSp[0]}`, H, W: Wd, lo0: loY, lo1: loX, hi1: hiX, C, Cp, chStride: g.lsC, xStride: g.lsSp[1]! });
   cb.open(vy);
   cb.line(`D(${xpOff} + (${vy} - _oy0) * ${sy * ROWE * 4}, ${wpOff}, ${accOff}, ${OW});`);
-  cb.open(vx);
-  cb.line(`const _ab = ${vx} * ${Cp};`);
-  emitEpilogueOverChannel(cb, k, dtypes, g.vC, C, (c) => `ACC[_ab + ${c}]`);
-  cb.close(`for (let ${vx} = 0; ${vx} < ${OW}; ${vx}++)`);
+  const copy = C === Cp ? plainRowCopy(k, dtypes, vx, g.vC, C) : null;
+  if (copy) {
+    // the output row is ACC as it is: one copy instead of an epilogue per element
+    cb.line(`${bufName(copy.buf)}.set(ACC.subarray(0, ${OW * C}), ${cb.index(copy.rowStart)});`);
+  } else {
+    cb.open(vx);
+    cb.line(`const _ab = ${vx} * ${Cp};`);
+    emitEpilogueOverChannel(cb, k, dtypes, g.vC, C, (c) => `ACC[_ab + ${c}]`);
+    cb.close(`for (let ${vx} = 0; ${vx} < ${OW}; ${vx}++)`);
+  }
   cb.close(`for (let ${vy} = _oy0; ${vy} < _oy1; ${vy}++)`);
   cb.line(`_r = ${g.vN} * ${OH} + _oy1;`);
   cb.close('while (_r < end)');
@@ -267,8 +274,7 @@ function emitPaddedBand(
   if (o.hi1 > 0) cb.line(`  XP.fill(0, _dst + ${(o.lo1 + o.W) * o.Cp}, _dst + ${ROWE});`);
   cb.line(`  const _src = ${o.src};`);
   if (o.chStride === 1 && o.xStride === o.C && o.Cp === o.C) {
-    cb.line(`  const _d0 = _dst + ${o.lo1 * o.Cp};`);
-    cb.line(`  for (let _i = 0; _i < ${o.W * o.C}; _i++) XP[_d0 + _i] = ${o.X}[_src + _i];`);
+    cb.line(`  XP.set(${o.X}.subarray(_src, _src + ${o.W * o.C}), _dst + ${o.lo1 * o.Cp});`);
   } else {
     cb.line(`  for (let _ix = 0; _ix < ${o.W}; _ix++) {`);
     cb.line(`    const _d1 = _dst + (_ix + ${o.lo1}) * ${o.Cp}, _s1 = _src + _ix * ${o.xStride};`);
@@ -276,6 +282,23 @@ function emitPaddedBand(
     cb.line('  }');
   }
   cb.line('}');
+}
+
+/**
+ * When the kernel's only output stores the accumulator unchanged (an f32 `acc`, or a cast of it
+ * to f32) with channels contiguous and pixels C apart along x, the buffer and the index of the
+ * row's first element (x = 0, channel 0); null otherwise.
+ */
+function plainRowCopy(k: ConvKernel, dtypes: ReadonlyMap<number, DType>, vx: string, vc: string, C: number): { buf: number; rowStart: Idx } | null {
+  if (k.outputs.length !== 1 || k.dtype !== 'f32') return null;
+  const o = k.outputs[0]!;
+  const e = o.expr.op === 'cast' && o.expr.dtype === 'f32' ? o.expr.a : o.expr;
+  if (o.dyn || o.accumulate || o.when || e.op !== 'acc' || e.dtype !== 'f32' || dtypes.get(o.buf) !== 'f32') return null;
+  const a = affineStrides(o.index);
+  const ax = axisNamed(vx);
+  const ac = axisNamed(vc);
+  if (!a || a.strides.get(ac) !== 1 || a.strides.get(ax) !== C) return null;
+  return { buf: o.buf, rowStart: idxSubst(o.index, new Map([[ax, idx.const(0)], [ac, idx.const(0)]]), new Map()) };
 }
 
 /** A loop over one output variable (the channel) storing the epilogue outputs. */

@@ -29,7 +29,7 @@ import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type Ker
 import { fastErf } from './math.js';
 import { typedCtor } from './host_arrays.js';
 import { workerPool, type WorkerPool } from './threads.js';
-import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateGemmEpilogue, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
+import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateGemmFused, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
 
 /** The helpers generated code receives as `H` (erf: see math.ts; EXACT_HELPERS uses the host's). */
 export const HELPERS = Object.freeze({ erf: fastErf, roundF16, roundBf16 });
@@ -45,8 +45,12 @@ type KernelFn = (start: number, end: number, ...args: unknown[]) => void;
 export interface CpuDeviceOptions extends EmitOptions {
   /** Use the host's erf (series; ~3x slower) instead of the table-driven one (agrees to ~4e-15). */
   readonly exactErf?: boolean;
-  /** Record per-kernel wall time (ms) in `Executable.kernelTimes`. */
-  readonly profile?: boolean;
+  /**
+   * Record per-kernel time (ms) in `Executable.kernelTimes`: wall time, or with 'cpu' the
+   * process's CPU time (user + system; on a loaded machine it counts only what the kernels ran,
+   * not the time other processes held the cores; with one thread it is the kernel's own).
+   */
+  readonly profile?: boolean | 'cpu';
   /**
    * Threads per kernel (main thread included); 1 (default) runs everything on the calling
    * thread; 'auto' uses os.availableParallelism(). Not combined with exactErf.
@@ -220,7 +224,7 @@ class CpuExecutableImpl implements CpuExecutable {
     }
     const wasmFn = (c: JsKernelCode): unknown => {
       if (!c.wasm || !mem) return undefined;
-      if (c.wasm.kind === 'gemm_f32') return c.wasm.epilogue ? instantiateGemmEpilogue(mem, c.wasm.epilogue) : (gemm ??= instantiateGemm(mem));
+      if (c.wasm.kind === 'gemm_f32') return c.wasm.epilogue || c.wasm.prologue || c.wasm.bPrologue ? instantiateGemmFused(mem, c.wasm) : (gemm ??= instantiateGemm(mem));
       if (c.wasm.kind === 'dwrow') return instantiateDwRow(mem, c.wasm.cfg);
       return instantiateWgRow(mem, c.wasm.cfg);
     };
@@ -345,7 +349,14 @@ class CpuExecutableImpl implements CpuExecutable {
     }
     try {
       const times = this.kernelTimes;
-      if (times) {
+      if (times && this.opts.profile === 'cpu') {
+        for (let i = 0; i < this.steps.length; i++) {
+          const t0 = process.cpuUsage();
+          this.steps[i]!.run();
+          const d = process.cpuUsage(t0);
+          times[i]! += (d.user + d.system) / 1000;
+        }
+      } else if (times) {
         for (let i = 0; i < this.steps.length; i++) {
           const t0 = performance.now();
           this.steps[i]!.run();

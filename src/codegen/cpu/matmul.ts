@@ -13,14 +13,16 @@
  * With the WebAssembly GEMM, an epilogue that wasm_epilogue.ts can express runs there (over
  * the whole Ct tile, in the same module as the micro-kernel: G(0, ...) is the micro-kernel,
  * G(1, rows, nc) the epilogue), its other loads staged into a scratch area S behind Ct;
- * otherwise the JavaScript epilogue below reads Ct element by element.
+ * otherwise the JavaScript epilogue below reads Ct element by element. Likewise the packing of
+ * A (its prologue: LayerNorm/GRN apply, im2col gathers) and of B run as G(2, ...) and G(3, ...)
+ * where wasm_prologue.ts can express them, after the JavaScript stages their inputs.
  *
  * The range [start, end) is over the flattened (batch, row) space, so row blocks can run on
  * different threads (each with its own scratch).
  */
 import type { DType } from '../../ir/dtype.js';
 import { affineStrides, type Idx, idxVars } from '../kernel/index_expr.js';
-import { type GemmSpec, hasReducingOutputs, matmulSpec, usesReducingFeatures } from '../lower/gemm_spec.js';
+import { type GemmSpec, matmulSpec, usesReducingFeatures } from '../lower/gemm_spec.js';
 import { emitReducingPrologue, emitRowStats, JS_LOOPS, rangeUnitRows } from '../lower/gemm_reducing.js';
 import { AX, type Axis } from '../kernel/axis.js';
 import type { MatmulKernel, SExpr } from '../kernel/kernel_graph.js';
@@ -28,6 +30,7 @@ import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, t
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
 import { emitWasmEpilogueJs, type EpilogueGeometry, planWasmEpilogue } from './wasm_epilogue.js';
+import { emitWasmPrologueJs, planWasmPrologue, type PrologueGeometry } from './wasm_prologue.js';
 
 export interface GemmTiles {
   readonly mc: number;
@@ -102,16 +105,30 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const ctOff = align(bpOff + bpElems * elemBytes);
   // the epilogue in WebAssembly when expressible (wasm_epilogue.ts), with its staging area S
   const epiMode = opts.wasmEpilogue ?? true;
-  const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes) };
-  const epi = useWasm && K > 0 && epiMode !== false && !hasReducingOutputs(spec) ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
-  const combined = epi?.func ? 1 : 0;
-  const wasmBytes = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
+  // with reducing outputs, row chunks end at reduction-group boundaries (so that a group's
+  // output index is one value per chunk for the wasm epilogue)
+  const groupRows = spec.reduceRows && spec.outputs.some((o) => o.init === 'zero') && spec.m % spec.reduceRows === 0 ? spec.reduceRows : undefined;
+  const epiGeom: EpilogueGeometry = { N, NC, NCP, RCH, singleN, ctOff, sOff: align(ctOff + ctElems * elemBytes), ...(groupRows ? { groupRows } : {}) };
+  const epi = useWasm && K > 0 && epiMode !== false ? planWasmEpilogue(spec.originalOutputs ?? spec.outputs, dtypes, spec.dtype, epiGeom, epiMode === 'f64x2' ? 'f64x2' : 'f32x4') : null;
+  const endS = epi ? epiGeom.sOff + epi.sElems * 4 : ctOff + ctElems * 4;
+  // the A prologue in WebAssembly when expressible (wasm_prologue.ts), with its staging area P
+  const proGeom: PrologueGeometry = { MC, KC, singleK, apOff, pOff: align(endS), strip: 4 };
+  const pro = useWasm && K > 0 && epiMode !== false ? planWasmPrologue(spec, dtypes, proGeom) : null;
+  const endP = pro ? proGeom.pOff + pro.pElems * 4 : endS;
+  // B's packing too (rows n, strips of NR), staged into Q
+  const bGeom: PrologueGeometry = { MC: NCP, KC, singleK, apOff: bpOff, pOff: align(endP), strip: 8 };
+  const bOperand = { expr: spec.bExpr ?? { op: 'load' as const, buf: spec.bBuf, index: spec.bIdx, dtype: bDtype }, rowAxis: AX.n };
+  const bPro = useWasm && NR === 8 && K > 0 && epiMode !== false ? planWasmPrologue(spec, dtypes, bGeom, bOperand) : null;
+  const combined = epi?.func || pro || bPro ? 1 : 0;
+  const wasmBytes = bPro ? bGeom.pOff + bPro.pElems * 4 : endP;
   const scratch: ScratchSpec[] = useWasm
     ? [
         { type: 'f32', size: apElems, wasmByteOffset: apOff },
         { type: 'f32', size: bpElems, wasmByteOffset: bpOff },
         { type: 'f32', size: ctElems, wasmByteOffset: ctOff },
         ...(epi ? [{ type: 'f32' as const, size: epi.sElems, wasmByteOffset: epiGeom.sOff }] : []),
+        ...(pro ? [{ type: 'f32' as const, size: pro.pElems, wasmByteOffset: proGeom.pOff }] : []),
+        ...(bPro ? [{ type: 'f32' as const, size: bPro.pElems, wasmByteOffset: bGeom.pOff }] : []),
       ]
     : [
         { type: 'f64', size: apElems },
@@ -124,6 +141,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const bLoad: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
 
   const packB = (): void => {
+    if (bPro) return emitWasmPrologueJs(cb, bPro, bGeom);
     // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
     const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
     const body = (): void => {
@@ -149,6 +167,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   };
 
   const packA = (): void => {
+    if (pro) return emitWasmPrologueJs(cb, pro, proGeom);
     // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
     const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
     if (mInner) {
@@ -232,7 +251,9 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   cb.line(`const b = (_r / ${M}) | 0;`);
   cb.line(`const _c0 = _r - b * ${M};`);
   cb.line(`const _bEnd = end - b * ${M} < ${M} ? end - b * ${M} : ${M};`);
-  cb.line(`const _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
+  const clampToGroup = groupRows !== undefined && groupRows % RCH !== 0;
+  cb.line(`${clampToGroup ? 'let' : 'const'} _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
+  if (clampToGroup) cb.line(`if (_c1 > ((_c0 / ${groupRows} | 0) + 1) * ${groupRows}) _c1 = ((_c0 / ${groupRows} | 0) + 1) * ${groupRows};`);
   if (K === 0) {
     cb.line('const _jc = 0, _nc = ' + N + ';');
     epilogue(null);
@@ -264,7 +285,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('while (_r < end)');
-  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), 'G'];
+  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), ...(pro ? ['P'] : []), ...(bPro ? ['Q'] : []), 'G'];
   return {
     kind: 'js',
     name: spec.name,
@@ -275,7 +296,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     total: (batch * M) / unitRows,
     splittable: true,
     workPerItem: Math.max(1, 2 * N * K) * unitRows,
-    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}) } } : {}),
+    ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}), ...(pro ? { prologue: pro.func } : {}), ...(bPro ? { bPrologue: bPro.func } : {}) } } : {}),
   };
 }
 

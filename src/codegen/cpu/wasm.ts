@@ -251,24 +251,27 @@ export function wgRowModuleBytes(cfg: WgRowConfig, shared = false): Uint8Array {
 export type WgRowFn = (xp: number, dp: number, acc: number) => void;
 
 /** The GEMM micro-kernel module: MR rows x (4 * NRV) columns per register tile. */
-export function gemmModuleBytes(MR: number, NRV: number, shared = false): Uint8Array {
-  return funcsModuleBytes([gemmFunc(MR, NRV)], 'gemm', 0, shared);
+export function gemmModuleBytes(MR: number, NRV: number, shared = false, fma = gemmUsesFma()): Uint8Array {
+  return funcsModuleBytes([gemmFunc(MR, NRV, fma)], 'gemm', 0, shared);
 }
 
 const gemmFuncs = new Map<string, WasmFunc>();
 
-/** The GEMM micro-kernel function (see gemmModuleBytes; built once per register tile). */
-function gemmFunc(MR: number, NRV: number): WasmFunc {
-  const key = `${MR}x${NRV}`;
+/** The GEMM micro-kernel function (see gemmModuleBytes; built once per register tile and FMA choice). */
+function gemmFunc(MR: number, NRV: number, fma = gemmUsesFma()): WasmFunc {
+  const key = `${MR}x${NRV}${fma ? 'f' : ''}`;
   let f = gemmFuncs.get(key);
   if (!f) {
-    f = buildGemmFunc(MR, NRV);
+    f = buildGemmFunc(MR, NRV, fma);
     gemmFuncs.set(key, f);
   }
   return f;
 }
 
-function buildGemmFunc(MR: number, NRV: number): WasmFunc {
+/** f32x4.relaxed_madd(a, b, c) = a * b + c, fused or not as the engine likes (relaxed SIMD). */
+const RELAXED_MADD = simd(0x105);
+
+function buildGemmFunc(MR: number, NRV: number, fma: boolean): WasmFunc {
   const NR = 4 * NRV;
   const P = { ap: 0, bp: 1, ct: 2, K: 3, mcp: 4, ncp: 5, ldc: 6, accum: 7 };
   let nl = 8;
@@ -314,7 +317,10 @@ function buildGemmFunc(MR: number, NRV: number): WasmFunc {
   for (let j = 0; j < NRV; j++) e(lget(pb), vload(16 * j), lset(bv + j));
   for (let i = 0; i < MR; i++) {
     e(lget(pa), vsplat32(4 * i), lset(av));
-    for (let j = 0; j < NRV; j++) e(lget(acc + i * NRV + j), lget(av), lget(bv + j), FMUL, FADD, lset(acc + i * NRV + j));
+    for (let j = 0; j < NRV; j++) {
+      if (fma) e(lget(av), lget(bv + j), lget(acc + i * NRV + j), RELAXED_MADD, lset(acc + i * NRV + j));
+      else e(lget(acc + i * NRV + j), lget(av), lget(bv + j), FMUL, FADD, lset(acc + i * NRV + j));
+    }
   }
   e(lget(pa), i32c(4 * MR), ADD, lset(pa));
   e(lget(pb), i32c(4 * NR), ADD, lset(pb));
@@ -338,22 +344,47 @@ function buildGemmFunc(MR: number, NRV: number): WasmFunc {
   };
 }
 
+/** The fused parts of a GEMM beside its micro-kernel (wasm_epilogue.ts, wasm_prologue.ts). */
+export interface GemmParts {
+  readonly epilogue?: WasmFunc;
+  readonly prologue?: WasmFunc;
+  /** B's packing (wasm_prologue.ts with rows n). */
+  readonly bPrologue?: WasmFunc;
+}
+
 /**
- * The GEMM micro-kernel and a matmul's epilogue function (wasm_epilogue.ts) in one module, so
- * that a kernel still receives a single WebAssembly function: the export `gemm(op, ...)` runs
- * the micro-kernel on its next 8 arguments when op is 0 and the epilogue on its next
- * `epilogue.params` arguments otherwise.
+ * The GEMM micro-kernel, a matmul's epilogue and its A prologue in one module, so that a kernel
+ * still receives a single WebAssembly function: the export `gemm(op, ...)` runs the
+ * micro-kernel on its next 8 arguments when op is 0, the epilogue on its next
+ * `epilogue.params` arguments when op is 1, A's prologue when op is 2 and B's packing when 3.
  */
-export function gemmEpilogueModuleBytes(epilogue: WasmFunc, shared = false): Uint8Array {
+export function gemmFusedModuleBytes(parts: GemmParts, shared = false): Uint8Array {
   const g = gemmFunc(WASM_MR, WASM_NRV);
-  const P = Math.max(g.params, epilogue.params);
+  const funcs: WasmFunc[] = [g];
   const CALL = (f: number): number[] => [0x10, ...uleb(f)];
-  const code: number[] = [...lget(0), ...IF];
-  for (let i = 0; i < epilogue.params; i++) code.push(...lget(1 + i));
-  code.push(...CALL(1), ...ELSE);
-  for (let i = 0; i < g.params; i++) code.push(...lget(1 + i));
-  code.push(...CALL(0), ...END);
-  return funcsModuleBytes([g, epilogue, { params: P + 1, locals: [], code }], 'gemm', 2, shared);
+  const callWith = (f: WasmFunc, index: number): number[] => {
+    const c: number[] = [];
+    for (let i = 0; i < f.params; i++) c.push(...lget(1 + i));
+    return [...c, ...CALL(index)];
+  };
+  // if (op == 1) epilogue else if (op == 2) prologue else gemm
+  const branches: { op: number; f: WasmFunc }[] = [];
+  if (parts.epilogue) branches.push({ op: 1, f: parts.epilogue });
+  if (parts.prologue) branches.push({ op: 2, f: parts.prologue });
+  if (parts.bPrologue) branches.push({ op: 3, f: parts.bPrologue });
+  let code: number[] = callWith(g, 0);
+  for (const br of branches.reverse()) {
+    funcs.push(br.f);
+    code = [...lget(0), ...i32c(br.op), 0x46 /* i32.eq */, ...IF, ...callWith(br.f, funcs.length - 1), ...ELSE, ...code, ...END];
+  }
+  const P = Math.max(...funcs.map((f) => f.params));
+  funcs.push({ params: P + 1, locals: [], code });
+  return funcsModuleBytes(funcs, 'gemm', funcs.length - 1, shared);
+}
+
+/** The micro-kernel and an epilogue (gemmFusedModuleBytes). */
+export function gemmEpilogueModuleBytes(epilogue: WasmFunc, shared = false): Uint8Array {
+  return gemmFusedModuleBytes({ epilogue }, shared);
 }
 
 export type GemmFn = (ap: number, bp: number, ct: number, kc: number, mcp: number, ncp: number, ldc: number, accumulate: number) => void;
@@ -377,12 +408,36 @@ let simdOk: boolean | undefined;
 export function wasmSimdAvailable(): boolean {
   if (simdOk === undefined) {
     try {
-      simdOk = WA !== undefined && WA.validate(gemmModuleBytes(4, 2));
+      simdOk = WA !== undefined && WA.validate(gemmModuleBytes(4, 2, false, false));
     } catch {
       simdOk = false;
     }
   }
   return simdOk;
+}
+
+let relaxedOk: boolean | undefined;
+
+/**
+ * Whether this engine runs relaxed SIMD (f32x4.relaxed_madd: an FMA where the CPU has one).
+ * Current Chrome does by default; Node 20's V8 only with --experimental-wasm-relaxed-simd.
+ * Validation of a module that uses it answers false, never throws, where it is absent.
+ */
+export function relaxedSimdAvailable(): boolean {
+  if (relaxedOk === undefined) {
+    try {
+      relaxedOk = wasmSimdAvailable() && WA!.validate(gemmModuleBytes(4, 2, false, true));
+    } catch {
+      relaxedOk = false;
+    }
+  }
+  return relaxedOk;
+}
+
+/** Whether the GEMM micro-kernel uses relaxed_madd (NEXGRAD_WASM_FMA=0 turns it off). */
+export function gemmUsesFma(): boolean {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.NEXGRAD_WASM_FMA;
+  return env !== '0' && relaxedSimdAvailable();
 }
 
 const moduleCache = new Map<string, object>();
@@ -403,42 +458,47 @@ export const WASM_NR = 4 * WASM_NRV;
 
 /** Instantiates the GEMM micro-kernel over `mem`. */
 export function instantiateGemm(mem: WasmMemory, shared = false): GemmFn {
-  const mod = cachedModule(`gemm${WASM_MR}x${WASM_NRV}${shared ? 's' : ''}`, () => gemmModuleBytes(WASM_MR, WASM_NRV, shared));
+  const mod = cachedModule(`gemm${WASM_MR}x${WASM_NRV}${gemmUsesFma() ? 'f' : ''}${shared ? 's' : ''}`, () => gemmModuleBytes(WASM_MR, WASM_NRV, shared));
   const inst = new WA!.Instance(mod, { env: { mem } });
   return inst.exports.gemm as GemmFn;
 }
 
-/** A cache key for an epilogue function: its bytes (memoized per function object). */
-const epilogueKeys = new WeakMap<WasmFunc, string>();
-function epilogueKey(f: WasmFunc): string {
-  let k = epilogueKeys.get(f);
+/** A cache key for a generated function: its bytes (memoized per function object). */
+const funcKeys = new WeakMap<WasmFunc, string>();
+function funcKey(f: WasmFunc): string {
+  let k = funcKeys.get(f);
   if (k === undefined) {
     const parts: string[] = [String(f.params), f.locals.map(([n, t]) => `${n}:${t}`).join(',')];
     const code = f.code;
     for (let i = 0; i < code.length; i += 4096) parts.push(String.fromCharCode(...code.slice(i, i + 4096)));
-    k = `ge:${parts.join('|')}`;
-    epilogueKeys.set(f, k);
+    k = parts.join('|');
+    funcKeys.set(f, k);
   }
   return k;
 }
 
-/** Instantiates the GEMM micro-kernel combined with a matmul epilogue (gemmEpilogueModuleBytes). */
-export function instantiateGemmEpilogue(mem: WasmMemory, epilogue: WasmFunc, shared = false): GemmEpilogueFn {
-  const mod = cachedModule(`${epilogueKey(epilogue)}${shared ? 's' : ''}`, () => gemmEpilogueModuleBytes(epilogue, shared));
+const partsKey = (p: GemmParts): string => `gf${gemmUsesFma() ? 'f' : ''}:${p.epilogue ? funcKey(p.epilogue) : ''}#${p.prologue ? funcKey(p.prologue) : ''}#${p.bPrologue ? funcKey(p.bPrologue) : ''}`;
+
+/** Instantiates the GEMM micro-kernel combined with a matmul's epilogue and/or prologue (gemmFusedModuleBytes). */
+export function instantiateGemmFused(mem: WasmMemory, parts: GemmParts, shared = false): GemmEpilogueFn {
+  const mod = cachedModule(`${partsKey(parts)}${shared ? 's' : ''}`, () => gemmFusedModuleBytes(parts, shared));
   const inst = new WA!.Instance(mod, { env: { mem } });
   return inst.exports.gemm as GemmEpilogueFn;
 }
 
-/** Whether the engine accepts the combined GEMM + epilogue module. */
-export function validGemmEpilogue(epilogue: WasmFunc): boolean {
+/** Whether the engine accepts the combined GEMM module. */
+export function validGemmFused(parts: GemmParts): boolean {
   try {
-    return WA !== undefined && WA.validate(gemmEpilogueModuleBytes(epilogue));
+    return WA !== undefined && WA.validate(gemmFusedModuleBytes(parts));
   } catch {
     return false;
   }
 }
 
-/** gemm(0, ...GemmFn arguments) or gemm(1, ...epilogue arguments). */
+/** Whether the engine accepts the combined GEMM + epilogue module. */
+export const validGemmEpilogue = (epilogue: WasmFunc): boolean => validGemmFused({ epilogue });
+
+/** gemm(0, ...GemmFn arguments), gemm(1, ...epilogue arguments), gemm(2 | 3, ...prologue arguments). */
 export type GemmEpilogueFn = (op: number, ...args: number[]) => void;
 
 /** Instantiates a depthwise row kernel (modules cached per configuration). */
@@ -458,14 +518,14 @@ export function instantiateWgRow(mem: WasmMemory, cfg: WgRowConfig, shared = fal
 }
 
 /** The compiled module and export name a kernel's WebAssembly use needs (for worker threads). */
-export function wasmModuleFor(use: { kind: 'gemm_f32'; epilogue?: WasmFunc } | { kind: 'dwrow'; cfg: DwRowConfig } | { kind: 'wgrow'; cfg: WgRowConfig }): { module: object; name: string } {
+export function wasmModuleFor(use: ({ kind: 'gemm_f32' } & GemmParts) | { kind: 'dwrow'; cfg: DwRowConfig } | { kind: 'wgrow'; cfg: WgRowConfig }): { module: object; name: string } {
   switch (use.kind) {
     case 'gemm_f32':
-      if (use.epilogue) {
-        const epi = use.epilogue;
-        return { module: cachedModule(epilogueKey(epi), () => gemmEpilogueModuleBytes(epi)), name: 'gemm' };
+      if (use.epilogue || use.prologue || use.bPrologue) {
+        const parts: GemmParts = { ...(use.epilogue ? { epilogue: use.epilogue } : {}), ...(use.prologue ? { prologue: use.prologue } : {}), ...(use.bPrologue ? { bPrologue: use.bPrologue } : {}) };
+        return { module: cachedModule(partsKey(parts), () => gemmFusedModuleBytes(parts)), name: 'gemm' };
       }
-      return { module: cachedModule(`gemm${WASM_MR}x${WASM_NRV}`, () => gemmModuleBytes(WASM_MR, WASM_NRV)), name: 'gemm' };
+      return { module: cachedModule(`gemm${WASM_MR}x${WASM_NRV}${gemmUsesFma() ? 'f' : ''}`, () => gemmModuleBytes(WASM_MR, WASM_NRV)), name: 'gemm' };
     case 'dwrow': {
       const c = use.cfg;
       return { module: cachedModule(`dw:${c.cg}:${c.kh}:${c.kw}:${c.sxB}:${c.dxB}:${c.dyB}:${c.cpB}`, () => dwRowModuleBytes(c)), name: 'dwrow' };

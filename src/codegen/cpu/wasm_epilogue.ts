@@ -18,7 +18,8 @@
  * constants, loads whose index is (anything in b, m) + s * n with s in {0, 1}, neg, abs,
  * sqrt, rsqrt, erf (the erf32 rational approximation of common.ts, same coefficients and
  * clamping), add, sub, mul, div, max, min, cmp + select and f32 -> f32 casts, stored at an
- * index (anything in b, m) + n.
+ * index (anything in b, m) + n, or added into a reducing output at (anything in b) + n (GRN's
+ * sum of squares over the rows: staged like a bias vector, summed row by row in the tile).
  *
  * Lanes. The JavaScript epilogue evaluates f32 expressions in double precision and rounds once,
  * at the store. 'f64x2' does the same (f32 loads promoted to f64, every operation in f64 in the
@@ -30,16 +31,16 @@
  * bitselects that keep the JavaScript comparisons' NaN and signed-zero behavior:
  * max(a, b) = (a > b || a !== a) ? a : b.
  */
-import { ERF_P, ERF_Q } from '../lower/expr_rules.js';
 import { AX } from '../kernel/axis.js';
-import { castScalar, type DType } from '../../ir/dtype.js';
+import type { DType } from '../../ir/dtype.js';
 import { affineStrides, type Idx, idxKey, idxVars } from '../kernel/index_expr.js';
 import type { KernelOutput, SExpr } from '../kernel/kernel_graph.js';
 import type { CodeBuilder } from './scope.js';
 import { bufName } from './scope.js';
-import { ADD, BLOCK, br, brIf, END, i32c, I32, lget, LOOP, lset, simd, uleb, V128, validGemmEpilogue, type WasmFunc } from './wasm.js';
+import { ADD, BLOCK, br, brIf, END, i32c, I32, lget, LOOP, lset, simd, V128, validGemmEpilogue, type WasmFunc } from './wasm.js';
+import { DEMOTE, type EpilogueLanes, exprCompiler, exprSupported, LANES, memarg, PROMOTE } from './wasm_expr.js';
 
-export type EpilogueLanes = 'f64x2' | 'f32x4';
+export type { EpilogueLanes };
 
 /** The GEMM's tile geometry (elements unless named bytes). */
 export interface EpilogueGeometry {
@@ -57,6 +58,8 @@ export interface EpilogueGeometry {
   readonly ctOff: number;
   /** Byte offset of the staging area S (after Ct). */
   readonly sOff: number;
+  /** Rows per reduction group when row chunks end at group boundaries (MatmulKernel.reduceRows). */
+  readonly groupRows?: number;
 }
 
 /** A buffer the epilogue reads, staged into S. */
@@ -80,6 +83,13 @@ interface OutStream {
   readonly expr: SExpr;
   /** false: the output is `acc 0`, copied straight from Ct. */
   readonly computed: boolean;
+  /**
+   * A reducing output (accumulate + init zero, index (b only) + n): its nc running sums are
+   * staged into S before the tile, the epilogue adds each row's values in row order, and they
+   * are copied back after it (the same order of additions as the JavaScript epilogue, so the
+   * sums do not depend on how rows are split across threads).
+   */
+  readonly reduce: boolean;
   /** Where the values are: Ct (in place) or S, at an element offset, with a row stride. */
   readonly src: 'Ct' | 'S';
   readonly area: number;
@@ -123,62 +133,34 @@ function rowsContiguous(row: Idx, g: EpilogueGeometry): boolean {
   return a !== null && (a.strides.get(AX.m) ?? 0) === g.N;
 }
 
-type Check = (e: SExpr, want: 'f32' | 'mask') => boolean;
-
 /**
  * The wasm plan for a matmul's epilogue outputs, or null when some output is not expressible
  * (then the JavaScript epilogue runs).
  */
 export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: ReadonlyMap<number, DType>, kernelDtype: DType, g: EpilogueGeometry, lanes: EpilogueLanes = 'f32x4'): EpiloguePlan | null {
-  if (kernelDtype !== 'f32' || outputs.length === 0 || outputs.some((o) => o.dyn || o.accumulate || o.when)) return null;
+  const reducing = (o: KernelOutput): boolean => o.accumulate === true && o.init === 'zero';
+  if (kernelDtype !== 'f32' || outputs.length === 0 || outputs.some((o) => o.dyn || o.when || (o.accumulate && !reducing(o)))) return null;
   const outBufs = new Set(outputs.map((o) => o.buf));
   const streams = new Map<string, { buf: number; row: Idx; stride: number }>();
-  const ok = new Map<SExpr, string>();
-  const check: Check = (e, want) => {
-    const seen = ok.get(e);
-    if (seen !== undefined) return seen === want;
-    let good = false;
-    if (want === 'mask') {
-      good = e.op === 'cmp' && check(e.a, 'f32') && check(e.b, 'f32');
-    } else if (e.dtype === 'f32') {
-      switch (e.op) {
-        case 'acc':
-          good = e.id === 0;
-          break;
-        case 'const':
-          good = true;
-          break;
-        case 'load': {
-          const s = splitN(e.index);
-          good = !e.dyn && dtypes.get(e.buf) === 'f32' && !outBufs.has(e.buf) && s !== null && (s.stride === 0 || s.stride === 1);
-          if (good) streams.set(streamKey(e.buf, e.index), { buf: e.buf, row: s!.row, stride: s!.stride });
-          break;
-        }
-        case 'unary':
-          good = (e.fn === 'neg' || e.fn === 'abs' || e.fn === 'sqrt' || e.fn === 'rsqrt' || e.fn === 'erf') && check(e.a, 'f32');
-          break;
-        case 'binary':
-          good = (e.fn === 'add' || e.fn === 'sub' || e.fn === 'mul' || e.fn === 'div' || e.fn === 'max' || e.fn === 'min') && check(e.a, 'f32') && check(e.b, 'f32');
-          break;
-        case 'select':
-          good = check(e.c, 'mask') && check(e.a, 'f32') && check(e.b, 'f32');
-          break;
-        case 'cast':
-          good = check(e.a, 'f32');
-          break;
-        default:
-          good = false;
-      }
-    }
-    ok.set(e, good ? want : `not ${want}`);
+  const leafOk = (e: SExpr): boolean => {
+    if (e.op === 'acc') return e.id === 0;
+    if (e.op !== 'load') return false;
+    const s = splitN(e.index);
+    const good = !e.dyn && dtypes.get(e.buf) === 'f32' && !outBufs.has(e.buf) && s !== null && (s.stride === 0 || s.stride === 1);
+    if (good) streams.set(streamKey(e.buf, e.index), { buf: e.buf, row: s!.row, stride: s!.stride });
     return good;
   };
+  const memo = new Map<SExpr, string>();
   const outRows: Idx[] = [];
   for (const o of outputs) {
     if (dtypes.get(o.buf) !== 'f32') return null;
     const s = splitN(o.index);
     if (!s || s.stride !== 1) return null;
-    if (!check(o.expr, 'f32')) return null;
+    // a reducing output sums over rows: its row part depends on m only through the group,
+    // floor(m / reduceRows) (the kernel's contract), and the GEMM ends its row chunks at group
+    // boundaries (groupRows), so the part is one value per chunk
+    if (reducing(o) && idxVars(s.row).has(AX.m) && !g.groupRows) return null;
+    if (!exprSupported(o.expr, 'f32', leafOk, memo)) return null;
     outRows.push(s.row);
   }
 
@@ -208,20 +190,24 @@ export function planWasmEpilogue(outputs: readonly KernelOutput[], dtypes: Reado
   let ctUsed = false;
   outputs.forEach((o, i) => {
     const row = outRows[i]!;
+    if (reducing(o)) {
+      outs.push({ buf: o.buf, row, expr: o.expr, computed: true, reduce: true, src: 'S', area: take(g.NC), ld: 0, contiguous: false });
+      return;
+    }
     const contiguous = rowsContiguous(row, g);
     const computed = !(o.expr.op === 'acc');
     if (!computed) {
-      outs.push({ buf: o.buf, row, expr: o.expr, computed, src: 'Ct', area: 0, ld: g.NCP, contiguous: contiguous && g.N === g.NCP });
+      outs.push({ buf: o.buf, row, expr: o.expr, computed, reduce: false, src: 'Ct', area: 0, ld: g.NCP, contiguous: contiguous && g.N === g.NCP });
       return;
     }
     // the first computed output overwrites Ct (acc-only outputs are copied out before)
     if (!ctUsed && (!contiguous || g.N === g.NCP)) {
       ctUsed = true;
-      outs.push({ buf: o.buf, row, expr: o.expr, computed, src: 'Ct', area: 0, ld: g.NCP, contiguous });
+      outs.push({ buf: o.buf, row, expr: o.expr, computed, reduce: false, src: 'Ct', area: 0, ld: g.NCP, contiguous });
       return;
     }
     const ld = contiguous ? g.N : g.NCP;
-    outs.push({ buf: o.buf, row, expr: o.expr, computed, src: 'S', area: take(g.RCH * ld), ld, contiguous });
+    outs.push({ buf: o.buf, row, expr: o.expr, computed, reduce: false, src: 'S', area: take(g.RCH * ld), ld, contiguous });
   });
   const plan = { loads, outputs: outs, sElems, lanes };
   const func = outs.some((o) => o.computed) ? epilogueFunc(plan, g, lanes) : null;
@@ -234,44 +220,8 @@ const streamKey = (buf: number, index: Idx): string => `${buf}@${idxKey(index)}`
 // ---------------------------------------------------------------------------------------
 // WebAssembly
 
-/** erf's coefficients rounded to f32, as the rule in src/codegen/lower/expr_rules.ts has them for f32 (in both lane types). */
-const ERF_P32 = ERF_P.map(Math.fround);
-const ERF_Q32 = ERF_Q.map(Math.fround);
-
-interface LaneOps {
-  readonly W: number;
-  readonly add: number;
-  readonly sub: number;
-  readonly mul: number;
-  readonly div: number;
-  readonly neg: number;
-  readonly abs: number;
-  readonly sqrt: number;
-  readonly cmp: Readonly<Record<'eq' | 'ne' | 'lt' | 'gt' | 'le' | 'ge', number>>;
-  /** v128.const bytes of a splatted value. */
-  readonly konst: (v: number) => number[];
-}
-
-const constBytes = (v: number, f64: boolean): number[] => {
-  const dv = new DataView(new ArrayBuffer(16));
-  if (f64) for (let i = 0; i < 2; i++) dv.setFloat64(8 * i, v, true);
-  else for (let i = 0; i < 4; i++) dv.setFloat32(4 * i, v, true);
-  return simd(0x0c, ...new Uint8Array(dv.buffer));
-};
-
-const LANES: Readonly<Record<EpilogueLanes, LaneOps>> = {
-  f64x2: { W: 2, add: 0xf0, sub: 0xf1, mul: 0xf2, div: 0xf3, neg: 0xed, abs: 0xec, sqrt: 0xef, cmp: { eq: 0x47, ne: 0x48, lt: 0x49, gt: 0x4a, le: 0x4b, ge: 0x4c }, konst: (v) => constBytes(v, true) },
-  f32x4: { W: 4, add: 0xe4, sub: 0xe5, mul: 0xe6, div: 0xe7, neg: 0xe1, abs: 0xe0, sqrt: 0xe3, cmp: { eq: 0x41, ne: 0x42, lt: 0x43, gt: 0x44, le: 0x45, ge: 0x46 }, konst: (v) => constBytes(Math.fround(v), false) },
-};
-
-const OR = simd(0x50);
-const BITSELECT = simd(0x52);
-const PROMOTE = simd(0x5f);
-const DEMOTE = simd(0x5e);
 const GT_S = [0x4a];
 const SHL = [0x74];
-/** memarg with alignment hint 0 (always valid) and a byte offset. */
-const memarg = (off: number): number[] => [0, ...uleb(off)];
 
 /**
  * The epilogue function epi(rows, nc): for each of `rows` rows and each n < nc, evaluates the
@@ -342,123 +292,18 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
 
   /** One instance of the loop body over `one` ? 1 : W lanes at byte offset `off` from NB. */
   const body = (one: boolean, off: number): void => {
-    const have = new Map<SExpr, number>();
-    const push = (x: SExpr): void => {
-      if (x.op === 'const') e(L.konst(castScalar(x.value, 'f32')));
-      else e(lget(value(x)));
-    };
-    const set = (x: SExpr): number => {
-      const l = vLocal();
-      e(lset(l));
-      have.set(x, l);
-      return l;
-    };
-    const value = (x: SExpr): number => {
-      const h = have.get(x);
-      if (h !== undefined) return h;
-      switch (x.op) {
-        case 'const':
-          e(L.konst(castScalar(x.value, 'f32')));
-          return set(x);
-        case 'acc':
-          load(ctAddr, one, off);
-          return set(x);
-        case 'load':
-          load(loadAddr.get(streamKey(x.buf, x.index))!, one, off);
-          return set(x);
-        case 'cast': {
-          const l = value(x.a);
-          have.set(x, l);
-          return l;
-        }
-        case 'unary':
-          switch (x.fn) {
-            case 'neg':
-              push(x.a);
-              e(simd(L.neg));
-              return set(x);
-            case 'abs':
-              push(x.a);
-              e(simd(L.abs));
-              return set(x);
-            case 'sqrt':
-              push(x.a);
-              e(simd(L.sqrt));
-              return set(x);
-            case 'rsqrt':
-              e(L.konst(1));
-              push(x.a);
-              e(simd(L.sqrt), simd(L.div));
-              return set(x);
-            case 'erf':
-              return erf(x, value(x.a));
-            default:
-              throw new Error(`wasm epilogue: unary ${x.fn}`);
-          }
-        case 'binary':
-          switch (x.fn) {
-            case 'add':
-            case 'sub':
-            case 'mul':
-            case 'div':
-              push(x.a);
-              push(x.b);
-              e(simd(L[x.fn]));
-              return set(x);
-            case 'max':
-            case 'min': {
-              // JavaScript: (a > b || a !== a) ? a : b  (min with <)
-              const a = value(x.a);
-              push(x.b);
-              const b = vLocal();
-              e(lset(b));
-              e(lget(a), lget(b), lget(a), lget(b), simd(L.cmp[x.fn === 'max' ? 'gt' : 'lt']), lget(a), lget(a), simd(L.cmp.ne), OR, BITSELECT);
-              return set(x);
-            }
-            default:
-              throw new Error(`wasm epilogue: binary ${x.fn}`);
-          }
-        case 'cmp':
-          push(x.a);
-          push(x.b);
-          e(simd(L.cmp[x.fn]));
-          return set(x);
-        case 'select':
-          push(x.a);
-          push(x.b);
-          push(x.c);
-          e(BITSELECT);
-          return set(x);
-        default:
-          throw new Error(`wasm epilogue: ${x.op}`);
-      }
-    };
-    /** erf32(x): if (x >= 4) 1; if (x <= -4) -1; else x * P(u) / Q(u) clamped to [-1, 1], u = x * x. */
-    const erf = (node: SExpr, xl: number): number => {
-      const u = vLocal();
-      e(lget(xl), lget(xl), simd(L.mul), lset(u));
-      const horner = (cs: readonly number[]): void => {
-        e(L.konst(cs[0]!));
-        for (let i = 1; i < cs.length; i++) e(lget(u), simd(L.mul), L.konst(cs[i]!), simd(L.add));
-      };
-      e(lget(xl));
-      horner(ERF_P32);
-      e(simd(L.mul));
-      horner(ERF_Q32);
-      e(simd(L.div));
-      const r = vLocal();
-      e(lset(r));
-      e(L.konst(1), lget(r), lget(r), L.konst(1), simd(L.cmp.gt), BITSELECT, lset(r));
-      e(L.konst(-1), lget(r), lget(r), L.konst(-1), simd(L.cmp.lt), BITSELECT, lset(r));
-      e(L.konst(1), lget(r), lget(xl), L.konst(4), simd(L.cmp.ge), BITSELECT, lset(r));
-      e(L.konst(-1), lget(r), lget(xl), L.konst(-4), simd(L.cmp.le), BITSELECT);
-      return set(node);
-    };
+    const { value } = exprCompiler(e, L, vLocal, (x) => {
+      if (x.op === 'acc') load(ctAddr, one, off);
+      else if (x.op === 'load') load(loadAddr.get(streamKey(x.buf, x.index))!, one, off);
+    });
     const vals = computed.map((o) => value(o.expr));
-    computed.forEach((_o, i) => {
+    computed.forEach((o, i) => {
       const a = outAddr[i]!;
       const mo = address(a, off);
-      e(lget(vals[i]!));
+      if (o.reduce) {
+        load(a, one, off);
+        e(lget(vals[i]!), simd(L.add));
+      } else e(lget(vals[i]!));
       if (f64) e(DEMOTE);
       if (one) e(simd(0x5a, ...memarg(mo), 0));
       else e(f64 ? simd(0x5b, ...memarg(mo), 0) : simd(0x0b, ...memarg(mo)));
@@ -530,6 +375,13 @@ export function emitWasmEpilogueJs(cb: CodeBuilder, plan: EpiloguePlan, g: Epilo
     }
   };
   for (const o of plan.outputs) if (!o.computed) copyOut(o);
+  for (const o of plan.outputs) {
+    if (!o.reduce) continue;
+    firstRow(() => {
+      const i = cb.index(o.row);
+      cb.line(`S.set(${bufName(o.buf)}.subarray(${i} + _jc, ${i} + _jc + _nc), ${o.area});`);
+    });
+  }
   for (const s of plan.loads) {
     const src = bufName(s.buf);
     switch (s.mode) {
@@ -560,5 +412,15 @@ export function emitWasmEpilogueJs(cb: CodeBuilder, plan: EpiloguePlan, g: Epilo
     }
   }
   if (plan.func) cb.line('G(1, _rows, _nc);');
-  for (const o of plan.outputs) if (o.computed) copyOut(o);
+  for (const o of plan.outputs) {
+    if (!o.computed) continue;
+    if (!o.reduce) {
+      copyOut(o);
+      continue;
+    }
+    firstRow(() => {
+      const i = cb.index(o.row);
+      cb.line(`${bufName(o.buf)}.set(S.subarray(${o.area}, ${o.area} + _nc), ${i} + _jc);`);
+    });
+  }
 }

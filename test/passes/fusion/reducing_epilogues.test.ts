@@ -125,8 +125,9 @@ describe.each(devices)('fused == unfused == float64 interpreter [%s]', (_name, m
         const fused = run(dev, program, CPU_CAPS, leaves);
         const unfused = run(dev, program, UNLIMITED_CAPS, leaves);
         expect(fused.graph.kernels.length).toBe(4);
-        // the row statistics loop and the zeroing of the reducing groups are in the generated GEMM
-        expect(fused.source).toMatch(/_st\d+ \+= /);
+        // the row statistics loop (JavaScript, or the WebAssembly prologue: G(2, ...)) and the
+        // zeroing of the reducing groups are in the generated GEMM
+        expect(fused.source).toMatch(/_st\d+ \+= |G\(2, _mcp, _kc\)/);
         expect(fused.source).toContain('start = start * ');
         expect(unfused.graph.kernels.length).toBe(6);
         const what = `dim ${dim} ${hw}x${hw} batch ${batch} threads ${threads}`;
