@@ -27,9 +27,9 @@ run_budget() { # name pre_steps ft_steps
   rm -rf "$dir"
   nexgrad pretrain "${common[@]}" --steps "$pre" --lr 2e-3 --warmup-epochs 0.05 --out "$dir/pretrain" >/dev/null
   local a_pre
-  a_pre=$(nexgrad finetune "${common[@]}" --steps "$ft" --lr 2e-3 --warmup-epochs 0.1 --ema 0.999 --init "$dir/pretrain/fcmae.safetensors" --out "$dir/finetune" | acc)
+  a_pre=$(nexgrad finetune "${common[@]}" --steps "$ft" --lr 2e-3 --warmup-epochs 0.1 --ema 0.999 --weight-decay 0.5 --init "$dir/pretrain/fcmae.safetensors" --out "$dir/finetune" | acc)
   local a_scratch
-  a_scratch=$(nexgrad finetune "${common[@]}" --steps $((pre + ft)) --lr 2e-3 --warmup-epochs 0.1 --ema 0.999 --out "$dir/scratch" | acc)
+  a_scratch=$(nexgrad finetune "${common[@]}" --steps $((pre + ft)) --lr 2e-3 --warmup-epochs 0.1 --ema 0.999 --weight-decay 0.5 --out "$dir/scratch" | acc)
   echo "$name: pretrain $pre + finetune $ft steps: $a_pre%; from scratch $((pre + ft)) steps: $a_scratch%"
   results+=("\"$name\": {\"preSteps\": $pre, \"ftSteps\": $ft, \"pretrainFinetune\": $a_pre, \"scratch\": $a_scratch}")
 }

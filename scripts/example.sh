@@ -56,6 +56,6 @@ common=(--model mini --data fashion-mnist --batch-size "$BATCH" --backend "$back
 echo "== FCMAE pretraining"
 nexgrad pretrain "${common[@]}" --steps "$pre_steps" --lr 2e-3 --warmup-epochs 0.05 --mask-ratio 0.6 --decoder-dim 128 --out "$OUT/pretrain"
 echo "== fine-tuning from the pretrained encoder"
-nexgrad finetune "${common[@]}" --steps "$ft_steps" --lr 2e-3 --warmup-epochs 0.1 --ema 0.999 --label-smoothing 0.1 \
+nexgrad finetune "${common[@]}" --steps "$ft_steps" --lr 2e-3 --warmup-epochs 0.1 --ema 0.999 --label-smoothing 0.1 --weight-decay 0.5 \
   --init "$OUT/pretrain/fcmae.safetensors" --out "$OUT/finetune"
 echo "== done in $(($(date +%s) - T0)) s (setup ${setup_s} s); pictures: $OUT/pretrain/*.png, $OUT/finetune/*.png"
