@@ -142,52 +142,12 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const packB = (): void => {
     if (bPro) return emitWasmPrologueJs(cb, bPro, bGeom);
-    // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
-    const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
-    const body = (): void => {
-      const v = cb.value(bLoad);
-      cb.line(`Bp[_bd + ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)}] = ${v};`);
-    };
-    if (nInner) {
-      cb.open('k');
-      cb.line(`const _bd = (k - _pc) * ${NR};`);
-      cb.open('n');
-      body();
-      cb.close('for (let n = _jc; n < _jc + _nc; n++)');
-      cb.close('for (let k = _pc; k < _pc + _kc; k++)');
-    } else {
-      cb.open('n');
-      cb.line(`const _bd = ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)} - _pc * ${NR};`);
-      cb.open('k');
-      const v = cb.value(bLoad);
-      cb.line(`Bp[_bd + k * ${NR}] = ${v};`);
-      cb.close('for (let k = _pc; k < _pc + _kc; k++)');
-      cb.close('for (let n = _jc; n < _jc + _nc; n++)');
-    }
+    emitJsPackB(cb, spec, bLoad, NR);
   };
 
   const packA = (): void => {
     if (pro) return emitWasmPrologueJs(cb, pro, proGeom);
-    // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
-    const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
-    if (mInner) {
-      cb.open('k');
-      cb.line(`const _ad = (k - _pc) * ${MR};`);
-      cb.open('m');
-      const v = cb.value(aLoad);
-      cb.line(`Ap[_ad + ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)}] = ${v};`);
-      cb.close('for (let m = _ic; m < _ic + _mc; m++)');
-      cb.close('for (let k = _pc; k < _pc + _kc; k++)');
-    } else {
-      cb.open('m');
-      cb.line(`const _ad = ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)} - _pc * ${MR};`);
-      emitRowStats(cb, spec, JS_LOOPS);
-      cb.open('k');
-      const v = cb.value(aLoad);
-      cb.line(`Ap[_ad + k * ${MR}] = ${v};`);
-      cb.close('for (let k = _pc; k < _pc + _kc; k++)');
-      cb.close('for (let m = _ic; m < _ic + _mc; m++)');
-    }
+    emitJsPackA(cb, spec, aLoad, MR);
   };
 
   const microKernel = (): void => {
@@ -195,37 +155,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
       cb.line(`G(${combined ? '0, ' : ''}${apOff}, ${bpOff}, ${ctOff} + (_ic - _c0) * ${NCP * 4}, _kc, _mcp, _ncp, ${NCP * 4}, _pc > 0 ? 1 : 0);`);
       return;
     }
-    const L: string[] = [];
-    L.push(`for (let _jr = 0; _jr < _ncp; _jr += ${NR}) {`);
-    L.push(`  const _pbb = _jr * _kc;`);
-    L.push(`  for (let _ir = 0; _ir < _mcp; _ir += ${MR}) {`);
-    L.push(`    let _pa = _ir * _kc, _pb = _pbb;`);
-    const accs: string[] = [];
-    for (let i = 0; i < MR; i++) for (let j = 0; j < NR; j++) accs.push(`c${i}_${j}`);
-    L.push(`    let ${accs.map((a) => `${a} = 0`).join(', ')};`);
-    L.push(`    for (let _k = 0; _k < _kc; _k++) {`);
-    for (let i = 0; i < MR; i++) L.push(`      const a${i} = Ap[_pa + ${i}];`);
-    for (let j = 0; j < NR; j++) {
-      L.push(`      const q${j} = Bp[_pb + ${j}];`);
-      for (let i = 0; i < MR; i++) L.push(`      c${i}_${j} += a${i} * q${j};`);
-    }
-    L.push(`      _pa += ${MR}; _pb += ${NR};`);
-    L.push('    }');
-    L.push(`    let _co = (_ic - _c0 + _ir) * ${NCP} + _jr;`);
-    L.push('    if (_pc > 0) {');
-    for (let i = 0; i < MR; i++) {
-      L.push(`      ${Array.from({ length: NR }, (_, j) => `Ct[_co + ${j}] += c${i}_${j};`).join(' ')}`);
-      if (i < MR - 1) L.push(`      _co += ${NCP};`);
-    }
-    L.push('    } else {');
-    for (let i = 0; i < MR; i++) {
-      L.push(`      ${Array.from({ length: NR }, (_, j) => `Ct[_co + ${j}] = c${i}_${j};`).join(' ')}`);
-      if (i < MR - 1) L.push(`      _co += ${NCP};`);
-    }
-    L.push('    }');
-    L.push('  }');
-    L.push('}');
-    for (const l of L) cb.line(l);
+    for (const l of jsMicroKernel(MR, NR, NCP)) cb.line(l);
   };
 
   const epilogue = (accSrc: (() => string) | null): void => {
@@ -298,6 +228,91 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     workPerItem: Math.max(1, 2 * N * K) * unitRows,
     ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}), ...(pro ? { prologue: pro.func } : {}), ...(bPro ? { bPrologue: bPro.func } : {}) } } : {}),
   };
+}
+
+/** Packs A[b, ic.., pc..] into Ap in strips of MR rows, with the A operand's row statistics first (JavaScript). */
+function emitJsPackA(cb: CodeBuilder, spec: GemmSpec, aLoad: SExpr, MR: number): void {
+  // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
+  const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
+  if (mInner) {
+    cb.open('k');
+    cb.line(`const _ad = (k - _pc) * ${MR};`);
+    cb.open('m');
+    const v = cb.value(aLoad);
+    cb.line(`Ap[_ad + ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)}] = ${v};`);
+    cb.close('for (let m = _ic; m < _ic + _mc; m++)');
+    cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+  } else {
+    cb.open('m');
+    cb.line(`const _ad = ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)} - _pc * ${MR};`);
+    emitRowStats(cb, spec, JS_LOOPS);
+    cb.open('k');
+    const v = cb.value(aLoad);
+    cb.line(`Ap[_ad + k * ${MR}] = ${v};`);
+    cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+    cb.close('for (let m = _ic; m < _ic + _mc; m++)');
+  }
+}
+
+/** Packs B[b, pc.., jc..] into Bp in strips of NR columns (JavaScript; the order that reads B contiguously). */
+function emitJsPackB(cb: CodeBuilder, spec: GemmSpec, bLoad: SExpr, NR: number): void {
+  // Bp[(j / NR) * (kc * NR) + (k - pc) * NR + j % NR] = B[b, k, jc + j]
+  const nInner = spec.bExpr ? true : strideOf(spec.bIdx, AX.n) <= strideOf(spec.bIdx, AX.k);
+  const body = (): void => {
+    const v = cb.value(bLoad);
+    cb.line(`Bp[_bd + ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)}] = ${v};`);
+  };
+  if (nInner) {
+    cb.open('k');
+    cb.line(`const _bd = (k - _pc) * ${NR};`);
+    cb.open('n');
+    body();
+    cb.close('for (let n = _jc; n < _jc + _nc; n++)');
+    cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+  } else {
+    cb.open('n');
+    cb.line(`const _bd = ${divSrc('(n - _jc)', NR)} * _kcNR + ${modSrc('(n - _jc)', NR)} - _pc * ${NR};`);
+    cb.open('k');
+    const v = cb.value(bLoad);
+    cb.line(`Bp[_bd + k * ${NR}] = ${v};`);
+    cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+    cb.close('for (let n = _jc; n < _jc + _nc; n++)');
+  }
+}
+
+/** The JavaScript MR x NR register-tile micro-kernel over packed Ap/Bp into Ct (row stride NCP), as source lines. */
+function jsMicroKernel(MR: number, NR: number, NCP: number): string[] {
+  const L: string[] = [];
+  L.push(`for (let _jr = 0; _jr < _ncp; _jr += ${NR}) {`);
+  L.push(`  const _pbb = _jr * _kc;`);
+  L.push(`  for (let _ir = 0; _ir < _mcp; _ir += ${MR}) {`);
+  L.push(`    let _pa = _ir * _kc, _pb = _pbb;`);
+  const accs: string[] = [];
+  for (let i = 0; i < MR; i++) for (let j = 0; j < NR; j++) accs.push(`c${i}_${j}`);
+  L.push(`    let ${accs.map((a) => `${a} = 0`).join(', ')};`);
+  L.push(`    for (let _k = 0; _k < _kc; _k++) {`);
+  for (let i = 0; i < MR; i++) L.push(`      const a${i} = Ap[_pa + ${i}];`);
+  for (let j = 0; j < NR; j++) {
+    L.push(`      const q${j} = Bp[_pb + ${j}];`);
+    for (let i = 0; i < MR; i++) L.push(`      c${i}_${j} += a${i} * q${j};`);
+  }
+  L.push(`      _pa += ${MR}; _pb += ${NR};`);
+  L.push('    }');
+  L.push(`    let _co = (_ic - _c0 + _ir) * ${NCP} + _jr;`);
+  L.push('    if (_pc > 0) {');
+  for (let i = 0; i < MR; i++) {
+    L.push(`      ${Array.from({ length: NR }, (_, j) => `Ct[_co + ${j}] += c${i}_${j};`).join(' ')}`);
+    if (i < MR - 1) L.push(`      _co += ${NCP};`);
+  }
+  L.push('    } else {');
+  for (let i = 0; i < MR; i++) {
+    L.push(`      ${Array.from({ length: NR }, (_, j) => `Ct[_co + ${j}] = c${i}_${j};`).join(' ')}`);
+    if (i < MR - 1) L.push(`      _co += ${NCP};`);
+  }
+  L.push('    }');
+  L.push('  }');
+  L.push('}');
+  return L;
 }
 
 /** Integer GEMM: exact 32-bit wrap-around like the host (Math.imul, | 0). */
