@@ -3,7 +3,7 @@
  * available, the default backend, and moving tensors between devices.
  */
 import type { Device } from '../codegen/kernel/device.js';
-import { cpuDevice } from '../codegen/cpu/device.js';
+import { cpuDevice, envThreads } from '../codegen/cpu/device.js';
 import { createCudaDevice } from '../codegen/cuda/device.js';
 import { cudaUnavailableMessage } from '../codegen/cuda/native.js';
 import { CudaRuntime } from '../codegen/cuda/runtime.js';
@@ -34,10 +34,7 @@ function cpuEntry(): BackendEntry {
   return {
     probe: () => {
       if (dev) return dev;
-      const t = typeof process !== 'undefined' ? process.env.NEXGRAD_CPU_THREADS : undefined;
-      if (t && t !== 'auto' && !(Number.isInteger(Number(t)) && Number(t) >= 1)) {
-        throw new NexgradError(`NEXGRAD_CPU_THREADS must be a positive integer or 'auto', got ${JSON.stringify(t)}`);
-      }
+      envThreads(); // checks the variable here, where the device is first needed
       // cpuDevice reads NEXGRAD_CPU_THREADS itself; a device made here with createCpuDevice
       // would be the WebAssembly path whatever NEXGRAD_CPU says.
       return (dev = cpuDevice);

@@ -441,7 +441,8 @@ function envDialect(): CpuDialect {
   throw new NexgradError(`NEXGRAD_CPU must be 'wasm', 'native' or 'auto', got ${JSON.stringify(v)}`);
 }
 
-function envThreads(): number | undefined {
+/** NEXGRAD_CPU_THREADS as a thread count (undefined when unset); a bad value is a NexgradError naming it. */
+export function envThreads(): number | undefined {
   const t = typeof process !== 'undefined' ? process.env.NEXGRAD_CPU_THREADS : undefined;
   if (!t) return undefined;
   if (t === 'auto') return availableParallelism();

@@ -158,19 +158,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     for (const l of jsMicroKernel(MR, NR, NCP)) cb.line(l);
   };
 
-  const epilogue = (accSrc: (() => string) | null): void => {
-    cb.open('m');
-    if (accSrc) cb.line(`const _cr = (m - _c0) * ${NCP} - _jc;`);
-    cb.open('n');
-    const nDepth = cb.depth;
-    cb.accResolver = (id) => {
-      if (id !== 0) throw new Error(`cpu codegen: matmul ${spec.name} epilogue reads acc ${id}`);
-      return { src: accSrc ? accSrc() : '0', depth: accSrc ? nDepth : 0 };
-    };
-    cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
-    cb.close('for (let n = _jc; n < _jc + _nc; n++)');
-    cb.close('for (let m = _c0; m < _c1; m++)');
-  };
+  const epilogue = (accSrc: (() => string) | null): void => emitJsEpilogue(cb, spec, dtypes, NCP, accSrc);
 
   // ---- the function body
   const unitRows = rangeUnitRows(spec);
@@ -228,6 +216,21 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     workPerItem: Math.max(1, 2 * N * K) * unitRows,
     ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}), ...(pro ? { prologue: pro.func } : {}), ...(bPro ? { bPrologue: bPro.func } : {}) } } : {}),
   };
+}
+
+/** The JavaScript epilogue over rows _c0.._c1 and columns _jc.._jc+_nc: every output from the accumulator (Ct, or 0 when K = 0). */
+function emitJsEpilogue(cb: CodeBuilder, spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, NCP: number, accSrc: (() => string) | null): void {
+  cb.open('m');
+  if (accSrc) cb.line(`const _cr = (m - _c0) * ${NCP} - _jc;`);
+  cb.open('n');
+  const nDepth = cb.depth;
+  cb.accResolver = (id) => {
+    if (id !== 0) throw new Error(`cpu codegen: matmul ${spec.name} epilogue reads acc ${id}`);
+    return { src: accSrc ? accSrc() : '0', depth: accSrc ? nDepth : 0 };
+  };
+  cb.storeAll(spec.outputs, (b) => dtypes.get(b) ?? spec.dtype);
+  cb.close('for (let n = _jc; n < _jc + _nc; n++)');
+  cb.close('for (let m = _c0; m < _c1; m++)');
 }
 
 /** Packs A[b, ic.., pc..] into Ap in strips of MR rows, with the A operand's row statistics first (JavaScript). */
