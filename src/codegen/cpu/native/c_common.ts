@@ -31,6 +31,8 @@ export interface CKernelCode {
   readonly workPerItem: number;
   /** Parts per thread when split (ng_parallel_parts; default 4). */
   readonly partsPerThread?: number;
+  /** Whether the function splits itself across the threads (called once over [0, total); gemm_cols_c.ts). */
+  readonly selfSplit?: boolean;
 }
 
 export function cName(name: string, index: number): string {
@@ -47,9 +49,9 @@ export function bindBuffers(bufs: readonly number[], dtypes: ReadonlyMap<number,
   });
 }
 
-/** A range function over [start, end) with the buffers bound. */
-export function wrapRange(fn: string, bufs: readonly number[], dtypes: ReadonlyMap<number, DType>, body: string): string {
-  return [`static void ${fn}(void* ctx_, int64_t start, int64_t end) {`, '  void** const B = (void**)ctx_;', ...bindBuffers(bufs, dtypes).map((l) => `  ${l}`), ...body.split('\n').map((l) => `  ${l}`), '}'].join('\n');
+/** A range function over [start, end) with the buffers bound (`extraParams`: more C parameters, ', T name, ...'). */
+export function wrapRange(fn: string, bufs: readonly number[], dtypes: ReadonlyMap<number, DType>, body: string, extraParams = ''): string {
+  return [`static void ${fn}(void* ctx_, int64_t start, int64_t end${extraParams}) {`, '  void** const B = (void**)ctx_;', ...bindBuffers(bufs, dtypes).map((l) => `  ${l}`), ...body.split('\n').map((l) => `  ${l}`), '}'].join('\n');
 }
 
 /** Initial accumulator values (argmax: index -1, nothing seen yet; its value lives in `<acc>v`). */

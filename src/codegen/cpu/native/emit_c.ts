@@ -20,6 +20,7 @@ import { emitDepthwiseFastC, emitDepthwiseWgradFastC, epilogueOverChannel } from
 import { emitGemmC } from './gemm_c.js';
 import { bCacheApplies, emitGemmBCacheC } from './gemm_bcache_c.js';
 import { emitGemmKSplitC, kSplitApplies } from './gemm_ksplit_c.js';
+import { columnSplitApplies, emitGemmColumnsC } from './gemm_cols_c.js';
 import { emitTransposeC, transposeAxis } from './transpose_c.js';
 import { reductionPasses } from './column_plan_c.js';
 
@@ -322,11 +323,13 @@ function emitGenericConvC(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyMap<number
 
 /**
  * A GEMM split by rows, or by K when it has few rows and a long reduction (gemm_ksplit_c.ts); B
- * packed once across calls when it is read from a buffer the graph never writes (gemm_bcache_c.ts).
+ * packed once across calls when it is read from a buffer the graph never writes (gemm_bcache_c.ts);
+ * by columns when its row units are too few for the threads (gemm_cols_c.ts, decided at run time).
  */
 function emitGemmAnyC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string, stable: ReadonlySet<number>): CKernelCode {
   if (kSplitApplies(spec)) return emitGemmKSplitC(spec, dtypes, bufs, fn);
-  return bCacheApplies(spec, stable) ? emitGemmBCacheC(spec, dtypes, bufs, fn) : emitGemmC(spec, dtypes, bufs, fn);
+  if (bCacheApplies(spec, stable)) return emitGemmBCacheC(spec, dtypes, bufs, fn);
+  return columnSplitApplies(spec) ? emitGemmColumnsC(spec, dtypes, bufs, fn) : emitGemmC(spec, dtypes, bufs, fn);
 }
 
 function emitConvC(k: ConvKernel, original: ConvKernel, dtypes: ReadonlyMap<number, DType>, bufs: readonly number[], fn: string, stable: ReadonlySet<number>): CKernelCode {

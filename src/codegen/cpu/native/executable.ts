@@ -84,7 +84,7 @@ export class NativeExecutable implements CpuExecutable {
       if (!process.env.NEXGRAD_KEEP_OBJECTS) nodeModule('fs')?.rmSync(obj.path, { force: true });
     }
     g.kernels.forEach((k, i) => {
-      if (threads > 1 && k.splittable && k.total >= 2 && k.total * k.workPerItem >= 200000) this.splitKernels.push(i);
+      if (threads > 1 && (k.splittable || k.selfSplit) && k.total * k.workPerItem >= 200000 && (k.selfSplit || k.total >= 2)) this.splitKernels.push(i);
     });
     const maxId = graph.buffers.reduce((m, b) => Math.max(m, b.id), -1);
     this.B = new Array<HostData | null>(maxId + 1).fill(null);

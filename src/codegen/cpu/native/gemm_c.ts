@@ -13,7 +13,7 @@ import { affineStrides, type Idx, idxVars } from '../../kernel/index_expr.js';
 import type { SExpr } from '../../kernel/kernel_graph.js';
 import { bufName } from '../../lower/dialect.js';
 import { type GemmSpec, usesReducingFeatures } from '../../lower/gemm_spec.js';
-import { C_LOOPS, emitReducingPrologue, emitRowStats, rangeUnitRows } from '../../lower/gemm_reducing.js';
+import { C_LOOPS, type CpuLoopSyntax, emitReducingPrologue, emitRowStats, rangeUnitRows } from '../../lower/gemm_reducing.js';
 import { CBuilder, type CKernelCode, cNestedLoops, cRangeLoops, wrapRange } from './c_common.js';
 import { packAStrips, packBStrips } from './gemm_pack_c.js';
 
@@ -22,6 +22,32 @@ const MR_ALL = 24;
 const NR_ALL = 32;
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
+
+/** The extra parameters of a row-mode body: the column range [_n0, _n1) it computes. */
+const COLUMN_PARAMS = ', int64_t _n0, int64_t _n1';
+
+/**
+ * C's loops for the row statistics of an A prologue: each statistic's loop over the row under
+ * `#pragma omp simd reduction` (as c_common.ts cSumLoops: partial sums in vector lanes). As one
+ * dependent chain of double additions, LayerNorm's two statistics of a 40-channel row took ~320
+ * cycles, more than packing and multiplying the row. The order of the additions changes (in double,
+ * for f32 data). emitRowStats declares each accumulator just before opening its loop: the pragma
+ * names the one declared last.
+ */
+function rowStatsLoops(): CpuLoopSyntax {
+  let last = '';
+  return {
+    ...C_LOOPS,
+    accDecl: (name) => {
+      last = name;
+      return C_LOOPS.accDecl(name);
+    },
+    loop: (v, n) => (v === AX.row(0).name && last ? `#pragma omp simd reduction(+: ${last})\n${C_LOOPS.loop(v, n)}` : C_LOOPS.loop(v, n)),
+  };
+}
+
+/** C's loops, but the reducing outputs' zeroing loop runs over the body's columns [_n0, _n1) only. */
+const C_LOOPS_COLUMNS: CpuLoopSyntax = { ...C_LOOPS, loop: (v, n) => (v === AX.n.name ? `for (int64_t ${v} = _n0; ${v} < _n1; ${v}++)` : C_LOOPS.loop(v, n)) };
 
 function strideOf(x: Idx, v: Axis): number {
   const a = affineStrides(x);
@@ -110,7 +136,7 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     } else {
       cb.open('m');
       cb.line('const int64_t _ad = ((m - _ic) / NG_MR) * _kcMR + (m - _ic) % NG_MR - _pc * NG_MR;');
-      emitRowStats(cb, spec, C_LOOPS);
+      emitRowStats(cb, spec, rowStatsLoops());
       cb.open('k');
       const v = cb.value(aLoad);
       cb.line(`Ap[_ad + k * NG_MR] = (${T})(${v});`);
@@ -138,13 +164,14 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     emitSplitBody(mode, fn, { cb, packA, packB, epilogue, T, esz, micro, M, N, K, MC, KC, NCP, cachedB: opts.cachedB });
     return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: 1, splittable: false, workPerItem: Math.max(1, 2 * M * N * K) };
   }
+  // the body runs columns [_n0, _n1) (a parameter: gemm_cols_c.ts splits columns across threads)
   cb.line(`${T}* const Ap = (${T}*)ng_scratch(0, ${MC * KC * esz});`);
   // a cached packed B (gemm_bcache_c.ts) is packed by the driver before the rows run
   const cachedB = opts.cachedB !== undefined;
   if (!cachedB) cb.line(`${T}* const Bp = (${T}*)ng_scratch(1, ${KC * NCP * esz});`);
   cb.line(`${T}* const Ct = (${T}*)ng_scratch(2, ${RCH * NCP * esz});`);
   const unitRows = rangeUnitRows(spec);
-  emitReducingPrologue(cb, spec, C_LOOPS, (b) => dtypes.get(b) ?? spec.dtype);
+  emitReducingPrologue(cb, spec, C_LOOPS_COLUMNS, (b) => dtypes.get(b) ?? spec.dtype);
   if (packBOnce && !cachedB) cb.line('int64_t _bPacked = -1;');
   cb.line('int64_t _r = start;');
   cb.open('b');
@@ -153,11 +180,11 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
   cb.line(`const int64_t _bEnd = end - b * ${M} < ${M} ? end - b * ${M} : ${M};`);
   cb.line(`const int64_t _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
   if (K === 0) {
-    cb.line(`const int64_t _jc = 0, _nc = ${N};`);
+    cb.line('const int64_t _jc = _n0, _nc = _n1 - _n0;');
     epilogue(false);
   } else {
     cb.open();
-    cb.line(`const int64_t _nc = ${N} - _jc < ${NC} ? ${N} - _jc : ${NC};`);
+    cb.line(`const int64_t _nc = _n1 - _jc < ${NC} ? _n1 - _jc : ${NC};`);
     cb.line('const int64_t _ncp = (_nc + NG_NR - 1) / NG_NR * NG_NR;');
     cb.open();
     cb.line(`const int64_t _kc = ${K} - _pc < ${KC} ? ${K} - _pc : ${KC};`);
@@ -180,13 +207,14 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     cb.close(`for (int64_t _ic = _c0; _ic < _c1; _ic += ${MC})`);
     cb.close(`for (int64_t _pc = 0; _pc < ${K}; _pc += ${KC})`);
     epilogue(true);
-    cb.close(`for (int64_t _jc = 0; _jc < ${N}; _jc += ${NC})`);
+    cb.close(`for (int64_t _jc = _n0; _jc < _n1; _jc += ${NC})`);
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('do', ' while (_r < end);');
   // several parts per thread (ng_parallel_parts) only where rows are many: every part packs B again
   const partsPerThread = batch * M >= 8192 ? 4 : 1;
-  return { name: spec.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: (batch * M) / unitRows, splittable: true, workPerItem: Math.max(1, 2 * N * K) * unitRows, partsPerThread };
+  const source = [wrapRange(`${fn}_cols`, bufs, dtypes, cb.finish(), COLUMN_PARAMS), `static void ${fn}(void* ctx_, int64_t start, int64_t end) { ${fn}_cols(ctx_, start, end, 0, ${N}); }`].join('\n');
+  return { name: spec.name, fn, source, total: (batch * M) / unitRows, splittable: true, workPerItem: Math.max(1, 2 * N * K) * unitRows, partsPerThread };
 }
 
 /** Integer GEMM: exact 32-bit wrap-around like the host. */

@@ -9,7 +9,7 @@
 import { DEPTHWISE_RUNTIME_C } from './depthwise_runtime_c.js';
 
 /** Bumped when the prelude's interface changes (part of every cache key through the source). */
-export const RUNTIME_VERSION = 'ng-cpu-native-3';
+export const RUNTIME_VERSION = 'ng-cpu-native-4';
 
 export const C_PRELUDE = String.raw`/* ${RUNTIME_VERSION} */
 #include <stdint.h>
@@ -49,6 +49,33 @@ static void ng_parallel_parts(const ng_rt* rt, int64_t total, double work, ng_ta
   rt->par(rt->pool, total, (int)parts, fn, ctx);
 }
 static void ng_parallel(const ng_rt* rt, int64_t total, double work, ng_task fn, void* ctx) { ng_parallel_parts(rt, total, work, fn, ctx, 4); }
+
+/* Column parts per row unit of a GEMM (gemm_cols_c.ts), 1 to split its rows instead. Row units
+   split evenly when there are many of them; below 4 per thread (a batch-1 GEMM with reducing
+   outputs has one: its image) each unit's columns are split into t / gcd(t, units) parts, so that
+   the units x parts tasks are a multiple of the t threads, each part at least 32 columns wide. */
+static int64_t ng_column_parts(const ng_rt* rt, int64_t units, int64_t n, double work) {
+  const int64_t t = rt->threads;
+  if (t < 2 || units < 1 || units >= 4 * t || (double)units * work < 200000.0) return 1;
+  int64_t g = t, u = units;
+  while (u) {
+    const int64_t r = g % u;
+    g = u;
+    u = r;
+  }
+  const int64_t cp = t / g, widest = n / 32;
+  return cp <= widest ? cp : (widest > 1 ? widest : 1);
+}
+/* The first column of part c of cp over n columns: near n c / cp, where column s of the output
+   row starting skew elements into a 64-byte line starts a line ((skew + s) % 16 == 0): two threads
+   then never write one cache line (GRN's sums of squares are read and written on every row: a line
+   shared by the parts moved between the cores on every row, and the split ran slower than one thread). */
+static inline int64_t ng_column_start(int64_t c, int64_t cp, int64_t n, int64_t skew) {
+  if (c <= 0) return 0;
+  if (c >= cp) return n;
+  const int64_t s = (n * c / cp + skew + 8) / 16 * 16 - skew;
+  return s < 0 ? 0 : (s > n ? n : s);
+}
 
 /* Per-thread scratch (grow-only, 64-byte aligned): slot i of every kernel shares one block. */
 static _Thread_local void* ng_scr[8];
