@@ -43,6 +43,14 @@ namespace {
 // A persistent pool: `par` splits [0, total) into `parts` chunks that the calling thread and the
 // workers claim from an atomic counter (a descheduled worker never stalls a call: the caller
 // takes its chunk), then waits until every claimed chunk has finished.
+// Between jobs a worker spins for the next one while a call into a kernel object is running
+// (BeginCall .. EndCall: the kernels of a graph come back to back, with one-thread kernels of
+// 20-200 us between split ones): ~2000 pauses, then sched_yield in a loop (on a shared machine a
+// pure spin took the core from the thread with the work: a busy neighbour process made batch-1
+// inference 2x slower); after the call, ~2000 pauses, then it sleeps on the condition variable. A call wakes sleeping workers when it begins, so their wake-up latency overlaps the
+// call's first kernels instead of delaying the first split one. (Before, a worker slept after
+// ~2000 pauses even inside a call: every split kernel after a one-thread kernel waited for a
+// futex wake-up, and the small kernels of the 14x14 and 7x7 stages ran slower on two threads.)
 class Pool {
  public:
   explicit Pool(int workers) {
@@ -58,6 +66,14 @@ class Pool {
     for (auto& t : threads_) t.join();
   }
   int size() const { return static_cast<int>(threads_.size()); }
+
+  void BeginCall() {
+    in_call_.store(true, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lk(mu_);
+    wake_++;
+    cv_.notify_all();
+  }
+  void EndCall() { in_call_.store(false, std::memory_order_relaxed); }
 
   void Run(int64_t total, int parts, ng_task fn, void* ctx) {
     {
@@ -97,15 +113,23 @@ class Pool {
     }
   }
   void Loop() {
-    uint64_t seen = 0;
+    uint64_t seen = 0, seen_wake = 0;
     for (;;) {
-      // spin briefly for the next job (kernels come back to back), then sleep
-      for (int i = 0; i < 2000 && gen_.load(std::memory_order_acquire) == seen; i++) NG_PAUSE();
+      // spin for the next job while a call runs, and briefly after; then sleep
+      for (int i = 0; gen_.load(std::memory_order_acquire) == seen;) {
+        if (i < 2000) {
+          i++;
+          NG_PAUSE();
+        } else if (!in_call_.load(std::memory_order_relaxed)) break;
+        else std::this_thread::yield();
+      }
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return gen_.load() != seen; });
-        seen = gen_.load();
+        cv_.wait(lk, [&] { return gen_.load() != seen || wake_ != seen_wake; });
+        seen_wake = wake_;
         if (stop_) return;
+        if (gen_.load() == seen) continue;  // woken by BeginCall: spin
+        seen = gen_.load();
         if (done_ == seen) continue;  // finished without us
         active_.fetch_add(1);
       }
@@ -125,7 +149,9 @@ class Pool {
   std::atomic<int> next_{0};
   std::atomic<int> finished_{0};
   std::atomic<int> active_{0};
+  std::atomic<bool> in_call_{false};
   uint64_t done_ = 0;
+  uint64_t wake_ = 0;
 };
 
 constexpr int kAbi = 2;
@@ -210,7 +236,9 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   rt.threads = threads;
   rt.par = Par;
   rt.pool = threads > 1 ? g_pool : nullptr;
+  if (threads > 1) g_pool->BeginCall();
   g_loaded[h].run(ptrs.data(), &rt, info[3].As<Napi::Number>().Int64Value(), info[4].As<Napi::Number>().Int64Value());
+  if (threads > 1) g_pool->EndCall();
   return env.Undefined();
 }
 

@@ -140,4 +140,21 @@ describe.runIf(typeof support !== 'string')('native GEMM split by columns', () =
       }
     });
   }
+
+  it('repeated calls on 2 and 3 threads (workers spinning inside calls, sleeping between them) give the one-thread result every time', async () => {
+    const c = CASES[2]!;
+    const rng = mulberry32(5);
+    const ins = [randArray('f32', [c.batch, c.m, c.k], rng), randArray('f32', [c.n, c.k], rng, -0.3, 0.3), randArray('f32', [c.k], rng, 0.5, 1.5), randArray('f32', [c.n], rng, -0.2, 0.2)];
+    const g = graph(c);
+    const want = (cpuDeviceFor(1, 'native').compile(g, simplePlan(g)) as NativeExecutable).run(ins).map((a) => Array.from(a.data as Float32Array));
+    for (const threads of [2, 3]) {
+      const ex = cpuDeviceFor(threads, 'native').compile(g, simplePlan(g)) as NativeExecutable;
+      for (let rep = 0; rep < 40; rep++) {
+        // every tenth call after a pause, long enough for the workers to fall asleep
+        if (rep % 10 === 9) await new Promise((r) => setTimeout(r, 5));
+        const got = ex.run(ins).map((a) => Array.from(a.data as Float32Array));
+        expect(got, `call ${rep} on ${threads} threads`).toEqual(want);
+      }
+    }
+  });
 });
