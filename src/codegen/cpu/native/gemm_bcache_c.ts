@@ -15,6 +15,7 @@ import { bufName } from '../../lower/dialect.js';
 import { type GemmSpec, usesReducingFeatures } from '../../lower/gemm_spec.js';
 import type { CKernelCode } from './c_common.js';
 import { cachedBLayout, emitGemmC } from './gemm_c.js';
+import { columnDriverC } from './gemm_cols_c.js';
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
@@ -49,6 +50,8 @@ export function emitGemmBCacheC(spec: GemmSpec, dtypes: ReadonlyMap<number, DTyp
     `static ${T}* ${fn}_BSRC;`,
     rows.source,
     pack.source,
+    // split by rows, or by columns when the rows are fewer (each thread then reads its share of the packed B)
+    columnDriverC(spec, { fn: `${fn}_run`, rowsFn: rows.fn, colsFn: `${rows.fn}_cols`, workPerUnit: rows.workPerItem, rowsPerUnit: 1, partsPerThread: 4, cachedB: true }),
     `static void ${fn}(void* ctx_, int64_t start, int64_t end) {`,
     '  void** const B = (void**)ctx_;',
     `  if (!${fn}_BPK) {`,
@@ -61,9 +64,9 @@ export function emitGemmBCacheC(spec: GemmSpec, dtypes: ReadonlyMap<number, DTyp
     `    memcpy(${fn}_BSRC, ${src}, ${bytes});`,
     `    ${fn}_pack(ctx_, 0, 1);`,
     '  }',
-    `  ng_parallel(NG_RT, end - start, ${rows.workPerItem}, ${fn}_rows, ctx_);`,
+    `  ${fn}_run(ctx_, start, end);`,
     '}',
   ].join('\n');
   void bufName;
-  return { ...rows, fn, source, splittable: false };
+  return { ...rows, fn, source, splittable: false, selfSplit: true };
 }

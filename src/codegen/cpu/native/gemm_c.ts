@@ -184,14 +184,17 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     epilogue(false);
   } else {
     cb.open();
-    cb.line(`const int64_t _nc = _n1 - _jc < ${NC} ? _n1 - _jc : ${NC};`);
+    // column chunks end at multiples of NC (a cached packed B is stored in blocks of NC columns)
+    cb.line(`_jn = (_jc / ${NC} + 1) * ${NC};`);
+    cb.line('const int64_t _nc = (_n1 < _jn ? _n1 : _jn) - _jc;');
     cb.line('const int64_t _ncp = (_nc + NG_NR - 1) / NG_NR * NG_NR;');
     cb.open();
     cb.line(`const int64_t _kc = ${K} - _pc < ${KC} ? ${K} - _pc : ${KC};`);
     cb.line('const int64_t _kcNR = _kc * NG_NR, _kcMR = _kc * NG_MR;');
     if (cachedB) {
       // packed by the driver (gemm_bcache_c.ts), block (jc, pc) at its own offset
-      cb.line(`${T}* const Bp = ${opts.cachedB}_BPK + ((_jc / ${NC}) * ${Math.ceil(K / KC)} + _pc / ${KC}) * ${KC * NC};`);
+      // (a column part starts at a multiple of NR_ALL: a strip boundary of every micro-kernel)
+      cb.line(`${T}* const Bp = ${opts.cachedB}_BPK + ((_jc / ${NC}) * ${Math.ceil(K / KC)} + _pc / ${KC}) * ${KC * NC} + ((_jc % ${NC}) / NG_NR) * _kcNR;`);
     } else if (packBOnce) {
       const key = bDependsOnBatch ? 'b' : '0';
       cb.line(`if (_bPacked != ${key}) {`);
@@ -207,7 +210,7 @@ export function emitGemmC(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, bu
     cb.close(`for (int64_t _ic = _c0; _ic < _c1; _ic += ${MC})`);
     cb.close(`for (int64_t _pc = 0; _pc < ${K}; _pc += ${KC})`);
     epilogue(true);
-    cb.close(`for (int64_t _jc = _n0; _jc < _n1; _jc += ${NC})`);
+    cb.close('for (int64_t _jc = _n0, _jn; _jc < _n1; _jc = _jn)');
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('do', ' while (_r < end);');

@@ -50,30 +50,40 @@ static void ng_parallel_parts(const ng_rt* rt, int64_t total, double work, ng_ta
 }
 static void ng_parallel(const ng_rt* rt, int64_t total, double work, ng_task fn, void* ctx) { ng_parallel_parts(rt, total, work, fn, ctx, 4); }
 
-/* Column parts per row unit of a GEMM (gemm_cols_c.ts), 1 to split its rows instead. Row units
-   split evenly when there are many of them; below 4 per thread (a batch-1 GEMM with reducing
-   outputs has one: its image) each unit's columns are split into t / gcd(t, units) parts, so that
-   the units x parts tasks are a multiple of the t threads, each part at least 32 columns wide. */
-static int64_t ng_column_parts(const ng_rt* rt, int64_t units, int64_t n, double work) {
-  const int64_t t = rt->threads;
-  if (t < 2 || units < 1 || units >= 4 * t || (double)units * work < 200000.0) return 1;
+/* How a GEMM over units (of rows_per_unit rows) and n columns splits (gemm_cols_c.ts): returns
+   its column parts, 1 to split rows (ng_parallel_parts). A row split has every thread read all of
+   B for its rows, a column split all of A for its columns: with fewer rows than columns, columns
+   (*whole = 1: each task all units, one column part each, one part per thread); else with few
+   units (under 4 per thread: a batch-1 GEMM with reducing outputs has one, its image), each unit's
+   columns in t / gcd(t, units) parts, so that the units x parts tasks are a multiple of the t
+   threads. Parts are at least 32 columns wide. */
+static int64_t ng_gemm_split(const ng_rt* rt, int64_t units, int64_t rows_per_unit, int64_t n, double work, int* whole) {
+  const int64_t t = rt->threads, widest = n / 32;
+  *whole = 0;
+  if (t < 2 || units < 1 || widest < 2 || (double)units * work < 200000.0) return 1;
+  if (units * rows_per_unit < n) {
+    *whole = 1;
+    return t < widest ? t : widest;
+  }
+  if (units >= 4 * t) return 1;
   int64_t g = t, u = units;
   while (u) {
     const int64_t r = g % u;
     g = u;
     u = r;
   }
-  const int64_t cp = t / g, widest = n / 32;
-  return cp <= widest ? cp : (widest > 1 ? widest : 1);
+  const int64_t cp = t / g;
+  return cp < widest ? cp : widest;
 }
-/* The first column of part c of cp over n columns: near n c / cp, where column s of the output
-   row starting skew elements into a 64-byte line starts a line ((skew + s) % 16 == 0): two threads
-   then never write one cache line (GRN's sums of squares are read and written on every row: a line
-   shared by the parts moved between the cores on every row, and the split ran slower than one thread). */
-static inline int64_t ng_column_start(int64_t c, int64_t cp, int64_t n, int64_t skew) {
+/* The first column of part c of cp over n columns: near n c / cp, at a multiple of q (16 or 32)
+   past skew, the element offset of the output row in its 64-byte line (0 for none): with q = 16
+   and f32 two threads then never write one cache line (GRN's sums of squares are read and written
+   on every row: a line shared by two parts moved between the cores on every row, and the split
+   ran slower than one thread). */
+static inline int64_t ng_column_start(int64_t c, int64_t cp, int64_t n, int64_t q, int64_t skew) {
   if (c <= 0) return 0;
   if (c >= cp) return n;
-  const int64_t s = (n * c / cp + skew + 8) / 16 * 16 - skew;
+  const int64_t s = (n * c / cp + skew + q / 2) / q * q - skew;
   return s < 0 ? 0 : (s > n ? n : s);
 }
 
