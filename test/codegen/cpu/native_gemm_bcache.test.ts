@@ -67,6 +67,11 @@ describe.runIf(typeof support !== 'string')('native GEMM: packed B kept across c
       // the owner writes one element in place, then all of them
       b.data[K * N - 1] = 5;
       check('one element of B written in place', b);
+      // (the check compares 64 KiB chunks across the threads: the first and a middle one too)
+      b.data[0] = 7;
+      check('the first element written in place', b);
+      b.data[(K * N) >> 1] = -6;
+      check('a middle element written in place', b);
       for (let i = 0; i < b.data.length; i++) b.data[i] = -b.data[i]!;
       check('all of B written in place', b);
       check('unchanged again', b);

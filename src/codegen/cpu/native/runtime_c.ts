@@ -50,6 +50,26 @@ static void ng_parallel_parts(const ng_rt* rt, int64_t total, double work, ng_ta
 }
 static void ng_parallel(const ng_rt* rt, int64_t total, double work, ng_task fn, void* ctx) { ng_parallel_parts(rt, total, work, fn, ctx, 4); }
 
+/* Whether n bytes at a and b differ, compared in 64 KiB chunks across the threads: a GEMM's check
+   that its cached packed B is still current (gemm_bcache_c.ts) reads the weight and its copy,
+   12 MB per ConvNeXt atto inference, memory-bound (one thread: ~1 ms of an 11 ms batch-1 call). */
+typedef struct ng_cmp_job {
+  const char* a;
+  const char* b;
+  size_t n;
+  int diff;
+} ng_cmp_job;
+static void ng_cmp_task(void* ctx, int64_t start, int64_t end) {
+  ng_cmp_job* j = (ng_cmp_job*)ctx;
+  const size_t lo = (size_t)start << 16, hi = (size_t)end << 16 < j->n ? (size_t)end << 16 : j->n;
+  if (lo < hi && memcmp(j->a + lo, j->b + lo, hi - lo) != 0) __atomic_store_n(&j->diff, 1, __ATOMIC_RELAXED);
+}
+static int ng_differs(const ng_rt* rt, const void* a, const void* b, size_t n) {
+  ng_cmp_job j = { (const char*)a, (const char*)b, n, 0 };
+  ng_parallel(rt, (int64_t)((n + 65535) >> 16), 65536.0, ng_cmp_task, &j);
+  return __atomic_load_n(&j.diff, __ATOMIC_RELAXED);
+}
+
 /* How a GEMM over units (of rows_per_unit rows) and n columns splits (gemm_cols_c.ts): returns
    its column parts, 1 to split rows (ng_parallel_parts). A row split has every thread read all of
    B for its rows, a column split all of A for its columns: with fewer rows than columns, columns
