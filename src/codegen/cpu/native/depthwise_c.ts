@@ -40,13 +40,16 @@ export function emitDepthwiseFastC(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyM
   const [vy, vx] = g.vSp as [string, string];
   const cb = new CBuilder();
   cb.line(`float* const ACC = (float*)ng_scratch(0, ${Math.max(1, OW * C) * 4});`);
-  // weights tap-major with channels contiguous ([KH][KW][C]); other layouts (OIHW) are copied so per call
+  // weights tap-major with channels contiguous ([KH][KW][C]); other layouts (OIHW) are copied so
+  // once per call by a driver into storage of the object (calls into one object never overlap),
+  // before the rows split: copied by every part, the copy cost as much as a part's rows in the
+  // 7x7 and 14x14 stages (7 x 320 channels: one row of work, 49 x 320 weights) and two threads
+  // ran those convolutions slower than one
+  const transposed = g.rsO !== 1;
   let wRow = `${Wt} + _ky * ${g.rsSp[0]}`;
   let wStride = g.rsSp[1]!;
-  if (g.rsO !== 1) {
-    cb.line(`float* const WP = (float*)ng_scratch(1, ${Math.max(1, KH * KW * C) * 4});`);
-    cb.line(`for (int64_t _c = 0; _c < ${C}; _c++) for (int64_t _t = 0; _t < ${KH * KW}; _t++) WP[_t * ${C} + _c] = ${Wt}[_c * ${g.rsO} + (_t / ${KW}) * ${g.rsSp[0]} + (_t % ${KW}) * ${g.rsSp[1]}];`);
-    wRow = `WP + _ky * ${KW * C}`;
+  if (transposed) {
+    wRow = `${fn}_WP + _ky * ${KW * C}`;
     wStride = C;
   }
   cRangeLoops(cb, [g.N, OH], [g.vN, vy], () => {
@@ -58,7 +61,21 @@ export function emitDepthwiseFastC(k: ConvKernel, g: ConvGeom, dtypes: ReadonlyM
     cb.line('}');
     cNestedLoops(cb, [OW], [vx], () => epilogueOverChannel(cb, k, dtypes, g.vC, C, (c) => `(double)ACC[${vx} * ${C} + ${c}]`));
   });
-  return { name: k.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: g.N * OH, splittable: true, workPerItem: 2 * OW * C * KH * KW };
+  const workPerItem = 2 * OW * C * KH * KW;
+  if (!transposed) return { name: k.name, fn, source: wrapRange(fn, bufs, dtypes, cb.finish()), total: g.N * OH, splittable: true, workPerItem };
+  const taps = KH * KW;
+  const source = [
+    `static float* ${fn}_WP;`,
+    wrapRange(`${fn}_rows`, bufs, dtypes, cb.finish()),
+    `static void ${fn}(void* ctx_, int64_t start, int64_t end) {`,
+    '  void** const B = (void**)ctx_;',
+    `  const float* const ${Wt} = (const float*)B[${k.rhs.buf}];`,
+    `  if (!${fn}_WP && !(${fn}_WP = (float*)aligned_alloc(64, ${Math.ceil((Math.max(1, taps * C) * 4) / 64) * 64}))) abort();`,
+    `  for (int64_t _c = 0; _c < ${C}; _c++) for (int64_t _t = 0; _t < ${taps}; _t++) ${fn}_WP[_t * ${C} + _c] = ${Wt}[_c * ${g.rsO} + (_t / ${KW}) * ${g.rsSp[0]} + (_t % ${KW}) * ${g.rsSp[1]}];`,
+    `  ng_parallel(NG_RT, end - start, ${workPerItem}, ${fn}_rows, ctx_);`,
+    '}',
+  ].join('\n');
+  return { name: k.name, fn, source, total: g.N * OH, splittable: false, selfSplit: true, workPerItem };
 }
 
 /**
