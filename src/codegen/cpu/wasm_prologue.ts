@@ -101,7 +101,7 @@ const ldOf = (g: PrologueGeometry): number => Math.ceil(g.KC / 4) * 4;
  * An index as (part in b, m) + (part in v), the second written over k whatever v is (so that a
  * statistic's load over r0 and the apply's over k share a stream), or null when a term mixes them.
  */
-function splitOn(x: Idx, v: Axis, rowAxis: Axis = AX.m): { row: Idx; kpart: Idx } | null {
+export function splitOn(x: Idx, v: Axis, rowAxis: Axis = AX.m): { row: Idx; kpart: Idx } | null {
   const rowTerms: Idx['terms'][number][] = [];
   const kTerms: Idx['terms'][number][] = [];
   for (const t of x.terms) {
@@ -117,7 +117,7 @@ function splitOn(x: Idx, v: Axis, rowAxis: Axis = AX.m): { row: Idx; kpart: Idx 
 const streamKey = (buf: number, row: Idx, kpart: Idx): string => `${buf}@${idxKey(row)}@${idxKey(kpart)}`;
 
 /** The value of an index in k alone. */
-function evalK(x: Idx, k: number): number {
+export function evalK(x: Idx, k: number): number {
   let s = x.c;
   for (const t of x.terms) {
     const a = t.atom;
