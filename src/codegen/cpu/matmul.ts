@@ -170,9 +170,11 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   cb.line(`const b = (_r / ${M}) | 0;`);
   cb.line(`const _c0 = _r - b * ${M};`);
   cb.line(`const _bEnd = end - b * ${M} < ${M} ? end - b * ${M} : ${M};`);
-  const clampToGroup = groupRows !== undefined && groupRows % RCH !== 0;
-  cb.line(`${clampToGroup ? 'let' : 'const'} _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
-  if (clampToGroup) cb.line(`if (_c1 > ((_c0 / ${groupRows} | 0) + 1) * ${groupRows}) _c1 = ((_c0 / ${groupRows} | 0) + 1) * ${groupRows};`);
+  // chunks end at the groups' ends: reducing outputs' (above) and the A prologue's per-block streams'
+  // (a split range starts anywhere: the prologue's groups clamp whatever RCH is)
+  const clamps = [groupRows !== undefined && groupRows % RCH !== 0 ? groupRows : undefined, pro?.groupRows !== undefined && pro.groupRows < M ? pro.groupRows : undefined].filter((gr): gr is number => gr !== undefined);
+  cb.line(`${clamps.length ? 'let' : 'const'} _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
+  for (const gr of new Set(clamps)) cb.line(`if (_c1 > ((_c0 / ${gr} | 0) + 1) * ${gr}) _c1 = ((_c0 / ${gr} | 0) + 1) * ${gr};`);
   if (K === 0) {
     cb.line('const _jc = 0, _nc = ' + N + ';');
     epilogue(null);
