@@ -43,7 +43,11 @@ export interface GemmTiles {
 /** Default cache blocking. */
 export function gemmTiles(spec: GemmSpec, wasm: boolean): GemmTiles {
   const nr = wasm ? WASM_NR : JS_NR;
-  const kc = spec.k <= 384 ? Math.max(spec.k, 1) : 256;
+  // one K block up to K = 1280 (ConvNeXt atto's widest contraction): the packed strips (4 x K
+  // of A, K x 8 of B) still stream well from L2 (the micro-kernel runs as fast at kc 1280 as at
+  // 256), while K blocks cost a staging copy per row and block in JavaScript (with the weights'
+  // [n][k] rows cut into kc pieces) and keep LayerNorm prologues out of WebAssembly
+  const kc = spec.k <= (wasm ? MAX_SINGLE_KC : 384) ? Math.max(spec.k, 1) : 256;
   const ncp = roundUp(spec.n, nr);
   // an A prologue is evaluated once per column block: keep all columns in one block when the
   // packed B panel (kc x nc) still fits comfortably in L2
@@ -51,6 +55,9 @@ export function gemmTiles(spec: GemmSpec, wasm: boolean): GemmTiles {
   const nc = ncp <= maxNc ? ncp : 256;
   return { mc: 64, nc, kc };
 }
+
+/** The largest K packed as one block (see gemmTiles). */
+const MAX_SINGLE_KC = 1280;
 
 const JS_MR = 4;
 const JS_NR = 4;

@@ -5,7 +5,8 @@
  * row blocks end at multiples of D. Checked against a float64 evaluation written here, with
  * the JavaScript GEMM (wasm: false) as a second implementation and a split across two threads
  * (ranges that start inside a group), for D a multiple of the 64-row block, D not (49, 20),
- * K blocks (K = 530), a batch of 2 GEMMs, and an odd column count.
+ * K blocks (K = 1300, past the single-block limit of 1280), a batch of 2 GEMMs, and an odd
+ * column count.
  */
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice } from '../../../src/codegen/cpu/device.js';
@@ -26,7 +27,7 @@ interface Case {
 const CASES: Case[] = [
   { name: 'D = 128 (a multiple of the block)', batch: 1, groups: 3, D: 128, n: 24, k: 40 },
   { name: 'D = 49 (stage 3 of ConvNeXt at 224)', batch: 1, groups: 4, D: 49, n: 37, k: 20 },
-  { name: 'D = 20, K blocks (K = 530)', batch: 1, groups: 5, D: 20, n: 16, k: 530 },
+  { name: 'D = 20, K blocks (K = 1300: blocks of 256)', batch: 1, groups: 5, D: 20, n: 16, k: 1300 },
   { name: 'D = 70, two GEMM batch entries', batch: 2, groups: 2, D: 70, n: 9, k: 12 },
 ];
 
@@ -83,6 +84,7 @@ describe.runIf(wasmSimdAvailable())('WebAssembly A prologue: streams staged once
       const wasm = createCpuDevice().compile(g, simplePlan(g));
       // per block: the chunk ends at the group's end, and the scale is staged without a per-row loop
       expect(wasm.sources[0]).toMatch(new RegExp(`if \\(_c1 > \\(\\(_c0 / ${c.D} \\| 0\\) \\+ 1\\) \\* ${c.D}\\)`));
+      expect(wasm.sources[0]!.includes('_pc += 256')).toBe(c.k > 1280);
       expect(wasm.sources[0]).not.toMatch(/for \(let m = _ic; m < _ic \+ _mc; m\+\+\) \{\s*const i\d+ = \(\(m\)/);
       for (const [dev, what] of [
         [createCpuDevice(), 'wasm'],
