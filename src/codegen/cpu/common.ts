@@ -44,7 +44,9 @@ export type WasmUse =
   /** With `epilogue` or `prologue`, the function is the micro-kernel combined with them (wasm.ts, gemmFusedModuleBytes). */
   | { readonly kind: 'gemm_f32'; readonly bytes: number; readonly epilogue?: WasmFunc; readonly prologue?: WasmFunc; readonly bPrologue?: WasmFunc }
   | { readonly kind: 'dwrow'; readonly bytes: number; readonly cfg: DwRowConfig }
-  | { readonly kind: 'wgrow'; readonly bytes: number; readonly cfg: WgRowConfig };
+  | { readonly kind: 'wgrow'; readonly bytes: number; readonly cfg: WgRowConfig }
+  /** A row-reduction loop kernel's function rows(n) (wasm_rowloop.ts). */
+  | { readonly kind: 'rowloop'; readonly bytes: number; readonly func: WasmFunc };
 
 export type KernelCode = JsKernelCode;
 

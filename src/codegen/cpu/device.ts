@@ -29,7 +29,7 @@ import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type Ker
 import { fastErf } from './math.js';
 import { typedCtor } from './host_arrays.js';
 import { workerPool, type WorkerPool } from './threads.js';
-import { type GemmFn, instantiateDwRow, instantiateGemm, instantiateGemmFused, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
+import { type GemmFn, instantiateDwRow, instantiateFunc, instantiateGemm, instantiateGemmFused, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
 
 /** The helpers generated code receives as `H` (erf: see math.ts; EXACT_HELPERS uses the host's). */
 export const HELPERS = Object.freeze({ erf: fastErf, roundF16, roundBf16 });
@@ -226,6 +226,7 @@ class CpuExecutableImpl implements CpuExecutable {
       if (!c.wasm || !mem) return undefined;
       if (c.wasm.kind === 'gemm_f32') return c.wasm.epilogue || c.wasm.prologue || c.wasm.bPrologue ? instantiateGemmFused(mem, c.wasm) : (gemm ??= instantiateGemm(mem));
       if (c.wasm.kind === 'dwrow') return instantiateDwRow(mem, c.wasm.cfg);
+      if (c.wasm.kind === 'rowloop') return instantiateFunc(mem, c.wasm.func);
       return instantiateWgRow(mem, c.wasm.cfg);
     };
     if (this.shared) {

@@ -18,6 +18,8 @@ import { emitConv } from './conv.js';
 import { emitMatmul } from './matmul.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, emitRangeLoopsPrefix, type JsKernelCode, type KernelCode, REDUCE_INIT, reduceUpdate, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
+import { wasmSimdAvailable } from './wasm.js';
+import { emitRowLoopJs, planRowLoop } from './wasm_rowloop.js';
 
 export * from './common.js';
 
@@ -244,8 +246,12 @@ export function emitKernel(kernel: Kernel, dtypes: ReadonlyMap<number, DType>, o
   const k = prepareKernel(kernel);
   const bufs = kernelBuffers(k);
   switch (k.kind) {
-    case 'loop':
-      return emitLoop(k, dtypes, bufs);
+    case 'loop': {
+      const js = emitLoop(k, dtypes, bufs);
+      // row reductions (LayerNorm) in WebAssembly where wasm_rowloop.ts can express them
+      const plan = (opts.wasm ?? true) && opts.wasmEpilogue !== false && wasmSimdAvailable() ? planRowLoop(kernel as LoopKernel, dtypes) : null;
+      return plan ? emitRowLoopJs(k, plan, bufs, js.workPerItem) : js;
+    }
     case 'matmul':
       return emitMatmul(k, dtypes, bufs, opts, kernel as typeof k);
     case 'conv':

@@ -30,7 +30,7 @@ import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, t
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
 import { emitWasmEpilogueJs, type EpilogueGeometry, planWasmEpilogue } from './wasm_epilogue.js';
-import { emitWasmPrologueJs, planWasmPrologue, type PrologueGeometry } from './wasm_prologue.js';
+import { emitWasmPrologueJs, evalK, planWasmPrologue, type PrologueGeometry, splitOn } from './wasm_prologue.js';
 
 export interface GemmTiles {
   readonly mc: number;
@@ -43,7 +43,11 @@ export interface GemmTiles {
 /** Default cache blocking. */
 export function gemmTiles(spec: GemmSpec, wasm: boolean): GemmTiles {
   const nr = wasm ? WASM_NR : JS_NR;
-  const kc = spec.k <= 384 ? Math.max(spec.k, 1) : 256;
+  // one K block up to K = 1280 (ConvNeXt atto's widest contraction): the packed strips (4 x K
+  // of A, K x 8 of B) still stream well from L2 (the micro-kernel runs as fast at kc 1280 as at
+  // 256), while K blocks cost a staging copy per row and block in JavaScript (with the weights'
+  // [n][k] rows cut into kc pieces) and keep LayerNorm prologues out of WebAssembly
+  const kc = spec.k <= (wasm ? MAX_SINGLE_KC : 384) ? Math.max(spec.k, 1) : 256;
   const ncp = roundUp(spec.n, nr);
   // an A prologue is evaluated once per column block: keep all columns in one block when the
   // packed B panel (kc x nc) still fits comfortably in L2
@@ -51,6 +55,9 @@ export function gemmTiles(spec: GemmSpec, wasm: boolean): GemmTiles {
   const nc = ncp <= maxNc ? ncp : 256;
   return { mc: 64, nc, kc };
 }
+
+/** The largest K packed as one block (see gemmTiles). */
+const MAX_SINGLE_KC = 1280;
 
 const JS_MR = 4;
 const JS_NR = 4;
@@ -145,9 +152,10 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     emitJsPackB(cb, spec, bLoad, NR);
   };
 
+  const aTable = pro ? null : aGatherTable(spec, aLoad, dtypes);
   const packA = (): void => {
     if (pro) return emitWasmPrologueJs(cb, pro, proGeom);
-    emitJsPackA(cb, spec, aLoad, MR);
+    emitJsPackA(cb, spec, aLoad, MR, aTable);
   };
 
   const microKernel = (): void => {
@@ -169,9 +177,11 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   cb.line(`const b = (_r / ${M}) | 0;`);
   cb.line(`const _c0 = _r - b * ${M};`);
   cb.line(`const _bEnd = end - b * ${M} < ${M} ? end - b * ${M} : ${M};`);
-  const clampToGroup = groupRows !== undefined && groupRows % RCH !== 0;
-  cb.line(`${clampToGroup ? 'let' : 'const'} _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
-  if (clampToGroup) cb.line(`if (_c1 > ((_c0 / ${groupRows} | 0) + 1) * ${groupRows}) _c1 = ((_c0 / ${groupRows} | 0) + 1) * ${groupRows};`);
+  // chunks end at the groups' ends: reducing outputs' (above) and the A prologue's per-block streams'
+  // (a split range starts anywhere: the prologue's groups clamp whatever RCH is)
+  const clamps = [groupRows !== undefined && groupRows % RCH !== 0 ? groupRows : undefined, pro?.groupRows !== undefined && pro.groupRows < M ? pro.groupRows : undefined].filter((gr): gr is number => gr !== undefined);
+  cb.line(`${clamps.length ? 'let' : 'const'} _c1 = _c0 + ${RCH} < _bEnd ? _c0 + ${RCH} : _bEnd;`);
+  for (const gr of new Set(clamps)) cb.line(`if (_c1 > ((_c0 / ${gr} | 0) + 1) * ${gr}) _c1 = ((_c0 / ${gr} | 0) + 1) * ${gr};`);
   if (K === 0) {
     cb.line('const _jc = 0, _nc = ' + N + ';');
     epilogue(null);
@@ -207,10 +217,10 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   return {
     kind: 'js',
     name: spec.name,
-    source: wrapFunction(spec.name, params, cb.finish()),
+    source: wrapFunction(spec.name, params, cb.finish(), aTable ? ['const _KT = T[0];'] : []),
     bufs,
     scratch,
-    tables: [],
+    tables: aTable ? [aTable.table] : [],
     total: (batch * M) / unitRows,
     splittable: true,
     workPerItem: Math.max(1, 2 * N * K) * unitRows,
@@ -233,8 +243,24 @@ function emitJsEpilogue(cb: CodeBuilder, spec: GemmSpec, dtypes: ReadonlyMap<num
   cb.close('for (let m = _c0; m < _c1; m++)');
 }
 
+/**
+ * When A is a plain f32/f64 load whose index is (part in b, m) + (part in k) with a k part that
+ * is not affine: the load's buffer, its row part, and the k part's value for every k (the table
+ * `_KT` in the kernel's prelude); null otherwise.
+ */
+export function aGatherTable(spec: GemmSpec, aLoad: SExpr, dtypes: ReadonlyMap<number, DType>): { buf: number; row: Idx; table: Int32Array } | null {
+  if (aLoad.op !== 'load' || aLoad.dyn || spec.aStats || spec.k === 0) return null;
+  const dt = dtypes.get(aLoad.buf);
+  if (dt !== 'f32' && dt !== 'f64') return null;
+  const s = splitOn(aLoad.index, AX.k);
+  if (!s || affineStrides(s.kpart)) return null;
+  const table = new Int32Array(spec.k);
+  for (let k = 0; k < spec.k; k++) table[k] = evalK(s.kpart, k);
+  return { buf: aLoad.buf, row: s.row, table };
+}
+
 /** Packs A[b, ic.., pc..] into Ap in strips of MR rows, with the A operand's row statistics first (JavaScript). */
-function emitJsPackA(cb: CodeBuilder, spec: GemmSpec, aLoad: SExpr, MR: number): void {
+function emitJsPackA(cb: CodeBuilder, spec: GemmSpec, aLoad: SExpr, MR: number, kTable: { buf: number; row: Idx } | null): void {
   // Ap[(i / MR) * (kc * MR) + (k - pc) * MR + i % MR] = A[b, ic + i, k]
   const mInner = spec.aExpr ? false : strideOf(spec.aIdx, AX.m) < strideOf(spec.aIdx, AX.k);
   if (mInner) {
@@ -245,6 +271,14 @@ function emitJsPackA(cb: CodeBuilder, spec: GemmSpec, aLoad: SExpr, MR: number):
     cb.line(`Ap[_ad + ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)}] = ${v};`);
     cb.close('for (let m = _ic; m < _ic + _mc; m++)');
     cb.close('for (let k = _pc; k < _pc + _kc; k++)');
+  } else if (kTable) {
+    // a gather whose k part is not affine (an im2col read of a patchify conv): per row one base
+    // offset, per k an offset from a table, instead of divisions and remainders per element
+    cb.open('m');
+    cb.line(`const _ad = ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)} - _pc * ${MR};`);
+    cb.line(`const _ar = ${cb.index(kTable.row)};`);
+    cb.line(`for (let k = _pc; k < _pc + _kc; k++) Ap[_ad + k * ${MR}] = ${bufName(kTable.buf)}[_ar + _KT[k]];`);
+    cb.close('for (let m = _ic; m < _ic + _mc; m++)');
   } else {
     cb.open('m');
     cb.line(`const _ad = ${divSrc('(m - _ic)', MR)} * _kcMR + ${modSrc('(m - _ic)', MR)} - _pc * ${MR};`);

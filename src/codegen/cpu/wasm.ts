@@ -517,9 +517,26 @@ export function instantiateWgRow(mem: WasmMemory, cfg: WgRowConfig, shared = fal
   return inst.exports.wgrow as WgRowFn;
 }
 
+/** Whether the engine accepts a module of one generated function (exported as `f`). */
+export function validFunc(f: WasmFunc): boolean {
+  try {
+    return WA !== undefined && WA.validate(funcsModuleBytes([f], 'f', 0, false));
+  } catch {
+    return false;
+  }
+}
+
+/** Instantiates one generated function over `mem` (modules cached per function). */
+export function instantiateFunc(mem: WasmMemory, f: WasmFunc, shared = false): (...args: number[]) => void {
+  const mod = cachedModule(`fn:${funcKey(f)}${shared ? 's' : ''}`, () => funcsModuleBytes([f], 'f', 0, shared));
+  return new WA!.Instance(mod, { env: { mem } }).exports.f as (...args: number[]) => void;
+}
+
 /** The compiled module and export name a kernel's WebAssembly use needs (for worker threads). */
-export function wasmModuleFor(use: ({ kind: 'gemm_f32' } & GemmParts) | { kind: 'dwrow'; cfg: DwRowConfig } | { kind: 'wgrow'; cfg: WgRowConfig }): { module: object; name: string } {
+export function wasmModuleFor(use: ({ kind: 'gemm_f32' } & GemmParts) | { kind: 'dwrow'; cfg: DwRowConfig } | { kind: 'wgrow'; cfg: WgRowConfig } | { kind: 'rowloop'; func: WasmFunc }): { module: object; name: string } {
   switch (use.kind) {
+    case 'rowloop':
+      return { module: cachedModule(`fn:${funcKey(use.func)}`, () => funcsModuleBytes([use.func], 'f', 0, false)), name: 'f' };
     case 'gemm_f32':
       if (use.epilogue || use.prologue || use.bPrologue) {
         const parts: GemmParts = { ...(use.epilogue ? { epilogue: use.epilogue } : {}), ...(use.prologue ? { prologue: use.prologue } : {}), ...(use.bPrologue ? { bPrologue: use.bPrologue } : {}) };

@@ -27,6 +27,9 @@ export interface LaneOps {
   readonly neg: number;
   readonly abs: number;
   readonly sqrt: number;
+  /** pmin(a, b) = b < a ? b : a and pmax(a, b) = a < b ? b : a (a NaN in a passes through). */
+  readonly pmin: number;
+  readonly pmax: number;
   readonly cmp: Readonly<Record<'eq' | 'ne' | 'lt' | 'gt' | 'le' | 'ge', number>>;
   /** v128.const bytes of a splatted value. */
   readonly konst: (v: number) => number[];
@@ -40,8 +43,8 @@ const constBytes = (v: number, f64: boolean): number[] => {
 };
 
 export const LANES: Readonly<Record<EpilogueLanes, LaneOps>> = {
-  f64x2: { W: 2, add: 0xf0, sub: 0xf1, mul: 0xf2, div: 0xf3, neg: 0xed, abs: 0xec, sqrt: 0xef, cmp: { eq: 0x47, ne: 0x48, lt: 0x49, gt: 0x4a, le: 0x4b, ge: 0x4c }, konst: (v) => constBytes(v, true) },
-  f32x4: { W: 4, add: 0xe4, sub: 0xe5, mul: 0xe6, div: 0xe7, neg: 0xe1, abs: 0xe0, sqrt: 0xe3, cmp: { eq: 0x41, ne: 0x42, lt: 0x43, gt: 0x44, le: 0x45, ge: 0x46 }, konst: (v) => constBytes(Math.fround(v), false) },
+  f64x2: { W: 2, add: 0xf0, sub: 0xf1, mul: 0xf2, div: 0xf3, neg: 0xed, abs: 0xec, sqrt: 0xef, pmin: 0xf6, pmax: 0xf7, cmp: { eq: 0x47, ne: 0x48, lt: 0x49, gt: 0x4a, le: 0x4b, ge: 0x4c }, konst: (v) => constBytes(v, true) },
+  f32x4: { W: 4, add: 0xe4, sub: 0xe5, mul: 0xe6, div: 0xe7, neg: 0xe1, abs: 0xe0, sqrt: 0xe3, pmin: 0xea, pmax: 0xeb, cmp: { eq: 0x41, ne: 0x42, lt: 0x43, gt: 0x44, le: 0x45, ge: 0x46 }, konst: (v) => constBytes(Math.fround(v), false) },
 };
 
 export const OR = simd(0x50);
@@ -115,25 +118,28 @@ export function exprCompiler(emit: (...xs: (readonly number[])[]) => void, L: La
     have.set(x, l);
     return l;
   };
-  /** erf32(x): if (x >= 4) 1; if (x <= -4) -1; else x * P(u) / Q(u) clamped to [-1, 1], u = x * x. */
+  /**
+   * erf32(x): if (x >= 4) 1; if (x <= -4) -1; else x * P(u) / Q(u) clamped to [-1, 1], u = x * x.
+   * Computed as clamp(ratio(clamp(x, -4, 4)), -1, 1) with pmin/pmax (one instruction each,
+   * where compare + bitselect pairs cost several): the same values, because the f32 ratio at
+   * x = +-4 is +-1.0000007 (clamped to +-1), and pmin/pmax pass a NaN in x through as the
+   * selects did (erf_clamp.test.ts checks both against the rule).
+   */
   const erf = (node: SExpr, xl: number): number => {
+    const xc = vLocal();
+    e(lget(xl), L.konst(-4), simd(L.pmax), L.konst(4), simd(L.pmin), lset(xc));
     const u = vLocal();
-    e(lget(xl), lget(xl), simd(L.mul), lset(u));
+    e(lget(xc), lget(xc), simd(L.mul), lset(u));
     const horner = (cs: readonly number[]): void => {
       e(L.konst(cs[0]!));
       for (let i = 1; i < cs.length; i++) e(lget(u), simd(L.mul), L.konst(cs[i]!), simd(L.add));
     };
-    e(lget(xl));
+    e(lget(xc));
     horner(ERF_P32);
     e(simd(L.mul));
     horner(ERF_Q32);
     e(simd(L.div));
-    const r = vLocal();
-    e(lset(r));
-    e(L.konst(1), lget(r), lget(r), L.konst(1), simd(L.cmp.gt), BITSELECT, lset(r));
-    e(L.konst(-1), lget(r), lget(r), L.konst(-1), simd(L.cmp.lt), BITSELECT, lset(r));
-    e(L.konst(1), lget(r), lget(xl), L.konst(4), simd(L.cmp.ge), BITSELECT, lset(r));
-    e(L.konst(-1), lget(r), lget(xl), L.konst(-4), simd(L.cmp.le), BITSELECT);
+    e(L.konst(-1), simd(L.pmax), L.konst(1), simd(L.pmin));
     return set(node);
   };
   const unary = (x: SExpr & { op: 'unary' }): number => {

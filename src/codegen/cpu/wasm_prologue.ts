@@ -82,6 +82,12 @@ interface Stream {
   readonly runs: readonly Run[] | null;
   /** Element offset in P. */
   readonly area: number;
+  /**
+   * vector and scalar modes whose row index does depend on m, but only through m's group of
+   * `ProloguePlan.groupRows` rows (GRN's per-image scale, an image's statistics): staged once
+   * per block at m = the block's first row, blocks never crossing a group's end.
+   */
+  readonly perBlock?: boolean;
 }
 
 export interface ProloguePlan {
@@ -92,6 +98,43 @@ export interface ProloguePlan {
   readonly pElems: number;
   readonly func: WasmFunc;
   readonly names: (typeof JS_NAMES)[keyof typeof JS_NAMES];
+  /** When some streams are staged per block (Stream.perBlock): row blocks must not cross multiples of this. */
+  readonly groupRows?: number;
+}
+
+/** Smallest group of rows worth a block of its own (smaller groups keep staging per row). */
+const MIN_GROUP_ROWS = 16;
+
+/** The value of an index at row m (every other variable 0: the batch is fixed within a block). */
+function evalAtRow(x: Idx, R: Axis, m: number): number {
+  let s = x.c;
+  for (const t of x.terms) {
+    const a = t.atom;
+    const v = a.k === 'var' ? (a.axis === R ? m : 0) : a.k === 'div' ? Math.floor(evalAtRow(a.a, R, m) / a.d) : ((evalAtRow(a.a, R, m) % a.d) + a.d) % a.d;
+    s += t.coef * v;
+  }
+  return s;
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * The rows over which an index in (b, m) stays constant: the gcd of the rows where its value
+ * changes over m < M (M itself when it never changes), so that it is constant on every aligned
+ * group of that many rows.
+ */
+function rowGroup(row: Idx, R: Axis, M: number): number {
+  let g = 0;
+  let prev = evalAtRow(row, R, 0);
+  for (let m = 1; m < M; m++) {
+    const v = evalAtRow(row, R, m);
+    if (v !== prev) {
+      g = gcd(m, g);
+      if (g < MIN_GROUP_ROWS) return g;
+      prev = v;
+    }
+  }
+  return g === 0 ? M : g;
 }
 
 /** Row stride (elements) of tile streams in P. */
@@ -101,7 +144,7 @@ const ldOf = (g: PrologueGeometry): number => Math.ceil(g.KC / 4) * 4;
  * An index as (part in b, m) + (part in v), the second written over k whatever v is (so that a
  * statistic's load over r0 and the apply's over k share a stream), or null when a term mixes them.
  */
-function splitOn(x: Idx, v: Axis, rowAxis: Axis = AX.m): { row: Idx; kpart: Idx } | null {
+export function splitOn(x: Idx, v: Axis, rowAxis: Axis = AX.m): { row: Idx; kpart: Idx } | null {
   const rowTerms: Idx['terms'][number][] = [];
   const kTerms: Idx['terms'][number][] = [];
   for (const t of x.terms) {
@@ -117,7 +160,7 @@ function splitOn(x: Idx, v: Axis, rowAxis: Axis = AX.m): { row: Idx; kpart: Idx 
 const streamKey = (buf: number, row: Idx, kpart: Idx): string => `${buf}@${idxKey(row)}@${idxKey(kpart)}`;
 
 /** The value of an index in k alone. */
-function evalK(x: Idx, k: number): number {
+export function evalK(x: Idx, k: number): number {
   let s = x.c;
   for (const t of x.terms) {
     const a = t.atom;
@@ -183,7 +226,23 @@ export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DTy
   };
   const LD = ldOf(g);
   const streams: Stream[] = [];
+  // streams whose row part changes only between groups of rows (per image): staged per block
+  const groupOf = new Map<string, number>();
+  if (R === AX.m) {
+    for (const [key, s] of found) {
+      if (!idxVars(s.row).has(R) || affineStrides(s.row)?.strides.get(R)) continue;
+      const gr = rowGroup(s.row, R, spec.m);
+      if (gr >= MIN_GROUP_ROWS) groupOf.set(key, gr);
+    }
+  }
+  const groupRows = groupOf.size ? [...groupOf.values()].reduce(gcd) : 0;
+  const grouped = groupRows >= MIN_GROUP_ROWS;
   for (const [key, s] of found) {
+    if (grouped && groupOf.has(key)) {
+      const perK = s.runs !== null || idxVars(s.kpart).has(AX.k);
+      streams.push({ key, buf: s.buf, row: s.row, runs: s.runs, mode: perK ? 'vector' : 'scalar', contiguous: false, area: take(perK ? LD : 1), perBlock: true });
+      continue;
+    }
     const mDep = idxVars(s.row).has(R);
     const perK = s.runs !== null || idxVars(s.kpart).has(AX.k);
     const base = { key, buf: s.buf, row: s.row, runs: s.runs };
@@ -198,7 +257,7 @@ export function planWasmPrologue(spec: GemmSpec, dtypes: ReadonlyMap<number, DTy
   const statAreas = reductions.map(() => take(g.MC));
   const func = prologueFunc(expr, reductions, streams, statAreas, spec.k, g, R);
   if (!validGemmFused({ prologue: func })) return null;
-  return { streams, statAreas, pElems, func, names: JS_NAMES[R === AX.n ? 'n' : 'm'] };
+  return { streams, statAreas, pElems, func, names: JS_NAMES[R === AX.n ? 'n' : 'm'], ...(grouped ? { groupRows } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -441,6 +500,17 @@ export function emitWasmPrologueJs(cb: CodeBuilder, plan: ProloguePlan, g: Prolo
   for (const s of plan.streams) if (s.runs) cb.line(`const _R${s.area} = [${s.runs.flat().join(', ')}];`);
   for (const s of plan.streams) {
     const src = bufName(s.buf);
+    if (s.perBlock) {
+      // the block's rows share the group's values: read them at its first row
+      cb.open(v);
+      cb.line(`const ${v} = ${lo};`);
+      const i = cb.index(s.row);
+      if (s.runs) stageRuns(s, i, String(s.area));
+      else if (s.mode === 'scalar') cb.line(`${P}[${s.area}] = ${src}[${i}];`);
+      else cb.line(`${P}.set(${src}.subarray(${i} + _pc, ${i} + _pc + _kc), ${s.area});`);
+      cb.close('');
+      continue;
+    }
     if (s.runs && s.mode === 'vector') {
       stageRuns(s, cb.index(s.row), String(s.area));
       continue;

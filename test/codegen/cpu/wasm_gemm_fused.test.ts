@@ -169,7 +169,7 @@ const geluSumSq = (c: Case): (KernelOutput & { size: number })[] => {
 
 const REDUCING: Case[] = [
   { name: 'gelu + sum of squares, one block', batch: 2, m: 150, n: 40, k: 24, extra: [{ id: 2, size: 40 }], outputs: geluSumSq, reduceRows: 150 },
-  { name: 'gelu + sum of squares, column blocks and K blocks', batch: 2, m: 70, n: 1030, k: 520, extra: [{ id: 2, size: 1030 }], outputs: geluSumSq, reduceRows: 70 },
+  { name: 'gelu + sum of squares, column blocks and K blocks', batch: 2, m: 70, n: 1030, k: 1300, extra: [{ id: 2, size: 1030 }], outputs: geluSumSq, reduceRows: 70 },
   { name: 'gelu + sum of squares, n = 37', batch: 1, m: 9, n: 37, k: 5, extra: [{ id: 2, size: 37 }], outputs: geluSumSq, reduceRows: 9 },
 ];
 
@@ -301,7 +301,7 @@ const PROLOGUES: Case[] = [
   { name: 'patchify + LayerNorm prologue (gathered runs)', batch: 1, m: 4 * OW, n: 24, k: 4 * C, a: patchA, extra: [{ id: 2, size: 24 }, { id: 4, size: 16 * OW * OW }, { id: 5, size: 16 * OW * OW, lo: 0.5, hi: 2 }, { id: 6, size: C }, { id: 7, size: C }], outputs: plainOut },
   { name: 'GRN prologue, K = 160', batch: 2, m: 75, n: 40, k: 160, a: grnA, extra: [{ id: 2, size: 160 }, { id: 3, size: 160 }, { id: 4, size: 320, lo: 0, hi: 40 }, { id: 5, size: 2, lo: 0.5, hi: 2 }], outputs: plainOut },
   // several K blocks (the prologue sees k in [_pc, _pc + _kc)) and a short last one
-  { name: 'GRN prologue, K = 530 (K blocks)', batch: 1, m: 33, n: 20, k: 530, a: grnA, extra: [{ id: 2, size: 530 }, { id: 3, size: 530 }, { id: 4, size: 530, lo: 0, hi: 40 }, { id: 5, size: 1, lo: 0.5, hi: 2 }], outputs: plainOut },
+  { name: 'GRN prologue, K = 1300 (K blocks)', batch: 1, m: 33, n: 20, k: 1300, a: grnA, extra: [{ id: 2, size: 1300 }, { id: 3, size: 1300 }, { id: 4, size: 1300, lo: 0, hi: 40 }, { id: 5, size: 1, lo: 0.5, hi: 2 }], outputs: plainOut },
 ];
 
 describe('WebAssembly GEMM: A prologues', () => {
