@@ -64,7 +64,16 @@ function ortContender(ort: Ort, threads: number): Contender {
     // onnxruntime-node runs asynchronously: main() calls ready() and session.run instead
     prepare: () => null,
     async ready() {
-      session ??= await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+      // force_spinning_stop: its intra-op threads stop spinning when a run ends (they spin on by
+      // default, holding a core while the next contender of the round-robin runs); nexgrad's
+      // native pool likewise spins only while a call runs
+      session ??= await ort.InferenceSession.create(model, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        extra: { session: { force_spinning_stop: '1' } },
+      });
       return session;
     },
   } as Contender & { ready(): Promise<import('onnxruntime-node').InferenceSession> };
