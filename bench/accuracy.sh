@@ -3,7 +3,7 @@
 # for the same number of training steps, at the main job's budget (scripts/example.sh's `mini` on
 # this 2-core CPU) and at a longer one with a finer model; and training throughput (img/s) of both
 # steps of the short budget's model. Not part of CI (about 15 minutes for the short budget, about
-# 70 for the long one on two idle cores). Results: bench/results/accuracy-<date>.json and the
+# 70 for the long one with PARALLEL=1 on two idle cores). Results: bench/results/accuracy-<date>.json and the
 # lines printed at the end.
 #   PRE=... FT=...            steps of the short budget (default: what the main job ran here)
 #   LONG_PRE=... LONG_FT=...  steps of the long budget (default 5 and 25 epochs of 468 steps)
