@@ -64,6 +64,25 @@ const VZERO = simd(0x0c, ...new Array<number>(16).fill(0));
 const FADD = simd(0xe4);
 const FMUL = simd(0xe6);
 
+/**
+ * The body of a generated function being built: `e` appends instructions, `vLocal` hands out the
+ * next v128 local after the `vBase` i32 ones, `nV` counts them (for the locals declaration).
+ */
+export function wasmBody(vBase: number): { code: number[]; e: (...xs: (readonly number[])[]) => void; vLocal: () => number; readonly nV: number } {
+  const code: number[] = [];
+  let nV = 0;
+  return {
+    code,
+    e: (...xs) => {
+      for (const x of xs) code.push(...x);
+    },
+    vLocal: () => vBase + nV++,
+    get nV() {
+      return nV;
+    },
+  };
+}
+
 /** A function of a generated module: `params` i32 parameters, no results, locals and body. */
 export interface WasmFunc {
   readonly params: number;

@@ -37,7 +37,7 @@ import { affineStrides, type Idx, idxKey, idxVars } from '../kernel/index_expr.j
 import type { KernelOutput, SExpr } from '../kernel/kernel_graph.js';
 import type { CodeBuilder } from './scope.js';
 import { bufName } from './scope.js';
-import { ADD, BLOCK, br, brIf, END, i32c, I32, lget, LOOP, lset, simd, V128, validGemmEpilogue, type WasmFunc } from './wasm.js';
+import { ADD, BLOCK, br, brIf, END, I32, i32c, lget, LOOP, lset, simd, type WasmFunc, V128, validGemmEpilogue, wasmBody } from './wasm.js';
 import { DEMOTE, type EpilogueLanes, exprCompiler, exprSupported, LANES, memarg, PROMOTE } from './wasm_expr.js';
 
 export type { EpilogueLanes };
@@ -259,13 +259,8 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
   const outAddr = computed.map((o) => addrOf((o.src === 'Ct' ? g.ctOff : g.sOff) + o.area * 4, o.ld * 4, 1));
   const nI32 = nl - 2;
   const vBase = nl;
-  let nV = 0;
-  const vLocal = (): number => vBase + nV++;
-
-  const code: number[] = [];
-  const e = (...xs: (readonly number[])[]): void => {
-    for (const x of xs) code.push(...x);
-  };
+  const vb = wasmBody(vBase);
+  const { code, e, vLocal } = vb;
   /** Pushes the address operand of a stream access; returns the memarg offset. */
   const address = (a: Addr, off: number): number => {
     if (a.local >= 0) {
@@ -335,7 +330,7 @@ function epilogueFunc(plan: { loads: readonly LoadStream[]; outputs: readonly Ou
     params: 2,
     locals: [
       [nI32, I32],
-      [Math.max(nV, 1), V128],
+      [Math.max(vb.nV, 1), V128],
     ],
     code,
   };

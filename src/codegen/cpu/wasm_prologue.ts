@@ -28,7 +28,7 @@ import type { Reduction, SExpr } from '../kernel/kernel_graph.js';
 import type { GemmSpec } from '../lower/gemm_spec.js';
 import type { CodeBuilder } from './scope.js';
 import { bufName } from './scope.js';
-import { ADD, BLOCK, br, brIf, END, GE_S, i32c, I32, IF, lget, LOOP, lset, MUL, simd, V128, validGemmFused, type WasmFunc } from './wasm.js';
+import { ADD, BLOCK, br, brIf, END, GE_S, I32, i32c, IF, lget, LOOP, lset, MUL, simd, type WasmFunc, V128, validGemmFused, wasmBody } from './wasm.js';
 import { exprCompiler, exprSupported, LANES, memarg } from './wasm_expr.js';
 
 /** The block geometry the GEMM template uses (elements). */
@@ -288,12 +288,8 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
   const SA = nl++; // byte address in Ap of this strip (apOff + s * kc * 16)
   const nI32 = nl - 2;
   const vBase = nl;
-  let nV = 0;
-  const vLocal = (): number => vBase + nV++;
-  const code: number[] = [];
-  const e = (...xs: (readonly number[])[]): void => {
-    for (const x of xs) code.push(...x);
-  };
+  const body = wasmBody(vBase);
+  const { code, e, vLocal } = body;
   const byKey = new Map(streams.map((s) => [s.key, s]));
   const pB = (area: number): number => g.pOff + area * 4;
 
@@ -411,7 +407,7 @@ function prologueFunc(expr: SExpr, reductions: readonly Reduction[], streams: re
     params: 2,
     locals: [
       [nI32, I32],
-      [Math.max(nV, 1), V128],
+      [Math.max(body.nV, 1), V128],
     ],
     code,
   };

@@ -22,7 +22,7 @@ import { affineStrides, type Idx } from '../kernel/index_expr.js';
 import type { KernelOutput, LoopKernel, SExpr } from '../kernel/kernel_graph.js';
 import { type JsKernelCode, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
-import { ADD, BLOCK, br, brIf, END, GE_S, i32c, I32, lget, LOOP, lset, MUL, simd, V128, validFunc, type WasmFunc } from './wasm.js';
+import { ADD, BLOCK, br, brIf, END, GE_S, I32, i32c, lget, LOOP, lset, MUL, simd, type WasmFunc, V128, validFunc, wasmBody } from './wasm.js';
 import { exprCompiler, exprSupported, LANES, memarg } from './wasm_expr.js';
 
 /** Outer items per staged chunk (bounds the staging area: CHUNK x R floats per tile stream). */
@@ -164,12 +164,8 @@ function rowLoopFunc(k: LoopKernel, loadStream: ReadonlyMap<SExpr, Stream>, outs
   const itemB = nl++; // u * 4
   const nI32 = nl - 1;
   const vBase = nl;
-  let nV = 0;
-  const vLocal = (): number => vBase + nV++;
-  const code: number[] = [];
-  const e = (...xs: (readonly number[])[]): void => {
-    for (const x of xs) code.push(...x);
-  };
+  const body = wasmBody(vBase);
+  const { code, e, vLocal } = body;
   const byLoad = (x: SExpr): Stream => loadStream.get(x)!;
   const accLocals: number[] = [];
   /** A compiler whose leaves read the current item (and, inside a row loop, the current 4 columns). */
@@ -277,7 +273,7 @@ function rowLoopFunc(k: LoopKernel, loadStream: ReadonlyMap<SExpr, Stream>, outs
     params: 1,
     locals: [
       [nI32, I32],
-      [nV, V128],
+      [body.nV, V128],
     ],
     code,
   };
