@@ -41,9 +41,10 @@ run_budget() { # name pre_steps ft_steps "model flags" "extra fine-tuning flags"
   nexgrad pretrain "${model[@]}" "${common[@]}" --steps "$pre" --lr 2e-3 --warmup-epochs 0.05 --mask-ratio 0.6 --decoder-dim 128 --out "$dir/pretrain" >/dev/null
   local ft_common=("${model[@]}" "${common[@]}" --lr 2e-3 --warmup-epochs 0.1 --ema 0.999 --label-smoothing 0.1 --weight-decay 0.5 "${extra[@]}")
   nexgrad finetune "${ft_common[@]}" --steps "$ft" --init "$dir/pretrain/fcmae.safetensors" --out "$dir/finetune" > "$dir/finetune.log" &
-  [ "${PARALLEL:-}" = 1 ] || wait $!
+  local pid=$!
+  [ "${PARALLEL:-}" = 1 ] || wait "$pid"
   nexgrad finetune "${ft_common[@]}" --steps $((pre + ft)) --out "$dir/scratch" > "$dir/scratch.log"
-  wait
+  [ "${PARALLEL:-}" != 1 ] || wait "$pid" # a bare `wait` would not report the job's failure
   local a_pre a_scratch
   a_pre=$(acc < "$dir/finetune.log")
   a_scratch=$(acc < "$dir/scratch.log")

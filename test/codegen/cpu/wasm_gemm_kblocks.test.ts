@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice } from '../../../src/codegen/cpu/device.js';
+import { jsPathDevices } from './js_path_devices.js';
 import { wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
 import type { KernelGraph, MatmulKernel, SExpr } from '../../../src/codegen/kernel/kernel_graph.js';
 import { acc, bin, buf, cst, expectClose, ld, lin, mulberry32, randArray, simplePlan, un, v } from './util.js';
@@ -70,11 +71,7 @@ describe.runIf(wasmSimdAvailable())('WebAssembly GEMM: one K block up to 1280, L
       // one block: the statistics and the apply in WebAssembly (G(2, ...)); K blocks: JavaScript
       expect(wasm.sources[0]!.includes('G(2, _mcp, _kc)')).toBe(!c.blocks);
       const tol = 2e-7 * c.k + 2e-5;
-      for (const [dev, what] of [
-        [createCpuDevice(), 'wasm'],
-        [createCpuDevice({ wasm: false }), 'JavaScript'],
-        [createCpuDevice({ threads: 2, splitMinWork: 1 }), 'two threads'],
-      ] as const) {
+      for (const [dev, what] of jsPathDevices()) {
         const out = dev.compile(g, simplePlan(g)).run(inputs)[0]!;
         expectClose(out.data, want, tol, tol, `K = ${c.k} (${what})`);
       }

@@ -10,6 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice } from '../../../src/codegen/cpu/device.js';
+import { jsPathDevices } from './js_path_devices.js';
 import { wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
 import type { Idx } from '../../../src/codegen/kernel/index_expr.js';
 import type { KernelGraph, MatmulKernel, SExpr } from '../../../src/codegen/kernel/kernel_graph.js';
@@ -86,11 +87,7 @@ describe.runIf(wasmSimdAvailable())('WebAssembly A prologue: streams staged once
       expect(wasm.sources[0]).toMatch(new RegExp(`if \\(_c1 > \\(\\(_c0 / ${c.D} \\| 0\\) \\+ 1\\) \\* ${c.D}\\)`));
       expect(wasm.sources[0]!.includes('_pc += 256')).toBe(c.k > 1280);
       expect(wasm.sources[0]).not.toMatch(/for \(let m = _ic; m < _ic \+ _mc; m\+\+\) \{\s*const i\d+ = \(\(m\)/);
-      for (const [dev, what] of [
-        [createCpuDevice(), 'wasm'],
-        [createCpuDevice({ wasm: false }), 'JavaScript'],
-        [createCpuDevice({ threads: 2, splitMinWork: 1 }), 'two threads'],
-      ] as const) {
+      for (const [dev, what] of jsPathDevices()) {
         const out = dev.compile(g, simplePlan(g)).run(inputs)[0]!;
         expectClose(out.data, want, tol, tol, `${c.name} (${what})`);
       }

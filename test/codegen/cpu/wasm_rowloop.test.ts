@@ -9,6 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createCpuDevice } from '../../../src/codegen/cpu/device.js';
+import { jsPathDevices } from './js_path_devices.js';
 import { wasmSimdAvailable } from '../../../src/codegen/cpu/wasm.js';
 import type { KernelGraph, KernelOutput, LoopKernel } from '../../../src/codegen/kernel/kernel_graph.js';
 import { acc, bin, buf, cst, expectClose, ld, lin, mulberry32, randArray, simplePlan, un, v } from './util.js';
@@ -91,11 +92,7 @@ describe.runIf(wasmSimdAvailable())('row-reduction loop kernels in WebAssembly',
       const wasm = createCpuDevice().compile(g, simplePlan(g));
       expect(wasm.sources[0]!.includes('G(_n)')).toBe(c.wasm);
       const tol = 2e-6 * Math.sqrt(c.C) + 2e-6;
-      for (const [dev, what] of [
-        [createCpuDevice(), 'wasm'],
-        [createCpuDevice({ wasm: false }), 'JavaScript'],
-        [createCpuDevice({ threads: 2, splitMinWork: 1 }), 'two threads'],
-      ] as const) {
+      for (const [dev, what] of jsPathDevices()) {
         const outs = dev.compile(g, simplePlan(g)).run(inputs);
         let i = 0;
         if (c.rows) expectClose(outs[i++]!.data, wantY, tol, tol, `rows (${what})`);
