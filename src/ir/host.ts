@@ -64,3 +64,18 @@ export function roundInPlace(a: HostArray): HostArray {
   for (let i = 0; i < d.length; i++) d[i] = castScalar(d[i]!, a.dtype);
   return a;
 }
+
+/**
+ * How many times an executable has written into arrays its caller passed (donated inputs are
+ * updated in place). Host arrays are otherwise never written after they are made (`tensor`
+ * copies its input, `dataSync` returns a copy), so a cache keyed by a HostArray's identity
+ * (the WebAssembly GEMM's packed weights, codegen/cpu/device.ts) is current while this count
+ * is unchanged.
+ */
+let inPlaceWrites = 0;
+export function noteInPlaceWrite(): void {
+  inPlaceWrites++;
+}
+export function inPlaceWriteCount(): number {
+  return inPlaceWrites;
+}

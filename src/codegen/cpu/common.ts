@@ -34,6 +34,24 @@ export interface JsKernelCode {
   readonly workPerItem: number;
   /** Optional WebAssembly micro-kernel this kernel calls (see wasm.ts). */
   readonly wasm?: WasmUse;
+  /**
+   * A GEMM whose packed B (`bytes` in WebAssembly memory) may be kept across calls when the
+   * buffers it reads (`bufs`) do not change: the kernel takes a PackedBCache or null (`BC`)
+   * before its WebAssembly function.
+   */
+  readonly bCache?: { readonly bufs: readonly number[]; readonly bytes: number };
+}
+
+/**
+ * A kernel's packed B kept in WebAssembly memory across calls (matmul.ts, device.ts): `state()`
+ * says 2 when `view` holds the packing of the current sources, 1 when the sources are those of
+ * the previous call but not yet kept (the kernel packs, copies into `view` and calls `kept()`),
+ * 0 when they changed.
+ */
+export interface PackedBCache {
+  readonly view: Float32Array;
+  state(): 0 | 1 | 2;
+  kept(): void;
 }
 
 /**

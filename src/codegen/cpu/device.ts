@@ -19,7 +19,7 @@ import { NexgradError } from '../../ir/errors.js';
 import { createNativeCpuDevice, nativeSupport } from './native/device.js';
 import { graphWork, NATIVE_MIN_WORK } from './native/graph_work.js';
 import { castScalar, type DType, type HostData, roundBf16, roundF16 } from '../../ir/dtype.js';
-import { HostArray } from '../../ir/host.js';
+import { HostArray, noteInPlaceWrite } from '../../ir/host.js';
 import { erf } from '../../ir/hostmath.js';
 import { sizeOf } from '../../ir/shape.js';
 import type { DeviceArray } from '../../ir/device_array.js';
@@ -29,6 +29,7 @@ import { bufferDtypes, emitKernel, type EmitOptions, type JsKernelCode, type Ker
 import { fastErf } from './math.js';
 import { typedCtor } from './host_arrays.js';
 import { workerPool, type WorkerPool } from './threads.js';
+import { InputVersions, keptB, planKeptB } from './packed_b_cache.js';
 import { type GemmFn, instantiateDwRow, instantiateFunc, instantiateGemm, instantiateGemmFused, instantiateWgRow, makeMemory, type WasmMemory } from './wasm.js';
 
 /** The helpers generated code receives as `H` (erf: see math.ts; EXACT_HELPERS uses the host's). */
@@ -130,12 +131,14 @@ class CpuExecutableImpl implements CpuExecutable {
   private execId = 0;
   private posted: (HostData | null)[] = [];
   private staging: (HostData | null)[] = [];
+  private readonly versions: InputVersions;
 
   constructor(
     private readonly graph: KernelGraph,
     private readonly plan: MemoryPlan,
     private readonly opts: CpuDeviceOptions,
   ) {
+    this.versions = new InputVersions(graph.inputs.length);
     this.dtypes = bufferDtypes(graph);
     this.sizes = new Map(graph.buffers.map((b) => [b.id, b.size]));
     const maxId = graph.buffers.reduce((m, b) => Math.max(m, b.id), -1);
@@ -218,10 +221,13 @@ class CpuExecutableImpl implements CpuExecutable {
     }
     let mem: WasmMemory | null = null;
     let gemm: GemmFn | null = null;
+    // packed weights kept across calls, behind the scratch (packed_b_cache.ts)
+    const kept = wasmBytes > 0 ? planKeptB(this.codes, graph, plan, wasmBytes) : { regions: [], end: 0 };
     if (wasmBytes > 0) {
-      mem = makeMemory(wasmBytes);
+      mem = makeMemory(kept.end);
       bytes += mem.buffer.byteLength;
     }
+    const keptOf = new Map(kept.regions.map((r) => [r.kernel, keptB(mem!, r, this.versions)]));
     const wasmFn = (c: JsKernelCode): unknown => {
       if (!c.wasm || !mem) return undefined;
       if (c.wasm.kind === 'gemm_f32') return c.wasm.epilogue || c.wasm.prologue || c.wasm.bPrologue ? instantiateGemmFused(mem, c.wasm) : (gemm ??= instantiateGemm(mem));
@@ -232,7 +238,7 @@ class CpuExecutableImpl implements CpuExecutable {
     if (this.shared) {
       this.pool = workerPool(this.threads - 1);
       this.execId = this.pool.compile({ codes: this.codes.map((c) => (c.kind === 'js' ? c : null)), pools: pool, wasmBytes }, this);
-      bytes += (this.threads - 1) * ([...pools.values()].reduce((a, p) => a + p.byteLength, 0) + (mem ? mem.buffer.byteLength : 0));
+      bytes += (this.threads - 1) * ([...pools.values()].reduce((a, p) => a + p.byteLength, 0) + wasmBytes);
     }
     const minWork = this.opts.splitMinWork ?? DEFAULT_SPLIT_MIN_WORK;
     // steps
@@ -248,7 +254,7 @@ class CpuExecutableImpl implements CpuExecutable {
       const bufIds = c.bufs;
       const B = this.B;
       const total = c.total;
-      const extra = [...scratch, ...(c.wasm ? [wasmFn(c)] : [])];
+      const extra = [...scratch, ...(c.bCache ? [keptOf.get(ki) ?? null] : []), ...(c.wasm ? [wasmFn(c)] : [])];
       const args = new Array<unknown>(2 + bufIds.length + extra.length);
       extra.forEach((e, i) => (args[2 + bufIds.length + i] = e));
       if (total === 0) return { run: () => {} };
@@ -294,6 +300,8 @@ class CpuExecutableImpl implements CpuExecutable {
     let allocated = 0;
     let staged = 0;
     if (!this.initialized) allocated += this.init();
+    this.versions.update(inputs);
+    if (plan.outputAliases.size > 0) noteInPlaceWrite();
     const B = this.B;
     const shared = this.shared;
     // bind inputs (threaded: non-shared inputs go through shared staging arrays)

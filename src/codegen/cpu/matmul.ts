@@ -26,6 +26,7 @@ import { type GemmSpec, matmulSpec, usesReducingFeatures } from '../lower/gemm_s
 import { emitReducingPrologue, emitRowStats, JS_LOOPS, rangeUnitRows } from '../lower/gemm_reducing.js';
 import { AX, type Axis } from '../kernel/axis.js';
 import type { MatmulKernel, SExpr } from '../kernel/kernel_graph.js';
+import { visitSExpr } from '../kernel/sexpr.js';
 import { type EmitOptions, emitNestedLoops, emitRangeLoops, type JsKernelCode, type ScratchSpec, wrapFunction } from './common.js';
 import { bufName, CodeBuilder } from './scope.js';
 import { WASM_MR, WASM_NR, wasmSimdAvailable } from './wasm.js';
@@ -98,7 +99,9 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const RCH = singleK ? MC : Math.max(MC, Math.floor((t.rch ?? Math.max(1, (1 << 20) / NCP)) / MC) * MC);
   const aDtype = dtypes.get(spec.aBuf) ?? spec.dtype;
   const bDtype = dtypes.get(spec.bBuf) ?? spec.dtype;
-  const bDependsOnBatch = spec.bExpr ? true : idxVars(spec.bIdx).has(AX.b);
+  const bLoadExpr: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
+  const bReads = pureReads(bLoadExpr);
+  const bDependsOnBatch = !bReads || bReads.usesBatch;
   const packBOnce = singleK && singleN && (!bDependsOnBatch || batch === 1);
 
   // scratch layout (wasm: byte offsets into the executable's memory; views over it)
@@ -127,6 +130,8 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const bOperand = { expr: spec.bExpr ?? { op: 'load' as const, buf: spec.bBuf, index: spec.bIdx, dtype: bDtype }, rowAxis: AX.n };
   const bPro = useWasm && NR === 8 && K > 0 && epiMode !== false ? planWasmPrologue(spec, dtypes, bGeom, bOperand) : null;
   const combined = epi?.func || pro || bPro ? 1 : 0;
+  // the packed B kept across calls (the device decides whether its sources are stable: BC below)
+  const bCache = useWasm && packBOnce && bReads ? { bufs: bReads.bufs, bytes: bpElems * 4 } : null;
   const wasmBytes = bPro ? bGeom.pOff + bPro.pElems * 4 : endP;
   const scratch: ScratchSpec[] = useWasm
     ? [
@@ -145,7 +150,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const cb = new CodeBuilder();
   const aLoad: SExpr = spec.aExpr ?? { op: 'load', buf: spec.aBuf, index: spec.aIdx, dtype: aDtype };
-  const bLoad: SExpr = spec.bExpr ?? { op: 'load', buf: spec.bBuf, index: spec.bIdx, dtype: bDtype };
+  const bLoad = bLoadExpr;
 
   const packB = (): void => {
     if (bPro) return emitWasmPrologueJs(cb, bPro, bGeom);
@@ -160,7 +165,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
 
   const microKernel = (): void => {
     if (useWasm) {
-      cb.line(`G(${combined ? '0, ' : ''}${apOff}, ${bpOff}, ${ctOff} + (_ic - _c0) * ${NCP * 4}, _kc, _mcp, _ncp, ${NCP * 4}, _pc > 0 ? 1 : 0);`);
+      cb.line(`G(${combined ? '0, ' : ''}${apOff}, ${bCache ? '_bOff' : bpOff}, ${ctOff} + (_ic - _c0) * ${NCP * 4}, _kc, _mcp, _ncp, ${NCP * 4}, _pc > 0 ? 1 : 0);`);
       return;
     }
     for (const l of jsMicroKernel(MR, NR, NCP)) cb.line(l);
@@ -172,6 +177,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   const unitRows = rangeUnitRows(spec);
   emitReducingPrologue(cb, spec, JS_LOOPS, (b) => dtypes.get(b) ?? spec.dtype);
   if (packBOnce) cb.line('let _bPacked = -1;');
+  if (bCache) cb.line(`let _bOff = ${bpOff};`);
   cb.line('let _r = start;');
   cb.open('b');
   cb.line(`const b = (_r / ${M}) | 0;`);
@@ -192,7 +198,19 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     cb.open();
     cb.line(`const _kc = ${K} - _pc < ${KC} ? ${K} - _pc : ${KC};`);
     cb.line(`const _kcNR = _kc * ${NR}, _kcMR = _kc * ${MR};`);
-    if (packBOnce) {
+    if (bCache) {
+      // BC (the device's, or null): 2 = the kept packing is current, 1 = the sources are those of
+      // the previous call (pack and keep), 0 = they changed (pack into Bp only)
+      cb.line(`if (_bPacked !== 0) {`);
+      cb.line('  const _bState = BC === null ? 0 : BC.state();');
+      cb.line('  if (_bState === 2) _bOff = BC.view.byteOffset;');
+      cb.line('  else {');
+      packB();
+      cb.line('    if (_bState === 1) { BC.view.set(Bp); BC.kept(); _bOff = BC.view.byteOffset; }');
+      cb.line('  }');
+      cb.line('  _bPacked = 0;');
+      cb.line('}');
+    } else if (packBOnce) {
       cb.line(`if (_bPacked !== ${bDependsOnBatch ? 'b' : '0'}) {`);
       packB();
       cb.line(`  _bPacked = ${bDependsOnBatch ? 'b' : '0'};`);
@@ -213,7 +231,7 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
   }
   cb.line(`_r = b * ${M} + _c1;`);
   cb.close('while (_r < end)');
-  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), ...(pro ? ['P'] : []), ...(bPro ? ['Q'] : []), 'G'];
+  const params = ['start', 'end', ...bufs.map(bufName), 'Ap', 'Bp', 'Ct', ...(epi ? ['S'] : []), ...(pro ? ['P'] : []), ...(bPro ? ['Q'] : []), ...(bCache ? ['BC'] : []), 'G'];
   return {
     kind: 'js',
     name: spec.name,
@@ -224,8 +242,30 @@ export function emitGemm(spec: GemmSpec, dtypes: ReadonlyMap<number, DType>, buf
     total: (batch * M) / unitRows,
     splittable: true,
     workPerItem: Math.max(1, 2 * N * K) * unitRows,
+    ...(bCache ? { bCache } : {}),
     ...(useWasm ? { wasm: { kind: 'gemm_f32' as const, bytes: wasmBytes, ...(epi?.func ? { epilogue: epi.func } : {}), ...(pro ? { prologue: pro.func } : {}), ...(bPro ? { bPrologue: bPro.func } : {}) } } : {}),
   };
+}
+
+/**
+ * The buffers an operand expression reads and whether it depends on the batch variable, when it
+ * is a pure function of its loads and the loop variables (no gathers by data, no random bits,
+ * no accumulators); null otherwise.
+ */
+function pureReads(e: SExpr): { bufs: number[]; usesBatch: boolean } | null {
+  const bufs = new Set<number>();
+  let usesBatch = false;
+  let pure = true;
+  visitSExpr(e, (n) => {
+    if (n.op === 'load') {
+      if (n.dyn) pure = false;
+      bufs.add(n.buf);
+      if (idxVars(n.index).has(AX.b)) usesBatch = true;
+    } else if (n.op === 'index') {
+      if (idxVars(n.index).has(AX.b)) usesBatch = true;
+    } else if (n.op === 'threefry' || n.op === 'acc') pure = false;
+  });
+  return pure ? { bufs: [...bufs], usesBatch } : null;
 }
 
 /** The JavaScript epilogue over rows _c0.._c1 and columns _jc.._jc+_nc: every output from the accumulator (Ct, or 0 when K = 0). */

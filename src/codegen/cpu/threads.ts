@@ -76,6 +76,7 @@ function compile(msg) {
       }
       return pools.get(s.type + ':' + i);
     });
+    if (k.bCache) extra.push(null); // packed B kept across calls: on the calling thread only
     if (k.wasm) extra.push(new WebAssembly.Instance(k.wasm.module, { env: { mem } }).exports[k.wasm.name]);
     const bufs = k.bufs;
     const nb = bufs.length;
@@ -200,6 +201,7 @@ export class WorkerPool {
             tables: c.tables,
             bufs: c.bufs,
             scratch: c.scratch,
+            bCache: !!c.bCache,
             wasm: c.wasm ? wasmModuleFor(c.wasm) : null,
           }
         : null,

@@ -7,7 +7,7 @@
  * donation are those of the JavaScript executable (device.ts).
  */
 import { castScalar, type DType, type HostData } from '../../../ir/dtype.js';
-import { HostArray } from '../../../ir/host.js';
+import { HostArray, noteInPlaceWrite } from '../../../ir/host.js';
 import { nodeModule } from '../../../ir/node_builtins.js';
 import { sizeOf } from '../../../ir/shape.js';
 import type { DeviceArray } from '../../../ir/device_array.js';
@@ -139,6 +139,7 @@ export class NativeExecutable implements CpuExecutable {
     const { graph, plan } = this;
     if (inputs.length !== graph.inputs.length) throw new Error(`cpu-native: expected ${graph.inputs.length} inputs, got ${inputs.length}`);
     let allocated = this.initialized ? 0 : this.init();
+    if (plan.outputAliases.size > 0) noteInPlaceWrite();
     const B = this.B;
     graph.inputs.forEach((buf, i) => {
       const a = inputs[i]!;
