@@ -7,12 +7,15 @@
  *   node dist/bench/cpu_ort.js        (npm run bench:cpu runs it after bench/cpu.js)
  *
  * Contenders: onnxruntime-node (1 and 2 intra-op threads), nexgrad's native C path and its
- * WebAssembly path, each with 1 and 2 threads. Workloads: inference bs1 / bs8 at 224, training
+ * WebAssembly path, each with 1 and 2 threads; the WebAssembly path's GEMM uses relaxed SIMD's
+ * FMA (turned on in Node 20's V8 by src/relaxed_simd_flag.ts; on by default in Chrome and Node
+ * 22), and `wasm-nofma-*` runs it with multiply + add (what Node 20 runs without the flag). Workloads: inference bs1 / bs8 at 224, training
  * step (forward + cross-entropy + backward + AdamW, params and state donated) bs8 at 224 and
  * bs32 at 64. Environment: BENCH_ROUNDS (default 7 inference, 3 training), BENCH_WORKLOADS,
  * BENCH_CONTENDERS (e.g. ort-1t,native-1t), BENCH_OUT=path.json | none, BENCH_BASELINE_DIST (another
  * build's dist: its WebAssembly path beside this one, for before/after).
  */
+import '../src/relaxed_simd_flag.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -79,41 +82,57 @@ function ortContender(ort: Ort, threads: number): Contender {
   } as Contender & { ready(): Promise<import('onnxruntime-node').InferenceSession> };
 }
 
-function nexgradContender(dialect: 'native' | 'wasm', threads: number): Contender {
+/** Runs f with the WebAssembly GEMM's FMA off (NEXGRAD_WASM_FMA=0, read when kernels are compiled and instantiated). */
+function withoutFma<T>(f: () => T): T {
+  const prev = process.env.NEXGRAD_WASM_FMA;
+  process.env.NEXGRAD_WASM_FMA = '0';
+  try {
+    return f();
+  } finally {
+    if (prev === undefined) delete process.env.NEXGRAD_WASM_FMA;
+    else process.env.NEXGRAD_WASM_FMA = prev;
+  }
+}
+
+function nexgradContender(dialect: 'native' | 'wasm' | 'wasm-nofma', threads: number): Contender {
   const name = `ng-${dialect}-${threads}`;
   const dev = dialect === 'native' ? cpuDeviceFor(threads, 'native') : createCpuDevice({ threads });
   ng.registerBackend(name, () => dev);
   const cfg = ng.convnextv2.config('atto');
+  const prepareCall = (w: Workload, images: Float32Array, labels: Int32Array): (() => Float32Array | number) => {
+    const x = imagesTensor(ng, images, [w.batch, m.inChans, w.size, w.size]);
+    if (w.kind === 'infer') {
+      const fwd = ng.jit((p: Params, xx: ng.Tensor) => ng.convnextv2.apply(p, xx, { cfg }), { backend: name });
+      const p = buildParams(ng, ws);
+      return () => fwd(p, x).dataSync() as Float32Array;
+    }
+    const adamw = ng.nn.adamw({ lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.05 });
+    const lossFn = (p: Params, xx: ng.Tensor, y: ng.Tensor): ng.Tensor => ng.nn.crossEntropy(ng.convnextv2.apply(p, xx, { cfg }), y);
+    const step = ng.jit(
+      (p: Params, s: AdamWState, xx: ng.Tensor, y: ng.Tensor) => {
+        const [loss, grads] = ng.valueAndGrad(lossFn)(p, xx, y) as [ng.Tensor, Params];
+        const r = adamw.update(grads, s, p);
+        return { loss, params: r.params, state: r.state };
+      },
+      { backend: name, donate: [0, 1] },
+    );
+    let p = buildParams(ng, ws);
+    let s = adamw.init(p);
+    const y = labelsTensor(ng, labels);
+    return () => {
+      const r = step(p, s, x, y) as { loss: ng.Tensor; params: Params; state: AdamWState };
+      p = r.params;
+      s = r.state;
+      return r.loss.item() as number;
+    };
+  };
   return {
     id: `${dialect}-${threads}t`,
     framework: 'nexgrad',
     threads,
     prepare(w, images, labels) {
-      const x = imagesTensor(ng, images, [w.batch, m.inChans, w.size, w.size]);
-      if (w.kind === 'infer') {
-        const fwd = ng.jit((p: Params, xx: ng.Tensor) => ng.convnextv2.apply(p, xx, { cfg }), { backend: name });
-        const p = buildParams(ng, ws);
-        return () => fwd(p, x).dataSync() as Float32Array;
-      }
-      const adamw = ng.nn.adamw({ lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.05 });
-      const lossFn = (p: Params, xx: ng.Tensor, y: ng.Tensor): ng.Tensor => ng.nn.crossEntropy(ng.convnextv2.apply(p, xx, { cfg }), y);
-      const step = ng.jit(
-        (p: Params, s: AdamWState, xx: ng.Tensor, y: ng.Tensor) => {
-          const [loss, grads] = ng.valueAndGrad(lossFn)(p, xx, y) as [ng.Tensor, Params];
-          const r = adamw.update(grads, s, p);
-          return { loss, params: r.params, state: r.state };
-        },
-        { backend: name, donate: [0, 1] },
-      );
-      let p = buildParams(ng, ws);
-      let s = adamw.init(p);
-      const y = labelsTensor(ng, labels);
-      return () => {
-        const r = step(p, s, x, y) as { loss: ng.Tensor; params: Params; state: AdamWState };
-        p = r.params;
-        s = r.state;
-        return r.loss.item() as number;
-      };
+      const call = prepareCall(w, images, labels);
+      return dialect === 'wasm-nofma' ? () => withoutFma(call) : call;
     },
   };
 }
@@ -160,6 +179,7 @@ async function main(): Promise<void> {
   if (ort) for (const t of [1, 2]) all.push(ortContender(ort, t));
   for (const t of [1, 2]) all.push(nexgradContender('native', t));
   for (const t of [1, 2]) all.push(nexgradContender('wasm', t));
+  for (const t of [1, 2]) all.push(nexgradContender('wasm-nofma', t));
   const base = process.env.BENCH_BASELINE_DIST;
   if (base) for (const t of [1, 2]) all.push(await baselineWasmContender(base, t));
   const contenders = all.filter((c) => !want || want.includes(c.id));

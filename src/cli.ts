@@ -3,6 +3,7 @@
  * The `nexgrad` bin: pretrain, finetune, eval, bench, ir, inspect (src/convnextv2/cli).
  * `nexgrad --help` lists them; `nexgrad <command> --help` lists a command's flags.
  */
+import './relaxed_simd_flag.js';
 import { runCli } from './convnextv2/cli/index.js';
 
 // `nexgrad ... | head`: a closed pipe ends the output quietly instead of with a stack trace
