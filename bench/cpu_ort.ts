@@ -13,7 +13,8 @@
  * step (forward + cross-entropy + backward + AdamW, params and state donated) bs8 at 224 and
  * bs32 at 64. Environment: BENCH_ROUNDS (default 7 inference, 3 training), BENCH_WORKLOADS,
  * BENCH_CONTENDERS (e.g. ort-1t,native-1t), BENCH_OUT=path.json | none, BENCH_BASELINE_DIST (another
- * build's dist: its WebAssembly path beside this one, for before/after).
+ * build's dist: its WebAssembly path beside this one, for before/after), BENCH_WARMUP_MS (least
+ * warm-up per contender, default 1500).
  */
 import '../src/relaxed_simd_flag.js';
 import * as fs from 'node:fs';
@@ -55,6 +56,8 @@ interface Contender {
 }
 
 const m = ATTO;
+/** Least warm-up time per contender and workload (ms). */
+const WARMUP_MS = envInt('BENCH_WARMUP_MS', 1500);
 const ws = makeWeights(m, 1234);
 
 function ortContender(ort: Ort, threads: number): Contender {
@@ -212,7 +215,11 @@ async function main(): Promise<void> {
         if (!ref) ref = out;
         else checks[`${w.id}: ${c.id} vs ${contenders[0]!.id}, max |dlogits|`] = maxAbsDiff(out, ref);
       } else checks[`${w.id}: ${c.id} first loss`] = out;
-      await call(); // warm-up
+      // warm-up to the steady state: at least two calls and a second of them (V8 compiles
+      // WebAssembly with its baseline compiler first and tiers hot functions up while they run:
+      // the WebAssembly path's first few bs1 calls took 38-51 ms, the later ones 33-35)
+      const w0 = performance.now();
+      for (let i = 0; i < 2 || (performance.now() - w0 < WARMUP_MS && i < 50); i++) await call();
       calls.push({ c, call, first });
       log(`  ${c.id}: ready (first call ${(first / 1000).toFixed(2)} s)`);
     }

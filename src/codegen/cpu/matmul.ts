@@ -51,8 +51,9 @@ export function gemmTiles(spec: GemmSpec, wasm: boolean): GemmTiles {
   const kc = spec.k <= (wasm ? MAX_SINGLE_KC : 384) ? Math.max(spec.k, 1) : 256;
   const ncp = roundUp(spec.n, nr);
   // an A prologue is evaluated once per column block: keep all columns in one block when the
-  // packed B panel (kc x nc) still fits comfortably in L2
-  const maxNc = spec.aExpr && kc * ncp * 4 <= 1 << 20 ? 2048 : 512;
+  // packed B panel (kc x nc) still fits comfortably in L2, or when one row chunk covers all of
+  // M (B is then streamed once per chunk whatever the column blocks)
+  const maxNc = spec.aExpr && (kc * ncp * 4 <= 1 << 20 || spec.m <= 64) ? 2048 : 512;
   const nc = ncp <= maxNc ? ncp : 256;
   return { mc: 64, nc, kc };
 }
